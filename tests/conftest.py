@@ -1,0 +1,34 @@
+"""Shared test data: a low-dimensional manifold with anomalies planted off it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+N_FEATURES = 8
+
+
+def planted_anomalies(
+    n_normal: int = 1000, n_anomalies: int = 50, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normal rows lie near a 2-D plane in 8-D space; anomalies are Gaussian points off it, same scale."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(2, N_FEATURES))
+    normal = rng.normal(size=(n_normal, 2)) @ mixing + 0.1 * rng.normal(size=(n_normal, N_FEATURES))
+    anomalies = rng.normal(size=(n_anomalies, N_FEATURES)) * normal.std(axis=0)
+    x = np.vstack([normal, anomalies])
+    y = np.r_[np.zeros(n_normal, dtype=int), np.ones(n_anomalies, dtype=int)]
+    order = rng.permutation(len(x))
+    return x[order], y[order]
+
+
+@pytest.fixture(scope="session")
+def planted() -> tuple[np.ndarray, np.ndarray]:
+    return planted_anomalies()
+
+
+@pytest.fixture(scope="session")
+def planted_frame(planted) -> pd.DataFrame:
+    x, _ = planted
+    return pd.DataFrame(x, columns=[f"f{i}" for i in range(N_FEATURES)])

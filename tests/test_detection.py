@@ -1,0 +1,102 @@
+"""The detector finds planted anomalies, and its scores mean what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vae_anomaly import VAEAnomalyDetector
+
+
+@pytest.fixture(scope="module")
+def fitted(planted) -> VAEAnomalyDetector:
+    x, _ = planted
+    return VAEAnomalyDetector(random_state=0).fit(x)
+
+
+@pytest.mark.parametrize("kind", ["elbo", "reconstruction"])
+def test_planted_anomalies_are_found(fitted, planted, kind):
+    x, y = planted
+    assert roc_auc_score(y, fitted.anomaly_score(x, kind=kind)) > 0.95
+
+
+def test_score_samples_is_negated_anomaly_score(fitted, planted):
+    x, _ = planted
+    np.testing.assert_array_equal(fitted.score_samples(x), -fitted.anomaly_score(x))
+
+
+def test_score_method_picks_the_score_behind_score_samples(planted):
+    x, _ = planted
+    detector = VAEAnomalyDetector(score_method="reconstruction", epochs=5, random_state=0).fit(x)
+    np.testing.assert_array_equal(
+        detector.score_samples(x), -detector.anomaly_score(x, kind="reconstruction")
+    )
+
+
+def test_unknown_score_kind_is_rejected(fitted, planted):
+    with pytest.raises(ValueError, match="kind must be 'elbo' or 'reconstruction', got 'mse'"):
+        fitted.anomaly_score(planted[0], kind="mse")
+
+
+def test_score_components_add_up(fitted, planted):
+    x, _ = planted
+    components = fitted.score_components(x)
+    assert list(components.columns) == [
+        "reconstruction_error",
+        "reconstruction_nll",
+        "kl",
+        "neg_elbo",
+    ]
+    np.testing.assert_allclose(components["neg_elbo"], components["reconstruction_nll"] + components["kl"])
+    np.testing.assert_array_equal(components["neg_elbo"], fitted.anomaly_score(x, kind="elbo"))
+    assert (components["kl"] >= 0).all()
+    assert (components["reconstruction_error"] >= 0).all()
+
+
+def test_explain_points_at_the_corrupted_feature(fitted, planted):
+    x, _ = planted
+    normal_rows = x[:20].copy()
+    normal_rows[:, 5] += 10 * x[:, 5].std()
+    shares = fitted.explain(normal_rows)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert (shares.idxmax(axis=1) == "x5").all()
+    assert (shares["x5"] > 0.5).all()
+
+
+def test_explain_names_dataframe_columns(planted_frame):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(planted_frame)
+    shares = detector.explain(planted_frame.iloc[10:15])
+    assert list(shares.columns) == list(planted_frame.columns)
+    assert list(shares.index) == list(range(10, 15))
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.5])
+def test_float_contamination_flags_exactly_that_fraction(planted, contamination):
+    x, _ = planted
+    detector = VAEAnomalyDetector(epochs=5, contamination=contamination, random_state=0).fit(x)
+    assert np.sum(detector.predict(x) == -1) == round(contamination * len(x))
+
+
+def test_auto_contamination_flags_scores_above_tukeys_fence(fitted, planted):
+    x, y = planted
+    scores = fitted.anomaly_score(x)
+    q1, q3 = np.percentile(scores, [25, 75])
+    np.testing.assert_array_equal(fitted.predict(x) == -1, scores > q3 + 1.5 * (q3 - q1))
+    flagged = fitted.predict(x) == -1
+    assert y[flagged].mean() >= 0.5  # precision: most flagged rows are planted anomalies
+    assert flagged[y == 1].mean() >= 0.7  # recall: most planted anomalies are flagged
+
+
+def test_decision_function_is_score_samples_less_offset(fitted, planted):
+    x, _ = planted
+    np.testing.assert_allclose(fitted.decision_function(x), fitted.score_samples(x) - fitted.offset_)
+
+
+def test_mc_samples_scores_are_deterministic_and_row_independent(planted):
+    x, _ = planted
+    detector = VAEAnomalyDetector(epochs=5, mc_samples=8, random_state=0).fit(x)
+    full = detector.score_samples(x)
+    np.testing.assert_array_equal(full, detector.score_samples(x))
+    np.testing.assert_allclose(detector.score_samples(x[::-1][:100]), full[::-1][:100], rtol=1e-12)
+    assert detector.latent_noise_.shape == (8, detector.latent_dim)

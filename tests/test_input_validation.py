@@ -1,0 +1,108 @@
+"""Bad input raises a ValueError that names the problem; odd but valid input trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vae_anomaly import VAEAnomalyDetector
+
+
+@pytest.fixture(scope="module")
+def fitted_on_frame(planted_frame) -> VAEAnomalyDetector:
+    return VAEAnomalyDetector(epochs=3, random_state=0).fit(planted_frame)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_name_column_and_row(planted_frame, bad):
+    frame = planted_frame.copy()
+    frame.loc[7, "f3"] = bad
+    kind = "NaN" if np.isnan(bad) else "inf"
+    with pytest.raises(ValueError, match=rf"column 'f3': {kind} in 1 row\(s\), first at row 7"):
+        VAEAnomalyDetector(epochs=1).fit(frame)
+
+
+def test_non_finite_values_at_scoring_are_reported(fitted_on_frame, planted_frame):
+    frame = planted_frame.copy()
+    frame.loc[[3, 9], "f0"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'f0': NaN in 2 row\(s\), first at row 3"):
+        fitted_on_frame.score_samples(frame)
+
+
+def test_non_finite_values_in_arrays_name_the_column_index(planted):
+    x = planted[0].copy()
+    x[4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"column 2: NaN in 1 row\(s\), first at row 4"):
+        VAEAnomalyDetector(epochs=1).fit(x)
+
+
+def test_empty_input_is_refused():
+    with pytest.raises(ValueError, match="0 sample"):
+        VAEAnomalyDetector(epochs=1).fit(np.empty((0, 3)))
+
+
+def test_wrong_feature_count_is_refused(planted):
+    detector = VAEAnomalyDetector(epochs=1).fit(planted[0])
+    with pytest.raises(ValueError, match="X has 5 features, but VAEAnomalyDetector is expecting 8"):
+        detector.predict(planted[0][:, :5])
+
+
+def test_non_numeric_columns_are_named(planted_frame):
+    frame = planted_frame.assign(city="Oslo", day=pd.Timestamp("2026-01-01"))
+    with pytest.raises(ValueError, match=r"non-numeric columns: 'city' \(.*\), 'day' \(datetime64"):
+        VAEAnomalyDetector(epochs=1).fit(frame)
+
+
+def test_missing_columns_are_named(fitted_on_frame, planted_frame):
+    with pytest.raises(ValueError, match=r"Feature names seen at fit time, yet now missing:\n- f2"):
+        fitted_on_frame.predict(planted_frame.drop(columns="f2"))
+
+
+def test_extra_columns_are_named(fitted_on_frame, planted_frame):
+    with pytest.raises(ValueError, match=r"Feature names unseen at fit time:\n- extra"):
+        fitted_on_frame.predict(planted_frame.assign(extra=1.0))
+
+
+def test_reordered_columns_are_refused(fitted_on_frame, planted_frame):
+    with pytest.raises(ValueError, match="must be in the same order"):
+        fitted_on_frame.predict(planted_frame[planted_frame.columns[::-1]])
+
+
+def test_constant_column_gives_finite_scores(planted):
+    x = planted[0].copy()
+    x[:, 1] = 3.0
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(x)
+    assert np.isfinite(detector.score_samples(x)).all()
+    assert np.isfinite(detector.explain(x).to_numpy()).all()
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 50])
+def test_fewer_rows_than_batch_size_train(planted, n_rows):
+    x = planted[0][:n_rows]
+    detector = VAEAnomalyDetector(batch_size=128, epochs=5, random_state=0).fit(x)
+    assert detector.predict(x).shape == (n_rows,)
+    assert np.isfinite(detector.score_samples(x)).all()
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"hidden_dims": (32, 0)}, "hidden_dims must be positive integers"),
+        ({"contamination": 0.7}, "'contamination' parameter"),
+        ({"latent_dim": 0}, "'latent_dim' parameter"),
+        ({"score_method": "mse"}, "'score_method' parameter"),
+    ],
+)
+def test_bad_parameters_fail_at_fit(planted, params, match):
+    with pytest.raises(ValueError, match=match):
+        VAEAnomalyDetector(**params).fit(planted[0])
+
+
+def test_missing_cuda_is_reported(planted):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device='cuda' was asked for, but torch sees no CUDA device"):
+        VAEAnomalyDetector(device="cuda", epochs=1).fit(planted[0])

@@ -1,0 +1,97 @@
+"""The training loop: warm-up, early stopping, divergence, progress, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
+from vae_anomaly.model import GaussianVAE
+from vae_anomaly.training import TrainingConfig, epochs_for, resolve_device, train_vae
+
+
+def _config(**overrides) -> TrainingConfig:
+    settings = dict(
+        epochs=30,
+        batch_size=64,
+        learning_rate=1e-3,
+        beta=1.0,
+        kl_warmup_epochs=5,
+        validation_fraction=0.1,
+        patience=3,
+        weight_decay=0.0,
+        device="cpu",
+        verbose=0,
+    )
+    return TrainingConfig(**{**settings, **overrides})
+
+
+def _module(n_features: int = 8) -> GaussianVAE:
+    return GaussianVAE(n_features, (16,), 2, torch.Generator().manual_seed(0))
+
+
+def test_kl_weight_ramps_up_then_holds(planted):
+    history = train_vae(_module(), planted[0].astype(np.float32), _config(patience=100), seed=0)
+    assert [round(r["beta"], 2) for r in history[:7]] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0]
+
+
+def test_early_stopping_restores_the_best_epoch(planted):
+    x = planted[0].astype(np.float32)
+    module = _module()
+    history = train_vae(module, x, _config(epochs=200, learning_rate=3e-2), seed=0)
+    assert len(history) < 200
+    at_full_beta = [r["validation_loss"] for r in history[4:]]
+    assert np.argmin(at_full_beta) == len(at_full_beta) - 1 - 3  # stopped after `patience` epochs
+    assert min(at_full_beta) == pytest.approx(_validation_loss_of(module, x, seed=0), rel=1e-5)
+
+
+def _validation_loss_of(module: GaussianVAE, x: np.ndarray, seed: int) -> float:
+    """The restored module's loss on the validation rows the loop held out for this seed."""
+    from vae_anomaly.training import _split_rows, _validation_loss
+
+    _, validation = _split_rows(len(x), 0.1, torch.Generator().manual_seed(seed))
+    return _validation_loss(module, torch.from_numpy(x[validation.numpy()]), _config())
+
+
+def test_no_validation_split_runs_every_epoch(planted):
+    history = train_vae(_module(), planted[0].astype(np.float32), _config(validation_fraction=0.0), 0)
+    assert len(history) == 30
+    assert "validation_loss" not in history[0]
+
+
+def test_divergence_raises_a_clear_error():
+    x = np.full((64, 8), 3e38, dtype=np.float32)  # squares overflow float32
+    with pytest.raises(TrainingDivergedError, match="Training diverged in epoch 1: the loss is"):
+        train_vae(_module(), x, _config(), seed=0)
+
+
+@pytest.mark.parametrize("n_rows,expected", [(100, 500), (5_000, 100), (500_000, 10)])
+def test_auto_epochs_target_a_step_budget(n_rows, expected):
+    assert epochs_for(_config(epochs="auto", batch_size=512), n_rows) == expected
+
+
+def test_verbose_shows_a_progress_bar_with_losses(planted, capsys):
+    VAEAnomalyDetector(epochs=3, verbose=1, random_state=0).fit(planted[0])
+    err = capsys.readouterr().err
+    assert "VAE" in err and "3/3" in err and "loss=" in err
+
+
+def test_fit_leaves_the_global_torch_rng_alone(planted):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_auto_device_is_cpu_without_accelerators():
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_fitted_module_lives_on_cpu_in_float64(planted):
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
+    parameter = next(detector.module_.parameters())
+    assert parameter.device.type == "cpu" and parameter.dtype == torch.float64

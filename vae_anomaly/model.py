@@ -1,0 +1,132 @@
+"""The variational autoencoder: Gaussian encoder q(z|x), Gaussian decoder p(x|z) and the negative ELBO.
+
+Everything scikit-learn shaped (validation, scaling, thresholds) lives in the estimators; this module only
+knows tensors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+# The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
+# unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
+MIN_DECODER_VARIANCE = 1e-3
+# The encoder log-variance is clamped so exp() cannot overflow early in training.
+ENCODER_LOG_VARIANCE_RANGE = (-12.0, 8.0)
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class VAEOutput(NamedTuple):
+    """What one forward pass produces: the posterior parameters and the decoder distribution."""
+
+    z_mean: torch.Tensor
+    z_log_var: torch.Tensor
+    x_mean: torch.Tensor
+    x_log_var: torch.Tensor
+
+
+class NegELBOTerms(NamedTuple):
+    """Per-sample terms of the negative ELBO: reconstruction NLL (per feature) and KL divergence."""
+
+    feature_nll: torch.Tensor
+    kl: torch.Tensor
+
+    @property
+    def reconstruction_nll(self) -> torch.Tensor:
+        """Reconstruction term -log p(x|z), summed over features, one value per sample."""
+        return self.feature_nll.sum(dim=1)
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        layers += [nn.Linear(n_in, n_out), nn.SiLU()]
+    return nn.Sequential(*layers)
+
+
+class GaussianVAE(nn.Module):
+    """A VAE with an MLP encoder and decoder and a Gaussian likelihood with learned per-feature variance.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    hidden_dims : sequence of int
+        Hidden layer widths of the encoder; the decoder mirrors them.
+    latent_dim : int
+        Dimension of the latent code z.
+    generator : torch.Generator
+        Source of the initial weights; torch's global random state is left untouched.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden_dims)
+        with torch.random.fork_rng(devices=[]):  # layer constructors draw from the global RNG
+            self.encoder = _mlp([n_features, *hidden])
+            encoder_width = hidden[-1] if hidden else n_features
+            self.to_z_mean = nn.Linear(encoder_width, latent_dim)
+            self.to_z_log_var = nn.Linear(encoder_width, latent_dim)
+            self.decoder = _mlp([latent_dim, *reversed(hidden)])
+            self.to_x_mean = nn.Linear(hidden[0] if hidden else latent_dim, n_features)
+        self.x_log_var_raw = nn.Parameter(torch.zeros(n_features))
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Re-initialise every weight from ``generator`` (PyTorch's default Linear scheme)."""
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        nn.init.zeros_(self.x_log_var_raw)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the diagonal Gaussian posterior q(z|x)."""
+        hidden = self.encoder(x)
+        z_log_var = self.to_z_log_var(hidden).clamp(*ENCODER_LOG_VARIANCE_RANGE)
+        return self.to_z_mean(hidden), z_log_var
+
+    @staticmethod
+    def reparameterize(z_mean: torch.Tensor, z_log_var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Draw z = mu + sigma * eps, differentiable in mu and sigma; ``noise`` is eps ~ N(0, I)."""
+        return z_mean + torch.exp(0.5 * z_log_var) * noise
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the Gaussian likelihood p(x|z)."""
+        x_mean = self.to_x_mean(self.decoder(z))
+        floor = torch.full_like(self.x_log_var_raw, math.log(MIN_DECODER_VARIANCE))
+        x_log_var = torch.logaddexp(self.x_log_var_raw, floor)  # smooth max: never below the floor
+        return x_mean, x_log_var.expand_as(x_mean)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> VAEOutput:
+        """Encode, sample z with the given standard-normal ``noise`` (zeros: posterior mean), decode."""
+        z_mean, z_log_var = self.encode(x)
+        x_mean, x_log_var = self.decode(self.reparameterize(z_mean, z_log_var, noise))
+        return VAEOutput(z_mean, z_log_var, x_mean, x_log_var)
+
+
+def neg_elbo_terms(x: torch.Tensor, output: VAEOutput) -> NegELBOTerms:
+    """Per-sample terms of the negative ELBO, computed in float32 or wider whatever the autocast dtype.
+
+    The reconstruction term is the Gaussian negative log-likelihood of each feature; the KL divergence
+    KL(q(z|x) || N(0, I)) is in closed form.
+    """
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    x_mean, x_log_var = output.x_mean.to(dtype), output.x_log_var.to(dtype)
+    z_mean, z_log_var = output.z_mean.to(dtype), output.z_log_var.to(dtype)
+    feature_nll = 0.5 * (_LOG_2PI + x_log_var + (x.to(dtype) - x_mean) ** 2 * torch.exp(-x_log_var))
+    kl = 0.5 * (z_mean**2 + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)
+    return NegELBOTerms(feature_nll, kl)

@@ -1,0 +1,221 @@
+"""The one training loop: device choice, minibatches, KL warm-up, early stopping, divergence checks."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vae_anomaly.model import GaussianVAE, neg_elbo_terms
+
+# Norm at which gradients are clipped: keeps one bad minibatch from throwing the weights away.
+GRADIENT_CLIP_NORM = 10.0
+# Fewer validation rows than this make early stopping noise, so the loop then trains on every row.
+MIN_VALIDATION_ROWS = 16
+# epochs="auto" trains for about this many optimiser steps, within AUTO_EPOCH_RANGE epochs: large sets
+# need few passes, small ones many, and a fixed step budget bounds the cost of either.
+AUTO_TARGET_STEPS = 1000
+AUTO_EPOCH_RANGE = (10, 500)
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one training run; see the estimators for their meaning and defaults."""
+
+    epochs: int | Literal["auto"]
+    batch_size: int
+    learning_rate: float
+    beta: float
+    kl_warmup_epochs: int
+    validation_fraction: float
+    patience: int
+    weight_decay: float
+    device: str
+    verbose: int
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``"auto"`` into CUDA, else MPS, else CPU; check that an explicit device exists.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"`` or a torch device string such as ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
+
+    Returns
+    -------
+    torch.device
+    """
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but torch sees no CUDA device.")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was asked for, but torch sees no MPS device.")
+    return resolved
+
+
+def _split_rows(
+    n_rows: int, validation_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    n_validation = round(n_rows * validation_fraction)
+    if n_validation < MIN_VALIDATION_ROWS or n_rows - n_validation < 1:
+        return torch.arange(n_rows), None
+    order = torch.randperm(n_rows, generator=generator)
+    return order[n_validation:], order[:n_validation]
+
+
+def epochs_for(config: TrainingConfig, n_train_rows: int) -> int:
+    """Number of epochs to run: ``config.epochs``, or the ``"auto"`` rule for ``n_train_rows``."""
+    if config.epochs != "auto":
+        return config.epochs
+    batches_per_epoch = math.ceil(n_train_rows / min(config.batch_size, n_train_rows))
+    return min(
+        max(math.ceil(AUTO_TARGET_STEPS / batches_per_epoch), AUTO_EPOCH_RANGE[0]),
+        AUTO_EPOCH_RANGE[1],
+    )
+
+
+def _beta_at(epoch: int, config: TrainingConfig) -> float:
+    """KL weight for ``epoch`` (0-based): ramps linearly to ``beta`` to avoid posterior collapse."""
+    if config.kl_warmup_epochs == 0:
+        return config.beta
+    return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_epochs)
+
+
+@torch.no_grad()
+def _validation_loss(module: GaussianVAE, x: torch.Tensor, config: TrainingConfig) -> float:
+    """Mean negative ELBO at full beta, evaluated at the posterior mean as the scores are."""
+    total = 0.0
+    for start in range(0, len(x), 8192):
+        batch = x[start : start + 8192]
+        terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=x.device)))
+        total += float((terms.reconstruction_nll + config.beta * terms.kl).sum())
+    return total / len(x)
+
+
+def train_vae(
+    module: GaussianVAE, x: np.ndarray, config: TrainingConfig, seed: int
+) -> list[dict[str, float]]:
+    """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
+
+    The whole array is moved to the device once; on CUDA the forward pass runs under bf16 autocast.
+    With a validation split the weights of the epoch with the lowest validation loss are restored.
+    The module is returned to the CPU when training ends.
+
+    Parameters
+    ----------
+    module : GaussianVAE
+        The initialised model; trained in place.
+    x : ndarray of shape (n_samples, n_features), float32
+        Standardized training rows, all finite.
+    config : TrainingConfig
+        Loop settings.
+    seed : int
+        Seeds the private generators for the split, the shuffling and the reparameterization noise.
+
+    Returns
+    -------
+    list of dict
+        One record per epoch: ``epoch``, ``loss``, ``reconstruction``, ``kl``, ``beta``,
+        ``learning_rate`` and, with a validation split, ``validation_loss``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If the loss becomes NaN or infinite.
+    """
+    device = resolve_device(config.device)
+    cpu_generator = torch.Generator().manual_seed(seed)
+    noise_generator = torch.Generator(device=device).manual_seed(seed)
+    train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, cpu_generator)
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    x_train = data[train_rows.to(device)]
+    x_validation = None if validation_rows is None else data[validation_rows.to(device)]
+
+    module.to(device)
+    optimizer = torch.optim.AdamW(
+        module.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    batch_size = min(config.batch_size, len(x_train))
+    best_loss, best_state, epochs_without_gain = float("inf"), None, 0
+    history: list[dict[str, float]] = []
+    progress = tqdm(
+        range(epochs_for(config, len(x_train))),
+        desc="VAE",
+        unit="epoch",
+        disable=not config.verbose,
+    )
+    for epoch in progress:
+        beta = _beta_at(epoch, config)
+        module.train()
+        sums = torch.zeros(3, device=device)
+        order = torch.randperm(len(x_train), generator=cpu_generator).to(device)
+        for start in range(0, len(x_train), batch_size):
+            batch = x_train[order[start : start + batch_size]]
+            noise = torch.randn(
+                len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
+            )
+            with autocast:
+                terms = neg_elbo_terms(batch, module(batch, noise))
+            reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
+            loss = reconstruction + beta * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), GRADIENT_CLIP_NORM)
+            optimizer.step()
+            sums += torch.stack([loss, reconstruction, kl]).detach() * len(batch)
+        means = (sums / len(x_train)).tolist()
+        if not np.isfinite(means).all():
+            raise TrainingDivergedError(
+                f"Training diverged in epoch {epoch + 1}: the loss is {means[0]}. "
+                f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
+            )
+        record = {
+            "epoch": epoch + 1,
+            "loss": means[0],
+            "reconstruction": means[1],
+            "kl": means[2],
+            "beta": beta,
+            "learning_rate": config.learning_rate,
+        }
+        if x_validation is not None:
+            module.eval()
+            record["validation_loss"] = _validation_loss(module, x_validation, config)
+        history.append(record)
+        progress.set_postfix(loss=f"{means[0]:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
+        # The objective changes while beta ramps up: compare validation losses only at full beta.
+        if x_validation is None or epoch + 1 < config.kl_warmup_epochs:
+            continue
+        if record["validation_loss"] < best_loss:
+            best_loss, best_state, epochs_without_gain = (
+                record["validation_loss"],
+                copy.deepcopy(module.state_dict()),
+                0,
+            )
+        else:
+            epochs_without_gain += 1
+            if epochs_without_gain >= config.patience:
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.to("cpu").eval()
+    return history
