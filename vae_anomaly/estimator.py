@@ -87,9 +87,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     epochs : int or "auto", default="auto"
         Maximum number of passes over the training rows. "auto" trains for about 4,000 optimiser
         steps: ceil(4000 / batches per epoch) epochs, at least 20 and at most 500.
-    batch_size : int, default=128
+    batch_size : int, default=512
         Rows per optimisation step; smaller training sets use one batch of all rows.
-    learning_rate : float, default=1e-3
+    learning_rate : float, default=3e-3
         AdamW learning rate.
     weight_decay : float, default=1e-5
         AdamW weight decay.
@@ -174,8 +174,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         beta: float = 1.0,
         kl_warmup_epochs: int = 10,
         epochs: int | Literal["auto"] = "auto",
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
+        batch_size: int = 512,
+        learning_rate: float = 3e-3,
         weight_decay: float = 1e-5,
         validation_fraction: float = 0.1,
         patience: int = 10,
