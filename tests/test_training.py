@@ -66,7 +66,7 @@ def test_divergence_raises_a_clear_error():
         train_vae(_module(), x, _config(), seed=0)
 
 
-@pytest.mark.parametrize("n_rows,expected", [(100, 500), (5_000, 100), (500_000, 10)])
+@pytest.mark.parametrize("n_rows,expected", [(100, 500), (5_000, 125), (500_000, 10)])
 def test_auto_epochs_target_a_step_budget(n_rows, expected):
     assert epochs_for(_config(epochs="auto", batch_size=512), n_rows) == expected
 
@@ -95,3 +95,10 @@ def test_fitted_module_lives_on_cpu_in_float64(planted):
     detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
     parameter = next(detector.module_.parameters())
     assert parameter.device.type == "cpu" and parameter.dtype == torch.float64
+
+
+def test_learning_rate_decays_along_a_cosine(planted):
+    history = train_vae(_module(), planted[0].astype(np.float32), _config(epochs=10, patience=100), 0)
+    rates = [r["learning_rate"] for r in history]
+    expected = [0.5 * 1e-3 * (1 + np.cos(np.pi * epoch / 10)) for epoch in range(10)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-9)

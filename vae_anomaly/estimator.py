@@ -85,18 +85,18 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     kl_warmup_epochs : int, default=10
         Epochs over which the KL weight ramps linearly from beta / kl_warmup_epochs to beta.
     epochs : int or "auto", default="auto"
-        Maximum number of passes over the training rows. "auto" trains for about 4,000 optimiser
-        steps: ceil(4000 / batches per epoch) epochs, at least 20 and at most 500.
+        Maximum number of passes over the training rows. "auto" trains for about 1,250 optimiser
+        steps: ceil(1250 / batches per epoch) epochs, at least 10 and at most 500.
     batch_size : int, default=512
         Rows per optimisation step; smaller training sets use one batch of all rows.
-    learning_rate : float, default=3e-3
-        AdamW learning rate.
+    learning_rate : float, default=1e-2
+        Initial AdamW learning rate; it decays along a cosine to zero over the planned epochs.
     weight_decay : float, default=1e-5
         AdamW weight decay.
     validation_fraction : float, default=0.1
         Share of the training rows held out for early stopping. With fewer than 16 held-out rows (or 0)
         there is no early stopping and all rows train for ``epochs``.
-    patience : int, default=10
+    patience : int, default=30
         Epochs without a lower validation loss before training stops; the best epoch's weights are kept.
     score_method : {"elbo", "reconstruction"}, default="elbo"
         Score behind ``score_samples``: the negative ELBO or the reconstruction error.
@@ -175,10 +175,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         kl_warmup_epochs: int = 10,
         epochs: int | Literal["auto"] = "auto",
         batch_size: int = 512,
-        learning_rate: float = 3e-3,
+        learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         validation_fraction: float = 0.1,
-        patience: int = 10,
+        patience: int = 30,
         score_method: ScoreKind = "elbo",
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
