@@ -51,7 +51,7 @@ def _validation_loss_of(module: GaussianVAE, x: np.ndarray, seed: int) -> float:
     from vae_anomaly.training import _split_rows, _validation_loss
 
     _, validation = _split_rows(len(x), 0.1, torch.Generator().manual_seed(seed))
-    return _validation_loss(module, torch.from_numpy(x[validation.numpy()]), _config())
+    return _validation_loss(module, torch.from_numpy(x[validation.numpy()]), None, _config())
 
 
 def test_no_validation_split_runs_every_epoch(planted):

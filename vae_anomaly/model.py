@@ -23,7 +23,10 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class VAEOutput(NamedTuple):
-    """What one forward pass produces: the posterior parameters and the decoder distribution."""
+    """What one forward pass produces: the posterior parameters and the decoder distribution.
+
+    ``x_log_var`` is one log-variance per feature, shape ``(n_features,)``, broadcast over the rows.
+    """
 
     z_mean: torch.Tensor
     z_log_var: torch.Tensor
@@ -32,10 +35,14 @@ class VAEOutput(NamedTuple):
 
 
 class NegELBOTerms(NamedTuple):
-    """Per-sample terms of the negative ELBO: reconstruction NLL (per feature) and KL divergence."""
+    """Per-sample terms of the negative ELBO: reconstruction NLL (per feature) and KL divergence.
+
+    ``squared_error`` is (x - x_mean)^2 per feature, the part of the NLL the reconstruction error uses.
+    """
 
     feature_nll: torch.Tensor
     kl: torch.Tensor
+    squared_error: torch.Tensor
 
     @property
     def reconstruction_nll(self) -> torch.Tensor:
@@ -108,8 +115,7 @@ class GaussianVAE(nn.Module):
         """Mean and log-variance of the Gaussian likelihood p(x|z)."""
         x_mean = self.to_x_mean(self.decoder(z))
         floor = torch.full_like(self.x_log_var_raw, math.log(MIN_DECODER_VARIANCE))
-        x_log_var = torch.logaddexp(self.x_log_var_raw, floor)  # smooth max: never below the floor
-        return x_mean, x_log_var.expand_as(x_mean)
+        return x_mean, torch.logaddexp(self.x_log_var_raw, floor)  # smooth max: never below the floor
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> VAEOutput:
         """Encode, sample z with the given standard-normal ``noise`` (zeros: posterior mean), decode."""
@@ -118,15 +124,20 @@ class GaussianVAE(nn.Module):
         return VAEOutput(z_mean, z_log_var, x_mean, x_log_var)
 
 
-def neg_elbo_terms(x: torch.Tensor, output: VAEOutput) -> NegELBOTerms:
+def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None = None) -> NegELBOTerms:
     """Per-sample terms of the negative ELBO, computed in float32 or wider whatever the autocast dtype.
 
     The reconstruction term is the Gaussian negative log-likelihood of each feature; the KL divergence
-    KL(q(z|x) || N(0, I)) is in closed form.
+    KL(q(z|x) || N(0, I)) is in closed form. Where ``mask`` is 0 (a missing value) the reconstruction
+    term is skipped, as in Donut's modified ELBO.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
     x_mean, x_log_var = output.x_mean.to(dtype), output.x_log_var.to(dtype)
     z_mean, z_log_var = output.z_mean.to(dtype), output.z_log_var.to(dtype)
-    feature_nll = 0.5 * (_LOG_2PI + x_log_var + (x.to(dtype) - x_mean) ** 2 * torch.exp(-x_log_var))
-    kl = 0.5 * (z_mean**2 + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)
-    return NegELBOTerms(feature_nll, kl)
+    squared_error = (x.to(dtype) - x_mean).square()
+    feature_nll = 0.5 * (squared_error * torch.exp(-x_log_var) + (x_log_var + _LOG_2PI))
+    if mask is not None:
+        squared_error = squared_error * mask
+        feature_nll = feature_nll * mask
+    kl = 0.5 * (z_mean.square() + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)
+    return NegELBOTerms(feature_nll, kl, squared_error)

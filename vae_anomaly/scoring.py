@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ class SampleScores(NamedTuple):
     Attributes
     ----------
     reconstruction_error : ndarray of shape (n_samples,)
-        Mean squared difference between a row and its reconstruction, in standardized units.
+        Mean squared difference between a row's observed values and their reconstruction, in
+        standardized units.
     reconstruction_nll : ndarray of shape (n_samples,)
         The ELBO's reconstruction term, -log p(x|z), summed over features.
     kl : ndarray of shape (n_samples,)
@@ -39,27 +40,40 @@ class SampleScores(NamedTuple):
         return self.reconstruction_nll + self.kl
 
 
+class RowSource(Protocol):
+    """Rows that can be read a slice at a time, e.g. an ndarray or windows cut from a series on demand."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
 @torch.no_grad()
 def score_rows(
     module: GaussianVAE,
-    x: np.ndarray,
+    x: RowSource,
     latent_noise: np.ndarray | None = None,
     per_feature: bool = False,
+    mask: RowSource | None = None,
 ) -> SampleScores:
     """Score rows with a trained VAE, deterministically and independently of how rows are batched.
 
     Parameters
     ----------
     module : GaussianVAE
-        Trained model; it is run on its own device and dtype (the estimators keep it float64 on CPU).
-    x : ndarray of shape (n_samples, n_features)
-        Standardized rows.
+        Trained model; it is run on its own device and dtype.
+    x : ndarray of shape (n_samples, n_features) or RowSource
+        Standardized rows; read ``SCORING_BATCH_ROWS`` at a time, so a RowSource that builds rows on
+        demand is never held in memory whole.
     latent_noise : ndarray of shape (n_draws, latent_dim) or None
         None scores at the posterior mean z = mu. Otherwise each row's terms are averaged over
         z = mu + sigma * eps for these fixed eps: the same draws for every row, so a row's score never
         depends on the other rows.
     per_feature : bool
         Also return each feature's contribution to the reconstruction term.
+    mask : ndarray of shape (n_samples, n_features) or RowSource or None
+        1 for observed values, 0 for missing ones, which the reconstruction terms skip; the
+        reconstruction error is then the mean over the observed values. None: all observed.
 
     Returns
     -------
@@ -75,26 +89,38 @@ def score_rows(
     )
     parts: dict[str, list[np.ndarray]] = {"error": [], "nll": [], "kl": [], "features": []}
     for start in range(0, len(x), SCORING_BATCH_ROWS):
-        batch = torch.as_tensor(x[start : start + SCORING_BATCH_ROWS], dtype=dtype, device=device)
+        rows = slice(start, start + SCORING_BATCH_ROWS)
+        batch = torch.as_tensor(np.asarray(x[rows]), dtype=dtype, device=device)
+        observed = (
+            None if mask is None else torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device)
+        )
         z_mean, z_log_var = module.encode(batch)
-        squared_error = torch.zeros_like(batch)
-        feature_nll = torch.zeros_like(batch)
-        contributions = torch.zeros_like(batch)
+        squared_error = nll = contributions = kl = None
         for eps in noise:
             x_mean, x_log_var = module.decode(module.reparameterize(z_mean, z_log_var, eps))
-            terms = neg_elbo_terms(batch, VAEOutput(z_mean, z_log_var, x_mean, x_log_var))
-            residual = (batch - x_mean) ** 2
-            squared_error += residual
-            feature_nll += terms.feature_nll
-            contributions += 0.5 * residual * torch.exp(-x_log_var)
-        parts["error"].append((squared_error.mean(dim=1) / len(noise)).cpu().numpy())
-        parts["nll"].append((feature_nll.sum(dim=1) / len(noise)).cpu().numpy())
-        parts["kl"].append(terms.kl.cpu().numpy())
+            terms = neg_elbo_terms(batch, VAEOutput(z_mean, z_log_var, x_mean, x_log_var), observed)
+            kl = terms.kl
+            squared_error = _accumulate(squared_error, terms.squared_error.sum(dim=1))
+            nll = _accumulate(nll, terms.reconstruction_nll)
+            if per_feature:
+                contributions = _accumulate(contributions, 0.5 * terms.squared_error * torch.exp(-x_log_var))
+        n_observed = batch.shape[1] if observed is None else observed.sum(dim=1).clamp(min=1)
+        parts["error"].append((squared_error / (n_observed * len(noise))).cpu().numpy())
+        parts["nll"].append((nll / len(noise)).cpu().numpy())
+        parts["kl"].append(kl.cpu().numpy())
         if per_feature:
             parts["features"].append((contributions / len(noise)).cpu().numpy())
     return SampleScores(
-        reconstruction_error=np.concatenate(parts["error"]).astype(np.float64),
-        reconstruction_nll=np.concatenate(parts["nll"]).astype(np.float64),
-        kl=np.concatenate(parts["kl"]).astype(np.float64),
-        feature_contributions=np.concatenate(parts["features"]).astype(np.float64) if per_feature else None,
+        reconstruction_error=_joined(parts["error"]),
+        reconstruction_nll=_joined(parts["nll"]),
+        kl=_joined(parts["kl"]),
+        feature_contributions=_joined(parts["features"]) if per_feature else None,
     )
+
+
+def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    return part if total is None else total + part
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float64, copy=False)

@@ -99,18 +99,27 @@ def _beta_at(epoch: int, config: TrainingConfig) -> float:
 
 
 @torch.no_grad()
-def _validation_loss(module: GaussianVAE, x: torch.Tensor, config: TrainingConfig) -> float:
+def _validation_loss(
+    module: GaussianVAE, x: torch.Tensor, mask: torch.Tensor | None, config: TrainingConfig
+) -> float:
     """Mean negative ELBO at full beta, evaluated at the posterior mean as the scores are."""
     total = 0.0
     for start in range(0, len(x), VALIDATION_BATCH_ROWS):
-        batch = x[start : start + VALIDATION_BATCH_ROWS]
-        terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=x.device)))
+        rows = slice(start, start + VALIDATION_BATCH_ROWS)
+        batch = x[rows]
+        terms = neg_elbo_terms(
+            batch, module(batch, torch.zeros(1, device=x.device)), None if mask is None else mask[rows]
+        )
         total += float((terms.reconstruction_nll + config.beta * terms.kl).sum())
     return total / len(x)
 
 
 def train_vae(
-    module: GaussianVAE, x: np.ndarray, config: TrainingConfig, seed: int
+    module: GaussianVAE,
+    x: np.ndarray,
+    config: TrainingConfig,
+    seed: int,
+    mask: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
 
@@ -129,6 +138,9 @@ def train_vae(
         Loop settings.
     seed : int
         Seeds the private generators for the split, the shuffling and the reparameterization noise.
+    mask : ndarray of shape (n_samples, n_features) or None
+        1 where a value was observed, 0 where it was missing (its entry in ``x`` is then a placeholder);
+        missing values are left out of the reconstruction term. None: every value was observed.
 
     Returns
     -------
@@ -146,8 +158,14 @@ def train_vae(
     noise_generator = torch.Generator(device=device).manual_seed(seed)
     train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, cpu_generator)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    observed = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
+    observed = None if observed is None else observed.to(device)
     x_train = data[train_rows.to(device)]
-    x_validation = None if validation_rows is None else data[validation_rows.to(device)]
+    mask_train = None if observed is None else observed[train_rows.to(device)]
+    x_validation = mask_validation = None
+    if validation_rows is not None:
+        x_validation = data[validation_rows.to(device)]
+        mask_validation = None if observed is None else observed[validation_rows.to(device)]
 
     module.to(device)
     optimizer = torch.optim.AdamW(
@@ -175,12 +193,15 @@ def train_vae(
         sums = torch.zeros(3, device=device)
         order = torch.randperm(len(x_train), generator=cpu_generator).to(device)
         for start in range(0, len(x_train), batch_size):
-            batch = x_train[order[start : start + batch_size]]
+            rows = order[start : start + batch_size]
+            batch = x_train[rows]
             noise = torch.randn(
                 len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
             )
             with autocast:
-                terms = neg_elbo_terms(batch, module(batch, noise))
+                terms = neg_elbo_terms(
+                    batch, module(batch, noise), None if mask_train is None else mask_train[rows]
+                )
             reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
             loss = reconstruction + beta * kl
             optimizer.zero_grad(set_to_none=True)
@@ -205,7 +226,7 @@ def train_vae(
         schedule.step()
         if x_validation is not None:
             module.eval()
-            record["validation_loss"] = _validation_loss(module, x_validation, config)
+            record["validation_loss"] = _validation_loss(module, x_validation, mask_validation, config)
         history.append(record)
         progress.set_postfix(loss=f"{means[0]:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
         # The objective changes while beta ramps up: compare validation losses only at full beta.

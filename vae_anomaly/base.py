@@ -1,0 +1,278 @@
+"""What the VAE detectors share: parameters, input checks, training, thresholds and safe persistence.
+
+The tabular and the time-series detector differ only in how they turn input into rows for the VAE and
+how they map row scores back to the input; everything else lives here, once.
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from vae_anomaly.model import GaussianVAE
+from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
+from vae_anomaly.scoring import SampleScores
+from vae_anomaly.training import TrainingConfig, train_vae
+
+ScoreKind = Literal["elbo", "reconstruction"]
+# Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
+AUTO_FENCE_IQR_MULTIPLE = 1.5
+_MAX_LISTED_PROBLEMS = 10
+
+
+def column_label(feature_names: np.ndarray | None, column: int) -> str:
+    """How error messages name a column: its name when the input had names, else its position."""
+    return repr(str(feature_names[column])) if feature_names is not None else f"{column}"
+
+
+def check_numeric_columns(X: Any) -> None:
+    """Name every non-numeric DataFrame column instead of failing on the first unparsable value."""
+    if not isinstance(X, pd.DataFrame):
+        return
+    bad = [
+        f"{name!r} ({dtype})"
+        for name, dtype in X.dtypes.items()
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    ]
+    if bad:
+        raise ValueError(
+            f"X has non-numeric columns: {', '.join(bad)}. Encode them first, e.g. with a "
+            "OneHotEncoder in a ColumnTransformer before the detector."
+        )
+
+
+def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str) -> None:
+    """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first row."""
+    bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
+    if not bad.any():
+        return
+    problems = []
+    for column in np.flatnonzero(bad.any(axis=0))[:_MAX_LISTED_PROBLEMS]:
+        values = x[:, column]
+        rows = np.flatnonzero(bad[:, column])
+        kinds = [
+            kind
+            for kind, found in (("NaN", np.isnan(values)), ("inf", np.isinf(values)))
+            if found.any() and not (allow_nan and kind == "NaN")
+        ]
+        problems.append(
+            f"column {column_label(feature_names, column)}: {' and '.join(kinds)} in {len(rows)} "
+            f"row(s), first at row {rows[0]}"
+        )
+    what = "infinite values" if allow_nan else "NaN or inf values"
+    raise ValueError(f"X contains {what}, which the VAE cannot score: {'; '.join(problems)}. {advice}")
+
+
+class BaseVAEDetector(OutlierMixin, BaseEstimator):
+    """Base class of the VAE detectors; not for direct use.
+
+    Subclasses declare their ``__init__`` with the parameters below plus their own, turn input into
+    standardized rows, and implement ``anomaly_score``.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dims": ["array-like"],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "score_method": [StrOptions({"elbo", "reconstruction"})],
+        "mc_samples": [None, Interval(Integral, 1, None, closed="left")],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+    # The dtype the fitted module is kept and scored in.
+    _module_dtype: ClassVar[torch.dtype] = torch.float64
+
+    latent_dim: int
+    hidden_dims: tuple[int, ...]
+    mc_samples: int | None
+    score_method: ScoreKind
+    contamination: float | Literal["auto"]
+    random_state: int | np.random.RandomState | None
+
+    def _hidden_dims(self) -> tuple[int, ...]:
+        dims = tuple(self.hidden_dims)
+        if not all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise ValueError(f"hidden_dims must be positive integers, got {self.hidden_dims!r}.")
+        return tuple(int(d) for d in dims)
+
+    def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
+        return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
+
+    def _fit_vae(self, rows: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        module = self._new_module(rows.shape[1], generator)
+        config = TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
+        self.history_ = train_vae(module, rows, config, seed, mask)
+        self.module_ = module.to(self._module_dtype)
+        self.latent_noise_ = (
+            None
+            if self.mc_samples is None
+            else torch.randn(
+                self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
+            ).numpy()
+        )
+
+    def _offset_from(self, training_scores: np.ndarray) -> float:
+        """Threshold on ``score_samples`` per ``contamination`` (see the class docstring)."""
+        ordered = np.sort(training_scores)
+        if self.contamination == "auto":
+            q1, q3 = np.percentile(-ordered, [25, 75])
+            return float(-(q3 + AUTO_FENCE_IQR_MULTIPLE * (q3 - q1)))
+        n_flagged = min(max(1, round(self.contamination * len(ordered))), len(ordered))
+        if n_flagged == len(ordered):
+            return float(np.nextafter(ordered[-1], np.inf))
+        # Midway between the last flagged and the first kept score: exactly n_flagged rows fall below.
+        return float((ordered[n_flagged - 1] + ordered[n_flagged]) / 2)
+
+    @staticmethod
+    def _select(scores: SampleScores, kind: str) -> np.ndarray:
+        if kind not in ("elbo", "reconstruction"):
+            raise ValueError(f"kind must be 'elbo' or 'reconstruction', got {kind!r}.")
+        return scores.neg_elbo if kind == "elbo" else scores.reconstruction_error
+
+    def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
+        """Anomaly score of each sample: higher is more anomalous (implemented by each detector)."""
+        raise NotImplementedError
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Normality score of each sample: higher is more normal (the negated ``anomaly_score``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label each sample +1 (inlier) or -1 (outlier).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to label: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    # ------------------------------------------------------------ persistence
+    def _saved_attributes(self) -> dict[str, Any]:
+        """Fitted attributes besides the weights, as JSON values; subclasses add their own."""
+        attributes: dict[str, Any] = {
+            "n_features_in_": int(self.n_features_in_),
+            "offset_": float(self.offset_),
+            "history_": self.history_,
+        }
+        if hasattr(self, "feature_names_in_"):
+            attributes["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        return attributes
+
+    def _restore_attributes(self, attributes: dict[str, Any]) -> None:
+        """Set what ``_saved_attributes`` wrote; subclasses restore their own too."""
+        self.n_features_in_ = attributes["n_features_in_"]
+        self.offset_ = attributes["offset_"]
+        self.history_ = attributes["history_"]
+        if "feature_names_in_" in attributes:
+            self.feature_names_in_ = np.asarray(attributes["feature_names_in_"], dtype=object)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the fitted detector to a folder: a JSON config plus safetensors weights, no pickle.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            Folder to write; created if absent.
+        """
+        check_is_fitted(self, "module_")
+        params = self.get_params()
+        params["hidden_dims"] = list(self._hidden_dims())
+        if not isinstance(params["random_state"], Integral):
+            params["random_state"] = None  # a RandomState instance is not JSON; the fit is done anyway
+        attributes = {**self._saved_attributes(), "module_inputs": self.module_.to_x_mean.out_features}
+        tensors = {f"module.{name}": t for name, t in self.module_.state_dict().items()}
+        tensors["mean_"] = torch.from_numpy(self.mean_)
+        tensors["scale_"] = torch.from_numpy(self.scale_)
+        if self.latent_noise_ is not None:
+            tensors["latent_noise_"] = torch.from_numpy(self.latent_noise_)
+        save_model(path, type(self).__name__, params, attributes, tensors)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Any:
+        """Load a detector written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            Folder written by ``save``.
+
+        Returns
+        -------
+        detector
+            The fitted detector, on the CPU, of the class ``load`` was called on.
+
+        Raises
+        ------
+        ModelFileError
+            If the folder is missing, tampered with, corrupted, from a newer format version or holds
+            another kind of detector.
+        """
+        saved: SavedModel = load_model(path, cls.__name__)
+        try:
+            detector = cls(**{**saved.params, "hidden_dims": tuple(saved.params["hidden_dims"])})
+            detector._validate_params()
+            # Every weight is overwritten by the saved state below, so the generator's seed is moot.
+            module = detector._new_module(saved.attributes["module_inputs"], torch.Generator())
+            prefix = "module."
+            module.to(cls._module_dtype).load_state_dict(
+                {k[len(prefix) :]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
+            )
+            detector._restore_attributes(saved.attributes)
+        except (TypeError, ValueError, KeyError, RuntimeError) as error:
+            raise ModelFileError(f"{path} does not describe a valid {cls.__name__}: {error}") from error
+        detector.module_ = module.eval()
+        detector.mean_ = saved.tensors["mean_"].numpy()
+        detector.scale_ = saved.tensors["scale_"].numpy()
+        noise = saved.tensors.get("latent_noise_")
+        detector.latent_noise_ = None if noise is None else noise.numpy()
+        return detector
