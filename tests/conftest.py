@@ -32,3 +32,25 @@ def planted() -> tuple[np.ndarray, np.ndarray]:
 def planted_frame(planted) -> pd.DataFrame:
     x, _ = planted
     return pd.DataFrame(x, columns=[f"f{i}" for i in range(N_FEATURES)])
+
+
+def seasonal_series(n: int = 3000, n_channels: int = 1, period: int = 50, seed: int = 0) -> np.ndarray:
+    """Noisy sine waves, one phase per channel: shape (n,) for one channel, else (n, n_channels)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    phases = np.linspace(0, np.pi, n_channels, endpoint=False)
+    values = np.sin(2 * np.pi * t / period + phases) + 0.1 * rng.normal(size=(n, n_channels))
+    return values[:, 0] if n_channels == 1 else values
+
+
+@pytest.fixture(scope="session")
+def seasonal() -> np.ndarray:
+    return seasonal_series()
+
+
+@pytest.fixture(scope="session")
+def fitted_series_detector(seasonal):
+    """A detector fitted on the first 2,000 points of the seasonal series."""
+    from vae_anomaly import TimeSeriesVAEDetector
+
+    return TimeSeriesVAEDetector(window=32, epochs=60, random_state=0).fit(seasonal[:2000])

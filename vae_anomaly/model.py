@@ -35,19 +35,21 @@ class VAEOutput(NamedTuple):
 
 
 class NegELBOTerms(NamedTuple):
-    """Per-sample terms of the negative ELBO: reconstruction NLL (per feature) and KL divergence.
+    """Per-sample terms of the negative ELBO, and the squared errors behind the reconstruction term.
 
-    ``squared_error`` is (x - x_mean)^2 per feature, the part of the NLL the reconstruction error uses.
+    Attributes
+    ----------
+    reconstruction_nll : Tensor of shape (n_samples,)
+        Reconstruction term -log p(x|z), summed over the observed features.
+    kl : Tensor of shape (n_samples,)
+        KL(q(z|x) || N(0, I)).
+    squared_error : Tensor of shape (n_samples, n_features)
+        (x - x_mean)^2 per feature, 0 where a value is missing.
     """
 
-    feature_nll: torch.Tensor
+    reconstruction_nll: torch.Tensor
     kl: torch.Tensor
     squared_error: torch.Tensor
-
-    @property
-    def reconstruction_nll(self) -> torch.Tensor:
-        """Reconstruction term -log p(x|z), summed over features, one value per sample."""
-        return self.feature_nll.sum(dim=1)
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -127,7 +129,8 @@ class GaussianVAE(nn.Module):
 def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None = None) -> NegELBOTerms:
     """Per-sample terms of the negative ELBO, computed in float32 or wider whatever the autocast dtype.
 
-    The reconstruction term is the Gaussian negative log-likelihood of each feature; the KL divergence
+    The reconstruction term is the Gaussian negative log-likelihood summed over features,
+    sum_j 0.5 * (log(2 pi) + log var_j + (x_j - mean_j)^2 / var_j); the KL divergence
     KL(q(z|x) || N(0, I)) is in closed form. Where ``mask`` is 0 (a missing value) the reconstruction
     term is skipped, as in Donut's modified ELBO.
     """
@@ -135,9 +138,13 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     x_mean, x_log_var = output.x_mean.to(dtype), output.x_log_var.to(dtype)
     z_mean, z_log_var = output.z_mean.to(dtype), output.z_log_var.to(dtype)
     squared_error = (x.to(dtype) - x_mean).square()
-    feature_nll = 0.5 * (squared_error * torch.exp(-x_log_var) + (x_log_var + _LOG_2PI))
-    if mask is not None:
+    log_normalizer = 0.5 * (x_log_var + _LOG_2PI)
+    if mask is None:
+        normalizer = log_normalizer.sum()
+    else:
         squared_error = squared_error * mask
-        feature_nll = feature_nll * mask
+        normalizer = mask.to(dtype) @ log_normalizer
+    # The variance is per feature, so the weighted sum over features is one matrix-vector product.
+    reconstruction_nll = squared_error @ (0.5 * torch.exp(-x_log_var)) + normalizer
     kl = 0.5 * (z_mean.square() + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)
-    return NegELBOTerms(feature_nll, kl, squared_error)
+    return NegELBOTerms(reconstruction_nll, kl, squared_error)

@@ -1,0 +1,234 @@
+"""TimeSeriesVAEDetector: a score per timestamp, planted anomalies, gaps, channels, bad input."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import seasonal_series
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from vae_anomaly import IrregularSamplingWarning, TimeSeriesVAEDetector, anomaly_roc_auc_scorer
+from vae_anomaly.metrics import vus_pr
+
+FAST = dict(window=32, epochs=60, random_state=0)
+
+
+def _frame(values: np.ndarray, freq: str = "5min") -> pd.DataFrame:
+    values = values.reshape(len(values), -1)
+    index = pd.date_range("2024-01-01", periods=len(values), freq=freq, name="time")
+    return pd.DataFrame(values, index=index, columns=[f"ch{i}" for i in range(values.shape[1])])
+
+
+def _planted(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The seasonal series with one anomaly planted in its last third, and the anomaly's labels."""
+    values = seasonal_series()
+    labels = np.zeros(len(values), dtype=int)
+    if kind == "spike":
+        values[2500] += 4.0
+        labels[2500] = 1
+    elif kind == "level_shift":
+        values[2400:2500] += 1.5
+        labels[2400:2500] = 1
+    else:  # frequency change: the period halves for three periods
+        t = np.arange(2400, 2550)
+        values[t] = np.sin(2 * np.pi * t / 25) + 0.1 * np.random.default_rng(1).normal(size=len(t))
+        labels[t] = 1
+    return values, labels
+
+
+@pytest.mark.parametrize("kind", ["spike", "level_shift", "frequency_change"])
+def test_planted_anomalies_are_found(fitted_series_detector, kind):
+    values, labels = _planted(kind)
+    scores = fitted_series_detector.anomaly_score(values)
+    assert roc_auc_score(labels[2000:], scores[2000:]) > 0.95
+    assert vus_pr(labels[2000:], scores[2000:]) > 0.5
+
+
+@pytest.mark.parametrize(
+    "make_input",
+    [
+        lambda v: v,
+        lambda v: v.tolist(),
+        lambda v: v.reshape(-1, 1),
+        lambda v: _frame(v),
+        lambda v: _frame(v)["ch0"],
+        lambda v: _frame(v).reset_index(),
+    ],
+    ids=["1d", "list", "2d", "datetime_index", "series", "time_column"],
+)
+def test_every_timestamp_gets_a_finite_score(make_input, seasonal):
+    time_column = "time" if isinstance(make_input(seasonal[:10]), pd.DataFrame) else None
+    detector = TimeSeriesVAEDetector(window=32, epochs=3, random_state=0)
+    data = make_input(seasonal[:500])
+    if time_column and "time" not in getattr(data, "columns", []):
+        time_column = None
+    detector.set_params(time_column=time_column).fit(data)
+    scores = detector.score_samples(data)
+    assert scores.shape == (500,)
+    assert np.isfinite(scores).all()
+    assert set(np.unique(detector.predict(data))) <= {-1, 1}
+
+
+def test_outputs_are_indexed_by_the_timestamps(fitted_series_detector, seasonal):
+    frame = _frame(seasonal[:300])
+    detector = clone(fitted_series_detector).set_params(epochs=3).fit(frame)
+    assert detector.score_components(frame).index.equals(frame.index)
+    assert detector.explain(frame).index.equals(frame.index)
+    assert list(detector.explain(frame).columns) == ["ch0"]
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_the_first_window_minus_one_timestamps_are_scored_too(seasonal, stride):
+    detector = TimeSeriesVAEDetector(window=32, stride=stride, epochs=3, random_state=0).fit(seasonal[:500])
+    scores = detector.anomaly_score(seasonal[:500])
+    assert np.isfinite(scores[:31]).all()
+    assert np.ptp(scores[:31]) >= 0  # present, not padding
+
+
+def test_gaps_of_missing_points_are_skipped_and_reported(seasonal):
+    values, labels = _planted("spike")
+    values[500:560] = np.nan  # a gap in training
+    values[2700:2730] = np.nan  # and one in scoring
+    detector = TimeSeriesVAEDetector(**FAST).fit(values[:2000])
+    components = detector.score_components(values)
+    assert np.isfinite(components.drop(columns="missing").to_numpy()).all()
+    assert components["missing"].to_numpy().nonzero()[0].tolist() == [*range(500, 560), *range(2700, 2730)]
+    scores = components["neg_elbo"].to_numpy()
+    assert roc_auc_score(labels[2000:], scores[2000:]) > 0.95
+
+
+def test_explain_points_at_the_anomalous_channel():
+    values = seasonal_series(n_channels=5)
+    detector = TimeSeriesVAEDetector(**FAST).fit(_frame(values[:2000]))
+    values[2500:2520, 3] += 2.0
+    shares = detector.explain(_frame(values))
+    assert (shares.iloc[2500:2520].idxmax(axis=1) == "ch3").all()
+    assert shares.sum(axis=1).to_numpy() == pytest.approx(1.0)
+
+
+def test_scores_are_deterministic_and_survive_save_load_and_pickle(
+    fitted_series_detector, seasonal, tmp_path
+):
+    expected = fitted_series_detector.score_samples(seasonal)
+    again = TimeSeriesVAEDetector(**FAST).fit(seasonal[:2000])
+    np.testing.assert_array_equal(again.score_samples(seasonal), expected)
+    fitted_series_detector.save(tmp_path / "model")
+    loaded = TimeSeriesVAEDetector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.score_samples(seasonal), expected)
+    assert loaded.offset_ == fitted_series_detector.offset_
+    unpickled = pickle.loads(pickle.dumps(fitted_series_detector))
+    np.testing.assert_array_equal(unpickled.score_samples(seasonal), expected)
+
+
+def test_sampling_interval_is_kept_through_save_load(seasonal, tmp_path):
+    detector = TimeSeriesVAEDetector(window=32, epochs=3, random_state=0).fit(_frame(seasonal[:400]))
+    detector.save(tmp_path / "model")
+    assert TimeSeriesVAEDetector.load(tmp_path / "model").sampling_interval_ == pd.Timedelta("5min")
+
+
+def test_works_in_a_pipeline_and_a_time_series_grid_search(seasonal):
+    values, labels = _planted("level_shift")
+    pipeline = make_pipeline(
+        StandardScaler().set_output(transform="pandas"),
+        TimeSeriesVAEDetector(window=32, epochs=5, random_state=0),
+    )
+    frame = _frame(values)
+    assert pipeline.fit(frame.iloc[:2000]).score_samples(frame).shape == (3000,)
+    search = GridSearchCV(
+        clone(pipeline),
+        {"timeseriesvaedetector__window": [16, 32]},
+        scoring=anomaly_roc_auc_scorer,
+        cv=[(np.arange(2000), np.arange(2000, 3000))],
+    )
+    search.fit(frame, labels)
+    assert search.best_params_["timeseriesvaedetector__window"] in (16, 32)
+    assert TimeSeriesSplit(n_splits=2).get_n_splits(frame) == 2
+
+
+# ------------------------------------------------------------------------------------- bad input
+def test_unsorted_timestamps_are_refused(seasonal):
+    frame = _frame(seasonal[:200]).iloc[::-1]
+    with pytest.raises(ValueError, match=r"is not sorted: row 1 .* comes before row 0"):
+        TimeSeriesVAEDetector(window=32).fit(frame)
+
+
+def test_duplicated_timestamps_are_refused(seasonal):
+    frame = _frame(seasonal[:200])
+    frame.index = frame.index[[0, *range(199)]]
+    with pytest.raises(ValueError, match="duplicated timestamps, first 2024-01-01 00:00:00 at rows 0 and 1"):
+        TimeSeriesVAEDetector(window=32).fit(frame)
+
+
+def test_missing_timestamps_are_refused(seasonal):
+    frame = _frame(seasonal[:200]).reset_index()
+    frame.loc[5, "time"] = pd.NaT
+    with pytest.raises(ValueError, match="missing timestamps \\(NaT\\) at row 5"):
+        TimeSeriesVAEDetector(window=32, time_column="time").fit(frame)
+
+
+@pytest.mark.parametrize(
+    ("time_column", "message"),
+    [("when", "time_column='when' is not a column of X"), ("ch0", "time_column 'ch0' has dtype float64")],
+)
+def test_a_bad_time_column_is_named(seasonal, time_column, message):
+    with pytest.raises(ValueError, match=message):
+        TimeSeriesVAEDetector(window=32, time_column=time_column).fit(_frame(seasonal[:200]).reset_index())
+
+
+def test_irregular_sampling_is_reported(seasonal):
+    frame = _frame(seasonal[:300]).drop(index=_frame(seasonal[:300]).index[100:110])
+    with pytest.warns(
+        IrregularSamplingWarning, match="1 of 289 steps differ from the median 0 days 00:05:00"
+    ):
+        TimeSeriesVAEDetector(window=32, epochs=2).fit(frame)
+
+
+def test_scoring_data_sampled_unlike_training_is_reported(seasonal):
+    detector = TimeSeriesVAEDetector(window=32, epochs=2).fit(_frame(seasonal[:300]))
+    with pytest.warns(
+        IrregularSamplingWarning, match="sampled every 0 days 01:00:00, but .* every 0 days 00:05:00"
+    ):
+        detector.score_samples(_frame(seasonal[:300], freq="1h"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector.score_samples(_frame(seasonal[:300]))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            np.r_[np.zeros(40), np.inf, np.zeros(59)],
+            "infinite values.*column 0: inf in 1 row\\(s\\), first at row 40",
+        ),
+        (np.zeros(20), "n_samples=20 timestamps, but window=32 needs at least 32"),
+        (
+            np.column_stack([np.zeros(100), np.full(100, np.nan)]),
+            "Channels \\['x1'\\] have no observed values",
+        ),
+    ],
+    ids=["inf", "too_short", "empty_channel"],
+)
+def test_bad_values_are_named(values, message):
+    with pytest.raises(ValueError, match=message):
+        TimeSeriesVAEDetector(window=32, epochs=2).fit(values)
+
+
+def test_a_text_channel_is_named(seasonal):
+    frame = _frame(seasonal[:100]).assign(host="a")
+    with pytest.raises(ValueError, match="non-numeric columns: 'host'"):
+        TimeSeriesVAEDetector(window=32).fit(frame)
+
+
+def test_a_1d_series_for_a_multichannel_model_says_how_to_reshape():
+    detector = TimeSeriesVAEDetector(window=8, epochs=2).fit(seasonal_series(200, n_channels=2))
+    with pytest.raises(ValueError, match=r"fitted on 2 channels\. Reshape your data to \(n_timestamps, 2\)"):
+        detector.score_samples(np.zeros(100))

@@ -1,0 +1,480 @@
+"""TimeSeriesVAEDetector: a score for every timestamp of a univariate or multivariate series."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from vae_anomaly.base import BaseVAEDetector, ScoreKind, check_finite, check_numeric_columns
+from vae_anomaly.scoring import SampleScores, score_rows
+from vae_anomaly.windowing import (
+    WINDOW_RULES,
+    WindowRule,
+    Windows,
+    window_scores_to_points,
+    window_starts,
+    window_values_to_points,
+)
+
+# explain() scores this many windows at a time, so its per-point arrays stay bounded for long series.
+EXPLAIN_CHUNK_WINDOWS = 65536
+
+
+class IrregularSamplingWarning(UserWarning):
+    """The timestamps are not evenly spaced, or not spaced as in training."""
+
+
+class _Series(NamedTuple):
+    """A validated series: values (NaN where missing), its time index, and the observed-value mask."""
+
+    values: np.ndarray
+    index: pd.Index
+    observed: np.ndarray
+
+
+def _check_time_index(times: pd.Index, source: str) -> None:
+    """Refuse missing, unsorted or repeated timestamps, naming the first offending one."""
+    if times.hasnans:
+        raise ValueError(
+            f"{source} has missing timestamps (NaT) at row {int(np.flatnonzero(times.isna())[0])}."
+        )
+    if not times.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(times.asi8) < 0)[0]) + 1
+        raise ValueError(
+            f"{source} is not sorted: row {row} ({times[row]}) comes before row {row - 1} "
+            f"({times[row - 1]}). Sort it first, e.g. X.sort_index()."
+        )
+    if not times.is_unique:
+        row = int(np.flatnonzero(np.diff(times.asi8) == 0)[0]) + 1
+        raise ValueError(
+            f"{source} has duplicated timestamps, first {times[row]} at rows {row - 1} and {row}. "
+            "Aggregate them first, e.g. X.groupby(level=0).mean()."
+        )
+
+
+def _steps_ns(times: pd.DatetimeIndex) -> np.ndarray:
+    """Spacing of consecutive timestamps in nanoseconds, whatever the index's resolution."""
+    return np.diff(times.as_unit("ns").asi8)
+
+
+class TimeSeriesVAEDetector(BaseVAEDetector):
+    """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
+
+    The series is standardized per channel with the training mean and standard deviation, cut into
+    windows of ``window`` timestamps every ``stride`` steps (plus one window ending at the last
+    timestamp), and each window, flattened, is one row for the same VAE, training loop and scoring as
+    :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
+    cut from a strided view of the series and scored in batches, so scoring never holds all windows.
+
+    Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
+    the ELBO's reconstruction term (as Donut does), in training and in scoring; ``score_components``
+    says which timestamps had them. Infinite values raise.
+
+    Parameters
+    ----------
+    window : int, default=64
+        Timestamps per window.
+    stride : int, default=1
+        Steps between consecutive windows, in training and scoring. Larger strides train and score
+        faster but map coarser scores to timestamps.
+    aggregation : {"max", "mean", "last"}, default="max"
+        How a timestamp's score comes from the windows covering it: their maximum; their mean; or
+        the score of the window ending at it (causal, as an online detector). "max" had the best
+        VUS-PR and PR-AUC on NAB, then "mean", then "last" (``benchmarks/RESULTS.md``). See
+        :func:`vae_anomaly.windowing.window_scores_to_points`.
+    time_column : str or None, default=None
+        A DataFrame column holding the timestamps; without it a DataFrame's DatetimeIndex is used.
+        Timestamps must be sorted and unique; uneven spacing raises an ``IrregularSamplingWarning``.
+        Other inputs (arrays, DataFrames without a DatetimeIndex) are taken in row order.
+    latent_dim : int, default=8
+        Dimension of the latent code z.
+    hidden_dims : tuple of int, default=(64, 32)
+        Hidden layer widths of the encoder; the decoder mirrors them.
+    beta : float, default=1.0
+        Weight of the KL term in the training loss.
+    kl_warmup_epochs : int, default=10
+        Epochs over which the KL weight ramps linearly up to beta.
+    epochs : int or "auto", default="auto"
+        Maximum passes over the training windows; "auto" trains for about 1,250 optimiser steps.
+    batch_size : int, default=512
+        Windows per optimisation step.
+    learning_rate : float, default=1e-2
+        Initial AdamW learning rate, decayed along a cosine to zero.
+    weight_decay : float, default=1e-5
+        AdamW weight decay.
+    validation_fraction : float, default=0.1
+        Share of the training windows held out for early stopping.
+    patience : int, default=30
+        Epochs without a lower validation loss before training stops.
+    score_method : {"elbo", "reconstruction"}, default="elbo"
+        Window score behind ``score_samples``: the negative ELBO or the reconstruction error.
+    mc_samples : int or None, default=None
+        None scores at the posterior mean; an int averages over that many latent draws fixed at fit.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Sets ``offset_`` from the training timestamps' scores: a float flags that fraction; "auto" flags
+        scores above Tukey's upper fence, Q3 + 1.5 * IQR.
+    device : str, default="auto"
+        Training device: "auto" picks CUDA, then MPS, then CPU. The fitted model is kept and scored on
+        the CPU in float32.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split, shuffling and noise.
+    verbose : int, default=0
+        1 shows a progress bar over epochs.
+
+    Attributes
+    ----------
+    module_ : GaussianVAE
+        The trained torch module (CPU, float32), with ``window * n_features_in_`` inputs.
+    mean_ : ndarray of shape (n_features_in_,)
+        Training mean of each channel, ignoring missing values.
+    scale_ : ndarray of shape (n_features_in_,)
+        Training standard deviation of each channel (1 where it is 0).
+    latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
+        The fixed latent draws used for scoring.
+    offset_ : float
+        Threshold on ``score_samples``: timestamps below it are anomalies.
+    history_ : list of dict
+        Per-epoch training record.
+    sampling_interval_ : pandas.Timedelta or None
+        Median spacing of the training timestamps, when they were given.
+    n_features_in_ : int
+        Number of channels seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Channel names, when X was a DataFrame with string column names.
+
+    See Also
+    --------
+    VAEAnomalyDetector : The same VAE for independent rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vae_anomaly import TimeSeriesVAEDetector
+    >>> series = np.sin(np.arange(2000) * 2 * np.pi / 50)
+    >>> detector = TimeSeriesVAEDetector(window=25, epochs=30, random_state=0).fit(series)
+    >>> series[1500] += 3.0
+    >>> int(np.argmin(detector.score_samples(series))) in range(1490, 1511)
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseVAEDetector._parameter_constraints,
+        "window": [Interval(Integral, 1, None, closed="left")],
+        "stride": [Interval(Integral, 1, None, closed="left")],
+        "aggregation": [StrOptions(set(WINDOW_RULES))],
+        "time_column": [None, str],
+    }
+    _module_dtype: ClassVar[torch.dtype] = torch.float32
+
+    def __init__(
+        self,
+        *,
+        window: int = 64,
+        stride: int = 1,
+        aggregation: WindowRule = "max",
+        time_column: str | None = None,
+        latent_dim: int = 8,
+        hidden_dims: tuple[int, ...] = (64, 32),
+        beta: float = 1.0,
+        kl_warmup_epochs: int = 10,
+        epochs: int | Literal["auto"] = "auto",
+        batch_size: int = 512,
+        learning_rate: float = 1e-2,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.1,
+        patience: int = 30,
+        score_method: ScoreKind = "elbo",
+        mc_samples: int | None = None,
+        contamination: float | Literal["auto"] = "auto",
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.window = window
+        self.stride = stride
+        self.aggregation = aggregation
+        self.time_column = time_column
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.score_method = score_method
+        self.mc_samples = mc_samples
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # ------------------------------------------------------------------ input
+    def _time_index(self, X: Any, n_rows: int) -> tuple[Any, pd.Index]:
+        """Split the timestamps off X: the time column, a DatetimeIndex, or row positions."""
+        if self.time_column is not None:
+            if not isinstance(X, pd.DataFrame) or self.time_column not in X.columns:
+                columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+                raise ValueError(
+                    f"time_column={self.time_column!r} is not a column of X (columns: {columns})."
+                )
+            times = X[self.time_column]
+            if not pd.api.types.is_datetime64_any_dtype(times):
+                raise ValueError(
+                    f"time_column {self.time_column!r} has dtype {times.dtype}, not datetime64; "
+                    "convert it with pd.to_datetime first."
+                )
+            index = pd.DatetimeIndex(times, name=self.time_column)
+            _check_time_index(index, f"time_column {self.time_column!r}")
+            return X.drop(columns=self.time_column), index
+        if isinstance(X, pd.DataFrame | pd.Series) and isinstance(X.index, pd.DatetimeIndex):
+            _check_time_index(X.index, "X's DatetimeIndex")
+            return X, X.index
+        return X, X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n_rows)
+
+    def _report_sampling(self, index: pd.Index, *, reset: bool) -> None:
+        """Warn about uneven spacing, or spacing unlike training's; record the training interval."""
+        if not isinstance(index, pd.DatetimeIndex):
+            if reset:
+                self.sampling_interval_ = None
+            return
+        steps = _steps_ns(index)
+        interval = pd.Timedelta(int(np.median(steps)), unit="ns") if len(steps) else None
+        if reset:
+            self.sampling_interval_ = interval
+        if interval is None:
+            return
+        uneven = steps != interval.value
+        if uneven.any():
+            largest = int(np.argmax(steps))
+            warnings.warn(
+                f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
+                f"from the median {interval} (largest: {pd.Timedelta(steps[largest], unit='ns')} after "
+                f"{index[largest]}). Windows are cut by position, so a gap reads as consecutive samples; "
+                f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
+                "to turn gaps into missing points the detector skips.",
+                IrregularSamplingWarning,
+                stacklevel=4,
+            )
+        trained = getattr(self, "sampling_interval_", None)
+        if not reset and trained is not None and interval != trained:
+            warnings.warn(
+                f"X is sampled every {interval}, but the detector was trained on data sampled every "
+                f"{trained}; resample X to {trained} for meaningful scores.",
+                IrregularSamplingWarning,
+                stacklevel=4,
+            )
+
+    def _validate_series(self, X: Any, *, reset: bool) -> _Series:
+        """The one place a series is checked: timestamps, numeric channels, shape, length, infinities."""
+        if isinstance(X, pd.Series):
+            X = X.to_frame()
+        n_rows = len(X) if hasattr(X, "__len__") else 0
+        X, index = self._time_index(X, n_rows)
+        check_numeric_columns(X)
+        if isinstance(X, np.ndarray | list | tuple) and np.ndim(X) == 1:
+            if not reset and self.n_features_in_ != 1:
+                raise ValueError(
+                    f"X is 1-D, a univariate series of {len(X)} timestamps, but the detector was fitted "
+                    f"on {self.n_features_in_} channels. Reshape your data to "
+                    f"(n_timestamps, {self.n_features_in_})."
+                )
+            X = np.reshape(np.asarray(X), (-1, 1))  # a univariate series
+        x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        names = getattr(self, "feature_names_in_", None)
+        check_finite(x, names, allow_nan=True, advice="Replace them with NaN to mark missing points.")
+        if len(x) < self.window:
+            raise ValueError(
+                f"X has n_samples={len(x)} timestamps, but window={self.window} needs at least {self.window}."
+            )
+        observed = ~np.isnan(x)
+        if reset and not observed.any(axis=0).all():
+            empty = [
+                column_name
+                for column_name, seen in zip(self._channel_names(), observed.any(axis=0), strict=True)
+                if not seen
+            ]
+            raise ValueError(f"Channels {empty} have no observed values in X; drop them or fill them.")
+        self._report_sampling(index, reset=reset)
+        return _Series(x, index, observed)
+
+    def _channel_names(self) -> list[str]:
+        return [
+            str(name)
+            for name in getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        ]
+
+    def _windows(self, series: _Series) -> tuple[Windows, Windows | None, np.ndarray]:
+        """Standardized windows (missing values at the channel mean), their mask, and their starts."""
+        standardized = np.where(series.observed, (series.values - self.mean_) / self.scale_, 0.0)
+        starts = window_starts(len(series.values), self.window, self.stride)
+        rows = Windows(standardized.astype(np.float32), self.window, starts)
+        mask = (
+            None
+            if series.observed.all()
+            else Windows(series.observed.astype(np.float32), self.window, starts)
+        )
+        return rows, mask, starts
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> TimeSeriesVAEDetector:
+        """Train the VAE on the windows of a series and set the outlier threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
+            The training series, in time order; NaN marks missing points.
+        y : Ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : TimeSeriesVAEDetector
+        """
+        self._hidden_dims()  # a bad hidden_dims fails before any work
+        series = self._validate_series(X, reset=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices were refused above
+            self.mean_ = np.nanmean(series.values, axis=0)
+            scale = np.nanstd(series.values, axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        rows, mask, _ = self._windows(series)
+        self._fit_vae(rows[:], None if mask is None else mask[:])
+        scores = self._point_scores(series, self.score_method)
+        self.offset_ = self._offset_from(-scores)
+        return self
+
+    # ---------------------------------------------------------------- scoring
+    def _window_scores(self, series: _Series) -> tuple[SampleScores, np.ndarray]:
+        rows, mask, starts = self._windows(series)
+        return score_rows(self.module_, rows, self.latent_noise_, mask=mask), starts
+
+    def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
+        return window_scores_to_points(window_scores, starts, self.window, n_timestamps, self.aggregation)
+
+    def _point_scores(self, series: _Series, kind: str) -> np.ndarray:
+        scores, starts = self._window_scores(series)
+        return self._to_points(self._select(scores, kind), starts, len(series.values))
+
+    def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
+        """Anomaly score of each timestamp: higher is more anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
+            The series to score, in time order, at least ``window`` long.
+        kind : {"elbo", "reconstruction"} or None, default=None
+            "elbo": the windows' negative ELBO; "reconstruction": their mean squared reconstruction
+            error over observed points. None uses ``score_method``.
+
+        Returns
+        -------
+        ndarray of shape (n_timestamps,), float64
+        """
+        check_is_fitted(self, "module_")
+        series = self._validate_series(X, reset=False)
+        return self._point_scores(series, self.score_method if kind is None else kind)
+
+    def score_components(self, X: Any) -> pd.DataFrame:
+        """Both anomaly scores, the parts of the negative ELBO and missing points, one row per timestamp.
+
+        Each window-level quantity is mapped to timestamps by ``aggregation``, column by column.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
+            The series to score; its timestamps become the index.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``reconstruction_error``, ``reconstruction_nll``, ``kl``, ``neg_elbo`` (as in
+            ``VAEAnomalyDetector.score_components``) and ``missing``: the number of channels missing
+            at that timestamp (0 when all were observed).
+        """
+        check_is_fitted(self, "module_")
+        series = self._validate_series(X, reset=False)
+        scores, starts = self._window_scores(series)
+        columns = np.column_stack(
+            [scores.reconstruction_error, scores.reconstruction_nll, scores.kl, scores.neg_elbo]
+        )
+        points = self._to_points(columns, starts, len(series.values))
+        frame = pd.DataFrame(
+            points,
+            columns=["reconstruction_error", "reconstruction_nll", "kl", "neg_elbo"],
+            index=series.index,
+        )
+        frame["missing"] = (~series.observed).sum(axis=1)
+        return frame
+
+    def explain(self, X: Any) -> pd.DataFrame:
+        """Each channel's share of each timestamp's reconstruction term: which channel is anomalous.
+
+        A point's contribution is (x - mean)^2 / (2 var) under the decoder's Gaussian, averaged over
+        the windows that hold it; a timestamp's shares are the channels' contributions over their sum.
+        Missing points contribute 0; a timestamp with every channel missing gets all zeros.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
+            The series to explain; its timestamps become the index.
+
+        Returns
+        -------
+        DataFrame of shape (n_timestamps, n_channels)
+            Columns are the channel names (``x0, x1, ...`` without names).
+        """
+        check_is_fitted(self, "module_")
+        series = self._validate_series(X, reset=False)
+        rows, mask, starts = self._windows(series)
+        n_timestamps, n_channels = series.values.shape
+        sums = np.zeros((n_timestamps, n_channels))
+        counts = np.zeros(n_timestamps)
+        for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
+            chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
+            scores = score_rows(
+                self.module_,
+                rows[chunk],
+                self.latent_noise_,
+                per_feature=True,
+                mask=None if mask is None else mask[chunk],
+            )
+            point_values = scores.feature_contributions.reshape(-1, self.window, n_channels)
+            chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
+            sums += chunk_sums
+            counts += chunk_counts
+        contributions = sums / counts[:, None]
+        totals = contributions.sum(axis=1, keepdims=True)
+        shares = np.divide(contributions, totals, out=np.zeros_like(contributions), where=totals > 0)
+        observed_somewhere = series.observed.any(axis=1)
+        shares[observed_somewhere & (totals[:, 0] == 0)] = 1.0 / n_channels
+        return pd.DataFrame(shares, columns=self._channel_names(), index=series.index)
+
+    # ------------------------------------------------------------ persistence
+    def _saved_attributes(self) -> dict[str, Any]:
+        interval = self.sampling_interval_
+        return {
+            **super()._saved_attributes(),
+            "sampling_interval_": None if interval is None else str(interval),
+        }
+
+    def _restore_attributes(self, attributes: dict[str, Any]) -> None:
+        super()._restore_attributes(attributes)
+        interval = attributes["sampling_interval_"]
+        self.sampling_interval_ = None if interval is None else pd.Timedelta(interval)

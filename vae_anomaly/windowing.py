@@ -1,0 +1,162 @@
+"""Sliding windows over a series, cut a batch at a time, and the mapping of window scores to timestamps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+WindowRule = Literal["last", "mean", "max"]
+WINDOW_RULES: tuple[str, ...] = ("last", "mean", "max")
+
+
+def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
+    """First timestamp of each window: every ``stride`` steps, plus one window ending at the last timestamp.
+
+    Parameters
+    ----------
+    n_timestamps : int
+        Length of the series; at least ``window``.
+    window : int
+        Timestamps per window.
+    stride : int
+        Steps between the starts of consecutive windows.
+
+    Returns
+    -------
+    ndarray of shape (n_windows,), int64
+        Increasing starts; the last one is ``n_timestamps - window``, so every timestamp is covered.
+    """
+    if n_timestamps < window:
+        raise ValueError(f"A series of {n_timestamps} timestamps is shorter than window={window}.")
+    starts = np.arange(0, n_timestamps - window + 1, stride, dtype=np.int64)
+    if starts[-1] != n_timestamps - window:
+        starts = np.append(starts, n_timestamps - window)
+    return starts
+
+
+class Windows:
+    """The windows of a series as flat rows, cut on demand: a read-only view, never all at once.
+
+    Row ``k`` holds timestamps ``starts[k] .. starts[k] + window - 1`` of every channel, time-major:
+    ``[x[t, 0], ..., x[t, c-1], x[t+1, 0], ...]``. Slicing returns a fresh array of those rows only.
+
+    Parameters
+    ----------
+    series : ndarray of shape (n_timestamps, n_channels)
+        The series; C-contiguous so that a window is one contiguous run of its memory.
+    window : int
+        Timestamps per window.
+    starts : ndarray of int
+        First timestamp of each window, e.g. from :func:`window_starts`.
+    """
+
+    def __init__(self, series: np.ndarray, window: int, starts: np.ndarray) -> None:
+        series = np.ascontiguousarray(series)
+        self.n_channels = series.shape[1]
+        # Consecutive windows overlap in memory, so a 1-D sliding view over the flat series serves all.
+        self._flat_windows = sliding_window_view(series.reshape(-1), window * self.n_channels)
+        self._starts = starts
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self._flat_windows[self._starts[rows] * self.n_channels]
+
+
+def _covering_windows(starts: np.ndarray, window: int, n_timestamps: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each timestamp, the first and the last window that contain it (windows are sorted by start)."""
+    # first[t] = number of windows ending before t; last[t] = number of windows starting at or before t, - 1.
+    ends_before = np.bincount(starts + window, minlength=n_timestamps + 1)[:n_timestamps]
+    starts_at = np.bincount(starts, minlength=n_timestamps)
+    return np.cumsum(ends_before), np.cumsum(starts_at) - 1
+
+
+def _range_max(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """max(values[first[i] : last[i] + 1]) for every i, with a sparse table: O(n log w) work."""
+    lengths = last - first + 1
+    level = np.floor(np.log2(lengths)).astype(np.int64)
+    result = np.empty((len(first), *values.shape[1:]), dtype=values.dtype)
+    table = values
+    for power in range(int(level.max()) + 1):
+        if power:
+            half = 1 << (power - 1)
+            table = np.maximum(table[:-half], table[half:])  # table[k] = max(values[k : k + 2**power])
+        at_level = level == power
+        if at_level.any():
+            result[at_level] = np.maximum(table[first[at_level]], table[last[at_level] - (1 << power) + 1])
+    return result
+
+
+def window_scores_to_points(
+    window_scores: np.ndarray,
+    starts: np.ndarray,
+    window: int,
+    n_timestamps: int,
+    rule: WindowRule = "mean",
+) -> np.ndarray:
+    """Give each timestamp a score from the scores of the windows that cover it.
+
+    Parameters
+    ----------
+    window_scores : ndarray of shape (n_windows,) or (n_windows, n_columns)
+        One score (or one row of scores, each column mapped on its own) per window.
+    starts : ndarray of shape (n_windows,)
+        Increasing first timestamp of each window; together the windows must cover every timestamp.
+    window : int
+        Timestamps per window.
+    n_timestamps : int
+        Length of the series.
+    rule : {"last", "mean", "max"}, default="mean"
+        "last": the score of the earliest-ending window that covers the timestamp, i.e. with stride 1
+        the window that ends at it; it uses no later data, as an online detector would. The first
+        ``window - 1`` timestamps take the first window's score. "mean": the mean over all covering
+        windows. "max": their maximum.
+
+    Returns
+    -------
+    ndarray of shape (n_timestamps,) or (n_timestamps, n_columns)
+    """
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"rule must be one of {WINDOW_RULES}, got {rule!r}.")
+    first, last = _covering_windows(starts, window, n_timestamps)
+    if rule == "last":
+        return window_scores[first]
+    if rule == "max":
+        return _range_max(window_scores, first, last)
+    cumulative = np.concatenate(
+        [np.zeros((1, *window_scores.shape[1:])), np.cumsum(window_scores, axis=0, dtype=np.float64)]
+    )
+    counts = (last - first + 1).reshape(-1, *([1] * (window_scores.ndim - 1)))
+    return (cumulative[last + 1] - cumulative[first]) / counts
+
+
+def window_values_to_points(
+    values: np.ndarray, starts: np.ndarray, n_timestamps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum what windows say about each of their points, per timestamp and channel.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_windows, window, n_channels)
+        A value for every point of every window, e.g. its share of the reconstruction term.
+    starts : ndarray of shape (n_windows,)
+        First timestamp of each window.
+    n_timestamps : int
+        Length of the series.
+
+    Returns
+    -------
+    sums : ndarray of shape (n_timestamps, n_channels)
+        Per timestamp and channel, the sum over the windows that hold it.
+    counts : ndarray of shape (n_timestamps,)
+        How many of these windows hold each timestamp, to turn sums into means.
+    """
+    _, window, n_channels = values.shape
+    timestamps = (starts[:, None] + np.arange(window)).ravel()
+    counts = np.bincount(timestamps, minlength=n_timestamps)
+    cells = (timestamps[:, None] * n_channels + np.arange(n_channels)).ravel()
+    sums = np.bincount(cells, weights=values.reshape(-1), minlength=n_timestamps * n_channels)
+    return sums.reshape(n_timestamps, n_channels), counts
