@@ -3,7 +3,7 @@
 Every labelled series in ../shared/data/nab/**.parquet (columns timestamp, value, label): fit on the first
 30%, score the whole series, report metrics on the remaining 70%. Series whose last 70% holds no labelled
 anomaly are skipped (no metric is defined there). IForest and PyOD's VAE see the same windows as the
-detector (its ``window``, stride 1) and map window scores to timestamps by the same rule. The rolling
+detector (its ``window`` and ``stride``) and map window scores to timestamps by the same rule. The rolling
 z-score scores x[t] against the mean and standard deviation of the ``window`` points before it.
 
 Then scoring speed: a univariate synthetic series of --speed-points timestamps, scored by a detector
@@ -43,22 +43,27 @@ def load_series(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[["value"]].astype(np.float64), frame["label"].to_numpy().astype(int)
 
 
-def _window_rows(values: np.ndarray, window: int, mean: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    starts = window_starts(len(values), window, 1)
+def _window_rows(
+    values: np.ndarray, window: int, stride: int, mean: float, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    starts = window_starts(len(values), window, stride)
     return Windows(((values - mean) / scale).reshape(-1, 1), window, starts)[:], starts
 
 
-def _baseline_scores(name: str, series: pd.DataFrame, n_train: int, window: int, rule: str) -> np.ndarray:
+def _baseline_scores(
+    name: str, series: pd.DataFrame, n_train: int, detector: TimeSeriesVAEDetector
+) -> np.ndarray:
     """Anomaly scores of a window baseline (fitted on the training windows) or of the rolling z-score."""
     values = series["value"].to_numpy()
+    window = detector.window
     if name == "rolling_zscore":
         past = pd.Series(values).shift(1).rolling(window, min_periods=2)
         scale = past.std().to_numpy()
         z = np.abs(values - past.mean().to_numpy()) / np.where(scale > 0, scale, np.nan)
         return np.nan_to_num(z, nan=0.0, posinf=np.nanmax(z[np.isfinite(z)]))
     mean, scale = values[:n_train].mean(), values[:n_train].std() or 1.0
-    train_rows, _ = _window_rows(values[:n_train], window, mean, scale)
-    rows, starts = _window_rows(values, window, mean, scale)
+    train_rows, _ = _window_rows(values[:n_train], window, detector.stride, mean, scale)
+    rows, starts = _window_rows(values, window, detector.stride, mean, scale)
     if name == "iforest":
         from pyod.models.iforest import IForest
 
@@ -68,7 +73,8 @@ def _baseline_scores(name: str, series: pd.DataFrame, n_train: int, window: int,
 
         model = VAE(random_state=SEED, verbose=0)
     model.fit(train_rows)
-    return window_scores_to_points(model.decision_function(rows), starts, window, len(values), rule)
+    scores = model.decision_function(rows)
+    return window_scores_to_points(scores, starts, window, len(values), detector.aggregation)
 
 
 def run_series(
@@ -95,7 +101,7 @@ def run_series(
                 }
             detector.set_params(aggregation=default_rule)
             continue
-        scores = _baseline_scores(name, series, n_train, detector.window, detector.aggregation)
+        scores = _baseline_scores(name, series, n_train, detector)
         results[name] = {**timeseries_metrics(labels[n_train:], scores[n_train:]), "fit_s": 0.0}
         results[name]["score_s"] = time.perf_counter() - start  # fit and score together
     return results

@@ -72,8 +72,10 @@ def score_rows(
     per_feature : bool
         Also return each feature's contribution to the reconstruction term.
     mask : ndarray of shape (n_samples, n_features) or RowSource or None
-        1 for observed values, 0 for missing ones, which the reconstruction terms skip; the
-        reconstruction error is then the mean over the observed values. None: all observed.
+        1 for observed values, 0 for missing ones, which the reconstruction terms skip. The
+        reconstruction error is then the mean over the observed values, and the reconstruction NLL
+        their sum scaled by n_features / n_observed: both stay comparable with rows that have no gap.
+        None: all observed.
 
     Returns
     -------
@@ -106,7 +108,9 @@ def score_rows(
                 contributions = _accumulate(contributions, 0.5 * terms.squared_error * torch.exp(-x_log_var))
         n_observed = batch.shape[1] if observed is None else observed.sum(dim=1).clamp(min=1)
         parts["error"].append((squared_error / (n_observed * len(noise))).cpu().numpy())
-        parts["nll"].append((nll / len(noise)).cpu().numpy())
+        # Scaled from the observed values to all of them, so rows with gaps compare with full rows.
+        coverage = batch.shape[1] / n_observed
+        parts["nll"].append((nll * coverage / len(noise)).cpu().numpy())
         parts["kl"].append(kl.cpu().numpy())
         if per_feature:
             parts["features"].append((contributions / len(noise)).cpu().numpy())

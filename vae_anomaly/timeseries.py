@@ -75,16 +75,19 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     cut from a strided view of the series and scored in batches, so scoring never holds all windows.
 
     Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
-    the ELBO's reconstruction term (as Donut does), in training and in scoring; ``score_components``
-    says which timestamps had them. Infinite values raise.
+    the ELBO's reconstruction term (as Donut does), in training and in scoring, where a window's
+    reconstruction NLL is scaled up from its observed points to the whole window so windows with and
+    without gaps compare; ``score_components`` says which timestamps had them. A window that is mostly
+    missing says little and may score as anomalous: resample long outages away. Infinite values raise.
 
     Parameters
     ----------
-    window : int, default=64
-        Timestamps per window.
-    stride : int, default=1
-        Steps between consecutive windows, in training and scoring. Larger strides train and score
-        faster but map coarser scores to timestamps.
+    window : int, default=128
+        Timestamps per window. Longer windows see more context: on NAB, 128 beat 64 and 32 by far.
+    stride : int, default=4
+        Steps between consecutive windows, in training and scoring; every timestamp is still scored,
+        by the ``window / stride`` windows that cover it. Stride 4 scores four times as fast as
+        stride 1, at a small cost in accuracy (``benchmarks/RESULTS.md``).
     aggregation : {"max", "mean", "last"}, default="max"
         How a timestamp's score comes from the windows covering it: their maximum; their mean; or
         the score of the window ending at it (causal, as an online detector). "max" had the best
@@ -177,8 +180,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     def __init__(
         self,
         *,
-        window: int = 64,
-        stride: int = 1,
+        window: int = 128,
+        stride: int = 4,
         aggregation: WindowRule = "max",
         time_column: str | None = None,
         latent_dim: int = 8,
