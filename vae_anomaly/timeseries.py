@@ -72,7 +72,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     windows of ``window`` timestamps every ``stride`` steps (plus one window ending at the last
     timestamp), and each window, flattened, is one row for the same VAE, training loop and scoring as
     :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
-    cut from a strided view of the series and scored in batches, so scoring never holds all windows.
+    cut from a strided view of the series and scored in batches, so scoring never holds all windows;
+    training does hold its windows, ``n_timestamps / stride * window * n_channels`` float32 values.
 
     Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
     the ELBO's reconstruction term (as Donut does), in training and in scoring, where a window's
