@@ -7,6 +7,7 @@ how they map row scores back to the input; everything else lives here, once.
 from __future__ import annotations
 
 import os
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
@@ -72,7 +73,17 @@ def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: 
     raise ValueError(f"X contains {what}, which the VAE cannot score: {'; '.join(problems)}. {advice}")
 
 
-class BaseVAEDetector(OutlierMixin, BaseEstimator):
+def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+    """Each column's share of its row's total; a row with total 0 gets equal shares, or all zeros where
+    ``observed`` (one bool per row) says nothing in it was observed."""
+    totals = contributions.sum(axis=1, keepdims=True)
+    uniform = np.full_like(contributions, 1.0 / contributions.shape[1])
+    if observed is not None:
+        uniform[~observed] = 0.0
+    return np.divide(contributions, totals, out=uniform, where=totals > 0)
+
+
+class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the VAE detectors; not for direct use.
 
     Subclasses declare their ``__init__`` with the parameters below plus their own, turn input into
@@ -106,6 +117,11 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator):
     score_method: ScoreKind
     contamination: float | Literal["auto"]
     random_state: int | np.random.RandomState | None
+
+    def _feature_names(self) -> list[str]:
+        """Column names for outputs: ``feature_names_in_`` when fitted on names, else x0, x1, ..."""
+        names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
+        return [str(name) for name in names]
 
     def _hidden_dims(self) -> tuple[int, ...]:
         dims = tuple(self.hidden_dims)
@@ -150,9 +166,9 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"kind must be 'elbo' or 'reconstruction', got {kind!r}.")
         return scores.neg_elbo if kind == "elbo" else scores.reconstruction_error
 
+    @abstractmethod
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each sample: higher is more anomalous (implemented by each detector)."""
-        raise NotImplementedError
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Normality score of each sample: higher is more normal (the negated ``anomaly_score``).

@@ -9,7 +9,13 @@ import pandas as pd
 from sklearn.base import _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vae_anomaly.base import BaseVAEDetector, ScoreKind, check_finite, check_numeric_columns
+from vae_anomaly.base import (
+    BaseVAEDetector,
+    ScoreKind,
+    check_finite,
+    check_numeric_columns,
+    contribution_shares,
+)
 from vae_anomaly.scoring import SampleScores, score_rows
 
 
@@ -243,13 +249,5 @@ class VAEAnomalyDetector(BaseVAEDetector):
         DataFrame of shape (n_samples, n_features)
             Columns are ``feature_names_in_`` when fitted on a DataFrame, else ``x0, x1, ...``.
         """
-        contributions = self._score(X, per_feature=True).feature_contributions
-        totals = contributions.sum(axis=1, keepdims=True)
-        shares = np.divide(
-            contributions,
-            totals,
-            out=np.full_like(contributions, 1.0 / self.n_features_in_),
-            where=totals > 0,
-        )
-        columns = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
-        return pd.DataFrame(shares, columns=list(columns), index=self._index(X, len(shares)))
+        shares = contribution_shares(self._score(X, per_feature=True).feature_contributions)
+        return pd.DataFrame(shares, columns=self._feature_names(), index=self._index(X, len(shares)))

@@ -13,7 +13,13 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vae_anomaly.base import BaseVAEDetector, ScoreKind, check_finite, check_numeric_columns
+from vae_anomaly.base import (
+    BaseVAEDetector,
+    ScoreKind,
+    check_finite,
+    check_numeric_columns,
+    contribution_shares,
+)
 from vae_anomaly.scoring import SampleScores, score_rows
 from vae_anomaly.windowing import (
     WINDOW_RULES,
@@ -38,6 +44,14 @@ class _Series(NamedTuple):
     values: np.ndarray
     index: pd.Index
     observed: np.ndarray
+
+
+class _SeriesWindows(NamedTuple):
+    """A series cut into standardized windows, the windows' observed-value mask, and their starts."""
+
+    rows: Windows
+    mask: Windows | None
+    starts: np.ndarray
 
 
 def _check_time_index(times: pd.Index, source: str) -> None:
@@ -310,20 +324,14 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         if reset and not observed.any(axis=0).all():
             empty = [
                 column_name
-                for column_name, seen in zip(self._channel_names(), observed.any(axis=0), strict=True)
+                for column_name, seen in zip(self._feature_names(), observed.any(axis=0), strict=True)
                 if not seen
             ]
             raise ValueError(f"Channels {empty} have no observed values in X; drop them or fill them.")
         self._report_sampling(index, reset=reset)
         return _Series(x, index, observed)
 
-    def _channel_names(self) -> list[str]:
-        return [
-            str(name)
-            for name in getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
-        ]
-
-    def _windows(self, series: _Series) -> tuple[Windows, Windows | None, np.ndarray]:
+    def _windows(self, series: _Series) -> _SeriesWindows:
         """Standardized windows (missing values at the channel mean), their mask, and their starts."""
         standardized = np.where(series.observed, (series.values - self.mean_) / self.scale_, 0.0)
         starts = window_starts(len(series.values), self.window, self.stride)
@@ -333,7 +341,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             if series.observed.all()
             else Windows(series.observed.astype(np.float32), self.window, starts)
         )
-        return rows, mask, starts
+        return _SeriesWindows(rows, mask, starts)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -358,23 +366,22 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             self.mean_ = np.nanmean(series.values, axis=0)
             scale = np.nanstd(series.values, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        rows, mask, _ = self._windows(series)
+        windows = self._windows(series)
+        rows, mask, _ = windows
         self._fit_vae(rows[:], None if mask is None else mask[:])
-        scores = self._point_scores(series, self.score_method)
-        self.offset_ = self._offset_from(-scores)
+        self.offset_ = self._offset_from(-self._point_scores(windows, len(series.values), self.score_method))
         return self
 
     # ---------------------------------------------------------------- scoring
-    def _window_scores(self, series: _Series) -> tuple[SampleScores, np.ndarray]:
-        rows, mask, starts = self._windows(series)
-        return score_rows(self.module_, rows, self.latent_noise_, mask=mask), starts
+    def _window_scores(self, windows: _SeriesWindows) -> SampleScores:
+        rows, mask, _ = windows
+        return score_rows(self.module_, rows, self.latent_noise_, mask=mask)
 
     def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
         return window_scores_to_points(window_scores, starts, self.window, n_timestamps, self.aggregation)
 
-    def _point_scores(self, series: _Series, kind: str) -> np.ndarray:
-        scores, starts = self._window_scores(series)
-        return self._to_points(self._select(scores, kind), starts, len(series.values))
+    def _point_scores(self, windows: _SeriesWindows, n_timestamps: int, kind: str) -> np.ndarray:
+        return self._to_points(self._select(self._window_scores(windows), kind), windows.starts, n_timestamps)
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each timestamp: higher is more anomalous.
@@ -393,7 +400,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         """
         check_is_fitted(self, "module_")
         series = self._validate_series(X, reset=False)
-        return self._point_scores(series, self.score_method if kind is None else kind)
+        kind = self.score_method if kind is None else kind
+        return self._point_scores(self._windows(series), len(series.values), kind)
 
     def score_components(self, X: Any) -> pd.DataFrame:
         """Both anomaly scores, the parts of the negative ELBO and missing points, one row per timestamp.
@@ -414,11 +422,12 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         """
         check_is_fitted(self, "module_")
         series = self._validate_series(X, reset=False)
-        scores, starts = self._window_scores(series)
+        windows = self._windows(series)
+        scores = self._window_scores(windows)
         columns = np.column_stack(
             [scores.reconstruction_error, scores.reconstruction_nll, scores.kl, scores.neg_elbo]
         )
-        points = self._to_points(columns, starts, len(series.values))
+        points = self._to_points(columns, windows.starts, len(series.values))
         frame = pd.DataFrame(
             points,
             columns=["reconstruction_error", "reconstruction_nll", "kl", "neg_elbo"],
@@ -463,12 +472,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
             sums += chunk_sums
             counts += chunk_counts
-        contributions = sums / counts[:, None]
-        totals = contributions.sum(axis=1, keepdims=True)
-        shares = np.divide(contributions, totals, out=np.zeros_like(contributions), where=totals > 0)
-        observed_somewhere = series.observed.any(axis=1)
-        shares[observed_somewhere & (totals[:, 0] == 0)] = 1.0 / n_channels
-        return pd.DataFrame(shares, columns=self._channel_names(), index=series.index)
+        shares = contribution_shares(sums / counts[:, None], series.observed.any(axis=1))
+        return pd.DataFrame(shares, columns=self._feature_names(), index=series.index)
 
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:

@@ -98,6 +98,11 @@ def _beta_at(epoch: int, config: TrainingConfig) -> float:
     return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_epochs)
 
 
+def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tensor | None:
+    """``values[rows]``, or None for an absent mask."""
+    return None if values is None else values[rows]
+
+
 @torch.no_grad()
 def _validation_loss(
     module: GaussianVAE, x: torch.Tensor, mask: torch.Tensor | None, config: TrainingConfig
@@ -107,9 +112,7 @@ def _validation_loss(
     for start in range(0, len(x), VALIDATION_BATCH_ROWS):
         rows = slice(start, start + VALIDATION_BATCH_ROWS)
         batch = x[rows]
-        terms = neg_elbo_terms(
-            batch, module(batch, torch.zeros(1, device=x.device)), None if mask is None else mask[rows]
-        )
+        terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=x.device)), _take(mask, rows))
         total += float((terms.reconstruction_nll + config.beta * terms.kl).sum())
     return total / len(x)
 
@@ -158,14 +161,15 @@ def train_vae(
     noise_generator = torch.Generator(device=device).manual_seed(seed)
     train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, cpu_generator)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    observed = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
-    observed = None if observed is None else observed.to(device)
-    x_train = data[train_rows.to(device)]
-    mask_train = None if observed is None else observed[train_rows.to(device)]
+    observed = (
+        None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
+    )
+    train_rows = train_rows.to(device)
+    x_train, mask_train = data[train_rows], _take(observed, train_rows)
     x_validation = mask_validation = None
     if validation_rows is not None:
-        x_validation = data[validation_rows.to(device)]
-        mask_validation = None if observed is None else observed[validation_rows.to(device)]
+        validation_rows = validation_rows.to(device)
+        x_validation, mask_validation = data[validation_rows], _take(observed, validation_rows)
 
     module.to(device)
     optimizer = torch.optim.AdamW(
@@ -199,9 +203,7 @@ def train_vae(
                 len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
             )
             with autocast:
-                terms = neg_elbo_terms(
-                    batch, module(batch, noise), None if mask_train is None else mask_train[rows]
-                )
+                terms = neg_elbo_terms(batch, module(batch, noise), _take(mask_train, rows))
             reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
             loss = reconstruction + beta * kl
             optimizer.zero_grad(set_to_none=True)
