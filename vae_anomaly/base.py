@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
 from vae_anomaly.scoring import SampleScores
@@ -132,13 +134,41 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
         return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
 
-    def _fit_vae(self, rows: np.ndarray, mask: np.ndarray | None = None) -> None:
+    def _fit_and_threshold(
+        self,
+        X: Any,
+        rows: np.ndarray,
+        mask: np.ndarray | None,
+        training_anomaly_scores: Callable[[], np.ndarray],
+    ) -> None:
+        """Train on ``rows``, set ``offset_`` from the training samples' scores and tell the callbacks.
+
+        ``X`` is the raw training input, passed on to the callbacks; ``training_anomaly_scores`` scores
+        the training samples once the module is fitted.
+        """
+        callbacks = registered_callbacks()
+        for callback in callbacks:
+            callback.on_fit_start(self)
+        try:
+            self._fit_vae(rows, mask, lambda record: [c.on_epoch_end(self, record) for c in callbacks])
+            scores = training_anomaly_scores()
+            self.offset_ = self._offset_from(-scores)
+        except BaseException as error:
+            for callback in callbacks:
+                callback.on_fit_error(self, error)
+            raise
+        for callback in callbacks:
+            callback.on_fit_end(self, X, scores)
+
+    def _fit_vae(
+        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], Any]
+    ) -> None:
         """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
         config = TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
-        self.history_ = train_vae(module, rows, config, seed, mask)
+        self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
         self.module_ = module.to(self._module_dtype)
         self.latent_noise_ = (
             None
@@ -165,6 +195,12 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if kind not in ("elbo", "reconstruction"):
             raise ValueError(f"kind must be 'elbo' or 'reconstruction', got {kind!r}.")
         return scores.neg_elbo if kind == "elbo" else scores.reconstruction_error
+
+    @property
+    def anomaly_threshold_(self) -> float:
+        """Samples whose ``anomaly_score`` is above this are predicted outliers (it is ``-offset_``)."""
+        check_is_fitted(self, "offset_")
+        return -self.offset_
 
     @abstractmethod
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:

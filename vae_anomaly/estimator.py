@@ -80,6 +80,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
         Fixed latent draws used for scoring when ``mc_samples`` is set.
     offset_ : float
         ``decision_function`` is ``score_samples - offset_``.
+    anomaly_threshold_ : float
+        ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
     history_ : list of dict
         Per-epoch training record: loss, reconstruction, kl, beta, learning_rate, validation_loss.
     n_features_in_ : int
@@ -175,8 +177,12 @@ class VAEAnomalyDetector(BaseVAEDetector):
         self.mean_ = x.mean(axis=0)
         scale = x.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        self._fit_vae(self._standardize(x).astype(np.float32))
-        self.offset_ = self._offset_from(-self._select(self._score_validated(x), self.score_method))
+        self._fit_and_threshold(
+            X,
+            self._standardize(x).astype(np.float32),
+            None,
+            lambda: self._select(self._score_validated(x), self.score_method),
+        )
         return self
 
     # ---------------------------------------------------------------- scoring

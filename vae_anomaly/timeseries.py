@@ -159,6 +159,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         The fixed latent draws used for scoring.
     offset_ : float
         Threshold on ``score_samples``: timestamps below it are anomalies.
+    anomaly_threshold_ : float
+        ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
     history_ : list of dict
         Per-epoch training record.
     sampling_interval_ : pandas.Timedelta or None
@@ -368,8 +370,12 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         self.scale_ = np.where(scale > 0, scale, 1.0)
         windows = self._windows(series)
         rows, mask, _ = windows
-        self._fit_vae(rows[:], None if mask is None else mask[:])
-        self.offset_ = self._offset_from(-self._point_scores(windows, len(series.values), self.score_method))
+        self._fit_and_threshold(
+            X,
+            rows[:],
+            None if mask is None else mask[:],
+            lambda: self._point_scores(windows, len(series.values), self.score_method),
+        )
         return self
 
     # ---------------------------------------------------------------- scoring

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,6 +124,7 @@ def train_vae(
     config: TrainingConfig,
     seed: int,
     mask: np.ndarray | None = None,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
 
@@ -144,6 +146,8 @@ def train_vae(
     mask : ndarray of shape (n_samples, n_features) or None
         1 where a value was observed, 0 where it was missing (its entry in ``x`` is then a placeholder);
         missing values are left out of the reconstruction term. None: every value was observed.
+    on_epoch_end : callable or None
+        Called with each epoch's record (see Returns) as soon as the epoch ends.
 
     Returns
     -------
@@ -230,6 +234,8 @@ def train_vae(
             module.eval()
             record["validation_loss"] = _validation_loss(module, x_validation, mask_validation, config)
         history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
         progress.set_postfix(loss=f"{means[0]:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
         # The objective changes while beta ramps up: compare validation losses only at full beta.
         if x_validation is None or epoch + 1 < config.kl_warmup_epochs:
