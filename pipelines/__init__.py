@@ -39,7 +39,9 @@ def tabular_pipeline(
     Returns
     -------
     Pipeline
-        Steps ``"features"`` (a ColumnTransformer) and ``"detector"``; it takes a DataFrame.
+        Steps ``"features"`` (a ColumnTransformer with pandas output, so the detector's
+        ``explain`` names the encoded columns, e.g. ``numeric__cpu_pct``) and ``"detector"``; it
+        takes a DataFrame.
 
     Examples
     --------
@@ -70,7 +72,7 @@ def tabular_pipeline(
                 else make_column_selector(dtype_exclude="number"),
             ),
         ]
-    )
+    ).set_output(transform="pandas")
     return Pipeline([("features", features), ("detector", VAEAnomalyDetector(**detector_params))])
 
 

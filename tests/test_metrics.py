@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vae_anomaly.metrics import best_f1, point_adjusted_f1, timeseries_metrics, vus_pr, vus_roc
+from vae_anomaly.metrics import (
+    best_f1,
+    detection_metrics,
+    point_adjusted_f1,
+    timeseries_metrics,
+    vus_pr,
+    vus_roc,
+)
 
 
 def test_vus_by_hand():
@@ -79,3 +86,15 @@ def test_bad_labels_or_scores_are_refused(labels, scores, message):
     for metric in (vus_pr, vus_roc, best_f1, point_adjusted_f1):
         with pytest.raises(ValueError, match=message):
             metric(labels, scores)
+
+
+def test_detection_metrics_by_hand():
+    metrics = detection_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], [False, True, False, True])
+    assert metrics["roc_auc"] == pytest.approx(0.75)
+    assert metrics["pr_auc"] == pytest.approx((1 + 2 / 3) / 2)
+    assert (metrics["precision"], metrics["recall"], metrics["f1"]) == pytest.approx((0.5, 0.5, 0.5))
+
+
+def test_detection_metrics_check_the_flags_shape():
+    with pytest.raises(ValueError, match="flagged has shape"):
+        detection_metrics([0, 1], [0.1, 0.9], [True])

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 
 def _anomaly_scores(estimator: Any, X: Any) -> np.ndarray:
@@ -73,6 +78,40 @@ def _checked_labels(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     if labels.sum() in (0, len(labels)):
         raise ValueError("y_true needs both anomalies (1) and normal points (0) for these metrics.")
     return labels, values
+
+
+def detection_metrics(y_true: Any, scores: Any, flagged: Any) -> dict[str, float]:
+    """How well scores rank and flags catch labelled anomalies: the metrics logged by evaluation.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 for anomalies, 0 for normal samples.
+    scores : array-like of shape (n_samples,)
+        Anomaly scores (higher = more anomalous).
+    flagged : array-like of shape (n_samples,), bool
+        The detector's flags at its threshold (from ``contamination``).
+
+    Returns
+    -------
+    dict
+        Keys ``roc_auc``, ``pr_auc`` (average precision), and ``precision``, ``recall`` and ``f1`` of
+        the flags.
+    """
+    labels, values = _checked_labels(y_true, scores)
+    flags = np.asarray(flagged, dtype=bool)
+    if flags.shape != labels.shape:
+        raise ValueError(f"flagged has shape {flags.shape}, but y_true has shape {labels.shape}.")
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, flags.astype(np.int64), average="binary", zero_division=0.0
+    )
+    return {
+        "roc_auc": float(roc_auc_score(labels, values)),
+        "pr_auc": float(average_precision_score(labels, values)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+    }
 
 
 def _segments(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

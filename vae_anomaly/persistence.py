@@ -87,6 +87,46 @@ def save_model(
     return folder
 
 
+def saved_estimator_name(path: str | os.PathLike[str]) -> str:
+    """The estimator class name recorded in a folder written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Folder to inspect.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ModelFileError
+        If the folder holds no readable vae-anomaly config.
+    """
+    return _read_config(Path(path))["estimator"]
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder, checked to be ours and of a readable version."""
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelFileError(f"{config_path} does not exist: {folder} is not a saved vae-anomaly model.")
+    try:
+        config = json.loads(config_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{config_path} is not valid JSON ({error}).") from error
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{config_path} is not a vae-anomaly model config.")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{folder} has model format version {version!r}, but this vae-anomaly reads versions up to "
+            f"{FORMAT_VERSION}: upgrade vae-anomaly to load it."
+        )
+    return config
+
+
 def load_model(path: str | os.PathLike[str], estimator: str) -> SavedModel:
     """Read and verify a folder written by :func:`save_model`.
 
@@ -108,22 +148,10 @@ def load_model(path: str | os.PathLike[str], estimator: str) -> SavedModel:
         estimator class differs, or the weights do not match their checksum.
     """
     folder = Path(path)
+    config = _read_config(folder)
     config_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for required in (config_path, weights):
-        if not required.is_file():
-            raise ModelFileError(f"{required} does not exist: {folder} is not a saved vae-anomaly model.")
-    try:
-        config = json.loads(config_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{config_path} is not valid JSON ({error}).") from error
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{config_path} is not a vae-anomaly model config.")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{folder} has model format version {version!r}, but this vae-anomaly reads versions up to "
-            f"{FORMAT_VERSION}: upgrade vae-anomaly to load it."
-        )
+    if not weights.is_file():
+        raise ModelFileError(f"{weights} does not exist: {folder} is not a saved vae-anomaly model.")
     if config.get("estimator") != estimator:
         raise ModelFileError(
             f"{folder} holds a {config.get('estimator')!r}, not a {estimator!r}: "

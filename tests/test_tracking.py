@@ -1,0 +1,232 @@
+"""MLflow tracking, the logged pyfunc model and the registry, against a real sqlite store in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import tabular_pipeline
+from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, tracking
+from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store (artifacts beside it); autolog off again afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield uri
+    tracking.autolog(disable=True)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def tabular() -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.read_parquet(SAMPLE_DATA / "tabular.parquet")
+    return frame.drop(columns="is_anomaly"), frame["is_anomaly"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def fitted_pipeline(tabular):
+    return tabular_pipeline(epochs=15, random_state=0).fit(tabular[0])
+
+
+def _runs() -> pd.DataFrame:
+    return mlflow.search_runs(search_all_experiments=True)
+
+
+def test_default_store_is_local_sqlite(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # set by the fixture's set_tracking_uri
+    assert tracking.use_tracking_store() == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert tracking.use_tracking_store() == "sqlite:///elsewhere.db"
+
+
+def test_autolog_logs_params_epoch_metrics_summary_and_plots(planted):
+    tracking.autolog()
+    with mlflow.start_run() as run:
+        detector = VAEAnomalyDetector(epochs=12, latent_dim=3, random_state=0).fit(planted[0])
+    client = MlflowClient()
+    logged = client.get_run(run.info.run_id).data
+    assert logged.params["latent_dim"] == "3"
+    assert logged.params["epochs"] == "12"
+    for metric in ("train_loss", "train_reconstruction", "train_kl", "kl_weight", "learning_rate"):
+        history = client.get_metric_history(run.info.run_id, metric)
+        assert [point.step for point in history] == list(range(1, 13))
+    losses = [point.value for point in client.get_metric_history(run.info.run_id, "train_loss")]
+    np.testing.assert_allclose(losses, [record["loss"] for record in detector.history_])
+    assert len(client.get_metric_history(run.info.run_id, "validation_loss")) == 12
+    assert logged.metrics["offset"] == pytest.approx(detector.offset_)
+    scores = detector.anomaly_score(planted[0])
+    assert logged.metrics["train_score_p99"] == pytest.approx(np.quantile(scores, 0.99))
+    assert logged.metrics["train_flagged_fraction"] == pytest.approx(
+        np.mean(detector.predict(planted[0]) == -1)
+    )
+    plots = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/loss_curve.png", "plots/score_histogram.png"}
+
+
+def test_autolog_plots_a_time_series_with_its_flags(seasonal):
+    tracking.autolog()
+    with mlflow.start_run() as run:
+        TimeSeriesVAEDetector(window=32, epochs=3, random_state=0).fit(seasonal)
+    plots = {artifact.path for artifact in MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert "plots/series_flags.png" in plots
+
+
+def test_fits_without_a_run_or_autolog_log_nothing(planted):
+    VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])  # autolog not called
+    tracking.autolog()
+    VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])  # no active run
+    assert _runs().empty
+
+
+def test_autolog_can_start_a_run_of_its_own(planted):
+    tracking.autolog(log_without_active_run=True, log_plots=False)
+    VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
+    runs = _runs()
+    assert len(runs) == 1
+    assert runs["status"][0] == "FINISHED"
+    assert mlflow.active_run() is None
+
+
+def test_a_second_fit_in_one_run_goes_to_a_nested_run(planted):
+    tracking.autolog(log_plots=False)
+    with mlflow.start_run() as parent:
+        VAEAnomalyDetector(epochs=2, latent_dim=2, random_state=0).fit(planted[0])
+        VAEAnomalyDetector(epochs=2, latent_dim=4, random_state=0).fit(planted[0])
+    runs = _runs().set_index("run_id")
+    assert runs.loc[parent.info.run_id, "params.latent_dim"] == "2"
+    child = runs.drop(index=parent.info.run_id)
+    assert child["tags.mlflow.parentRunId"].tolist() == [parent.info.run_id]
+    assert child["params.latent_dim"].tolist() == ["4"]
+
+
+def test_a_failed_fit_marks_its_own_run_failed(planted):
+    class Stop(FitCallback):
+        def on_epoch_end(self, detector, record):
+            raise KeyboardInterrupt
+
+    tracking.autolog(log_without_active_run=True)
+    stop = Stop()
+    register_callback(stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            VAEAnomalyDetector(epochs=5, random_state=0).fit(planted[0])
+    finally:
+        unregister_callback(stop)
+    assert _runs()["status"].tolist() == ["FAILED"]
+    assert mlflow.active_run() is None
+
+
+def test_logged_model_scores_like_the_pipeline_in_a_fresh_process(fitted_pipeline, tabular, tmp_path):
+    features, _ = tabular
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=features.head(5))
+    features.to_parquet(tmp_path / "input.parquet")
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        "assert 'vae_anomaly' not in sys.modules\n"
+        f"mlflow.set_tracking_uri({mlflow.get_tracking_uri()!r})\n"
+        f"model = mlflow.pyfunc.load_model({info.model_uri!r})\n"
+        "import vae_anomaly\n"
+        "print(vae_anomaly.__file__)\n"
+        f"model.predict(pd.read_parquet({str(tmp_path / 'input.parquet')!r})).to_parquet('scores.parquet')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The model carries its own copy of vae_anomaly, so it loads where the package is not installed.
+    assert "/code/vae_anomaly/__init__.py" in done.stdout
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    detector = fitted_pipeline[-1]
+    np.testing.assert_array_equal(
+        scores["anomaly_score"], detector.anomaly_score(fitted_pipeline[:-1].transform(features))
+    )
+    np.testing.assert_array_equal(scores["is_anomaly"], fitted_pipeline.predict(features) == -1)
+
+
+def test_logged_model_has_signature_example_and_pinned_requirements(fitted_pipeline, tabular):
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    signature = info.signature
+    assert signature.inputs.input_names() == list(tabular[0].columns)
+    assert signature.outputs.input_names() == ["anomaly_score", "is_anomaly"]
+    assert signature.params.to_dict() == [
+        {"name": "contributions", "type": "boolean", "default": False, "shape": None}
+    ]
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    requirements = (folder / "requirements.txt").read_text().split()
+    torch_pin = next(line for line in requirements if line.startswith("torch=="))
+    assert "+" not in torch_pin
+    assert any(line.startswith("skops==") for line in requirements)
+    assert json.loads((folder / "input_example.json").read_text())["columns"] == list(tabular[0].columns)
+    assert not list(folder.rglob("*.pkl")), "the model must not be pickled"
+
+
+def test_logged_model_explains_rows_on_request(fitted_pipeline, tabular):
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    explained = model.predict(tabular[0].head(20), params={"contributions": True})
+    shares = explained.filter(like="contribution_")
+    assert "contribution_numeric__cpu_pct" in shares.columns
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert list(model.predict(tabular[0].head(20)).columns) == ["anomaly_score", "is_anomaly"]
+
+
+def test_logged_model_refuses_input_without_a_column(fitted_pipeline, tabular):
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    with pytest.raises(mlflow.exceptions.MlflowException, match="cpu_pct"):
+        mlflow.pyfunc.load_model(info.model_uri).predict(tabular[0].drop(columns="cpu_pct"))
+
+
+def test_log_model_wants_a_dataframe_example(fitted_pipeline, tabular):
+    with mlflow.start_run(), pytest.raises(TypeError, match="input_example must be a pandas DataFrame"):
+        tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5).to_numpy())
+
+
+def test_champion_moves_only_to_a_better_model(fitted_pipeline, tabular):
+    features, labels = tabular
+    weak = tabular_pipeline(epochs=1, latent_dim=1, hidden_dims=(4,), random_state=1).fit(features)
+    with mlflow.start_run():
+        good_uri = tracking.log_model(fitted_pipeline, "good", input_example=features.head(5)).model_uri
+        weak_uri = tracking.log_model(weak, "weak", input_example=features.head(5)).model_uri
+    kwargs = dict(validation_data=features, validation_labels=labels)
+    first = tracking.register_model(weak_uri, "detector", **kwargs)
+    assert (first.promoted, first.reason) == (True, "no champion yet")
+    better = tracking.register_model(good_uri, "detector", **kwargs)
+    assert better.promoted and better.metric > better.champion_metric
+    worse = tracking.register_model(weak_uri, "detector", **kwargs)
+    assert not worse.promoted and "does not beat champion v2" in worse.reason
+    same = tracking.register_model(good_uri, "detector", **kwargs)
+    assert not same.promoted  # a tie does not move the alias
+    unlabelled = tracking.register_model(good_uri, "detector")
+    assert not unlabelled.promoted and "no labelled validation data" in unlabelled.reason
+    forced = tracking.register_model(weak_uri, "detector", promote="always")
+    assert forced.promoted
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("detector", "champion").version) == forced.version
+    versions = client.search_model_versions("name='detector'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4, 5, 6]
+    assert client.get_model_version("detector", worse.version).tags["promoted"] == "false"
+
+
+def test_register_model_checks_its_arguments(tabular):
+    with pytest.raises(ValueError, match="promote must be"):
+        tracking.register_model("runs:/x/model", "detector", promote="sometimes")
+    with pytest.raises(ValueError, match="together"):
+        tracking.register_model("runs:/x/model", "detector", validation_data=tabular[0])

@@ -1,0 +1,53 @@
+"""The MLflow pyfunc model: loads a bundle from the model's artifacts and scores DataFrames with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from vae_anomaly.bundle import load_bundle
+from vae_anomaly.frames import score_frame
+
+BUNDLE_ARTIFACT = "bundle"
+
+
+class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
+    """A vae-anomaly detector or Pipeline served through ``mlflow.pyfunc``.
+
+    ``predict`` takes a DataFrame and returns ``score_frame``'s table: ``anomaly_score`` and
+    ``is_anomaly`` per row, plus ``contribution_<feature>`` columns when called with
+    ``params={"contributions": True}``. Log it with ``vae_anomaly.tracking.log_model``.
+    """
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Load the bundle artifact (JSON, safetensors and skops: no pickle).
+
+        Parameters
+        ----------
+        context : PythonModelContext
+            Gives the local path of the ``bundle`` artifact.
+        """
+        self.model = load_bundle(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Score ``model_input``.
+
+        Parameters
+        ----------
+        context : PythonModelContext
+            Unused; the model was loaded by ``load_context``.
+        model_input : DataFrame
+            Rows (or a series) with the columns of the input example.
+        params : dict or None
+            ``{"contributions": True}`` adds per-feature contribution columns.
+
+        Returns
+        -------
+        DataFrame
+        """
+        contributions = bool((params or {}).get("contributions", False))
+        return score_frame(self.model, model_input, contributions=contributions)
