@@ -1,0 +1,127 @@
+"""Argument checks shared by the entry points: MLflow passes int and float parameters through unchecked,
+so each value is parsed here and a bad one stops the run with a message that names it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def holdout_fraction(text: str) -> float:
+    """A share of the data in [0, 0.9]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}") from None
+    if not 0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {value}")
+    return value
+
+
+def epochs(text: str) -> int | str:
+    """'auto' or a positive integer."""
+    if text == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}") from None
+
+
+def contamination(text: str) -> float | str:
+    """'auto' or a number in (0, 0.5]."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number in (0, 0.5], got {text!r}") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number in (0, 0.5], got {value}")
+    return value
+
+
+def column_list(text: str) -> list[str]:
+    """Comma-separated column names; empty means none given."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object such as '{"beta": 0.5}'."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def existing_path(text: str) -> Path:
+    """A file or folder that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return path
+
+
+def output_path(text: str) -> Path:
+    """A parquet file to write; a relative path is taken from the repository root."""
+    path = Path(text)
+    if path.suffix != ".parquet":
+        raise argparse.ArgumentTypeError(f"expected a path ending in .parquet, got {text!r}")
+    return path if path.is_absolute() else REPOSITORY_ROOT / path
+
+
+def read_table(path: Path, required: list[str]) -> pd.DataFrame:
+    """Read a parquet file or folder; exit with a message if it has no rows or lacks a column."""
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: cannot read {path} as parquet: {error}") from None
+    missing = [name for name in required if name not in table.columns]
+    if missing:
+        raise SystemExit(f"error: {path} has no column(s) {missing}; its columns are {list(table.columns)}")
+    if table.empty:
+        raise SystemExit(f"error: {path} has no rows")
+    return table
+
+
+def write_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` under a temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        frame.to_parquet(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,137 @@
+"""Entry point `train`: fit a pipeline on parquet data, log it to MLflow, register it, maybe promote it.
+
+Labelled data (a label column, 1 = anomaly) is split: the detector trains on the first part (it never
+sees the labels) and the holdout is scored to log validation metrics and to decide whether the new
+version beats the current champion. Tabular rows are split at random, stratified by label; a time
+series is split in time, the holdout being its last part.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import mlflow
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipelines import tabular_pipeline, timeseries_pipeline
+from vae_anomaly import tracking
+
+from arguments import (
+    column_list,
+    contamination,
+    epochs,
+    existing_path,
+    holdout_fraction,
+    json_object,
+    non_negative_int,
+    positive_int,
+    read_table,
+)
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=existing_path, required=True, help="parquet file or folder")
+    parser.add_argument("--kind", choices=["tabular", "timeseries"], default="tabular")
+    parser.add_argument("--label-column", default="is_anomaly", help="'' for unlabelled data")
+    parser.add_argument("--features", type=column_list, default=[], help="comma-separated; '' = all")
+    parser.add_argument("--time-column", default="", help="timeseries: the timestamp column")
+    parser.add_argument("--epochs", type=epochs, default="auto")
+    parser.add_argument("--contamination", type=contamination, default="auto")
+    parser.add_argument("--latent-dim", type=positive_int, default=8)
+    parser.add_argument("--window", type=positive_int, default=128, help="timeseries window length")
+    parser.add_argument("--detector-params", type=json_object, default={}, help="JSON of more parameters")
+    parser.add_argument("--holdout-fraction", type=holdout_fraction, default=0.2)
+    parser.add_argument("--random-state", type=non_negative_int, default=0)
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--promote", choices=["if_better", "always", "never"], default="if_better")
+    arguments = parser.parse_args()
+    if arguments.kind == "timeseries" and not arguments.time_column:
+        parser.error("argument --time-column: required with --kind timeseries")
+    if not arguments.model_name.strip():
+        parser.error("argument --model-name: must not be empty")
+    return arguments
+
+
+def build_model(arguments: argparse.Namespace, features: pd.DataFrame):
+    params = {
+        "epochs": arguments.epochs,
+        "contamination": arguments.contamination,
+        "latent_dim": arguments.latent_dim,
+        "random_state": arguments.random_state,
+        **arguments.detector_params,
+    }
+    try:
+        if arguments.kind == "timeseries":
+            channels = [name for name in features.columns if name != arguments.time_column]
+            return timeseries_pipeline(
+                channels, time_column=arguments.time_column, window=arguments.window, **params
+            )
+        numeric = features.select_dtypes("number").columns.tolist()
+        categorical = [name for name in features.columns if name not in numeric]
+        return tabular_pipeline(numeric, categorical, **params)
+    except TypeError as error:
+        raise SystemExit(f"error: argument --detector-params: {error}") from None
+
+
+def split(arguments: argparse.Namespace, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training part and labelled holdout (None without labels or with holdout_fraction 0)."""
+    if not arguments.label_column or arguments.holdout_fraction == 0:
+        return table, None
+    if arguments.kind == "timeseries":
+        cut = round(len(table) * (1 - arguments.holdout_fraction))
+        return table.iloc[:cut], table.iloc[cut:]
+    labels = table[arguments.label_column]
+    stratify = labels if labels.nunique() > 1 and labels.value_counts().min() >= 2 else None
+    return train_test_split(
+        table, test_size=arguments.holdout_fraction, random_state=arguments.random_state, stratify=stratify
+    )
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    label = [arguments.label_column] if arguments.label_column else []
+    time = [arguments.time_column] if arguments.time_column else []
+    table = read_table(arguments.data, label + time + arguments.features)
+    if arguments.features:
+        columns = arguments.features + [name for name in time if name not in arguments.features]
+    else:
+        columns = [name for name in table.columns if name not in label]
+    training, holdout = split(arguments, table)
+    tracking.use_tracking_store()
+    tracking.autolog()
+    with mlflow.start_run():
+        mlflow.log_params({"input_path": str(arguments.data), "input_rows": len(table)})
+        try:
+            model = build_model(arguments, table[columns]).fit(training[columns])
+        except ValueError as error:  # a bad detector parameter or unusable data: the message says which
+            raise SystemExit(f"error: {error}") from None
+        example_rows = arguments.window if arguments.kind == "timeseries" else 5
+        info = tracking.log_model(model, "model", input_example=training[columns].head(example_rows))
+        validation = validation_labels = None
+        if holdout is not None:
+            validation, validation_labels = holdout[columns], holdout[arguments.label_column].to_numpy()
+            try:
+                metrics = tracking.evaluate_model(info.model_uri, validation, validation_labels)
+            except ValueError as error:
+                print(f"no validation metrics: {error}")
+                validation = validation_labels = None
+            else:
+                mlflow.log_metrics({f"validation_{name}": value for name, value in metrics.items()})
+        registration = tracking.register_model(
+            info.model_uri,
+            arguments.model_name,
+            validation_data=validation,
+            validation_labels=validation_labels,
+            promote=arguments.promote,
+        )
+        mlflow.set_tags({"registered_version": registration.version, "promoted": str(registration.promoted)})
+    print(
+        f"{arguments.model_name} version {registration.version}: "
+        f"{'promoted to champion' if registration.promoted else 'not promoted'} ({registration.reason})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The MLproject's entry points, run with `mlflow run --env-manager local` against a temp sqlite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SAMPLE = REPOSITORY / "sample_data" / "tabular.parquet"
+MODEL = "project-model"
+
+
+@pytest.fixture
+def store(tmp_path):
+    """Environment for `mlflow run`: a sqlite store and an experiment whose artifacts stay in tmp_path."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("project", artifact_location=str(tmp_path / "artifacts"))
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri}, MlflowClient(uri, registry_uri=uri)
+
+
+def mlflow_run(environment: dict[str, str], entry: str, **params: object) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mlflow", "run", "mlflow_project", "-e", entry, "--env-manager", "local"]
+    command += ["--experiment-name", "project"]
+    for name, value in params.items():
+        command += ["-P", f"{name}={value}"]
+    return subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True)
+
+
+def test_train_registers_and_score_is_safe_to_rerun(store, tmp_path):
+    environment, client = store
+    trained = mlflow_run(environment, "train", epochs=5, model_name=MODEL)
+    assert trained.returncode == 0, trained.stderr
+    assert f"{MODEL} version 1: promoted to champion (no champion yet)" in trained.stdout
+
+    output = tmp_path / "out" / "scores.parquet"
+    for _ in range(2):  # a scheduled rerun replaces the output whole: no duplicated rows
+        scored = mlflow_run(environment, "score", model_uri=f"models:/{MODEL}@champion", output=output)
+        assert scored.returncode == 0, scored.stderr
+        scores = pd.read_parquet(output)
+        source = pd.read_parquet(SAMPLE)
+        assert len(scores) == len(source)
+        assert list(scores.columns) == [*source.columns.drop("is_anomaly"), "anomaly_score", "is_anomaly"]
+        pd.testing.assert_frame_equal(
+            scores[source.columns.drop("is_anomaly")], source.drop(columns="is_anomaly")
+        )
+    assert [path.name for path in output.parent.iterdir()] == ["scores.parquet"]
+
+    # The same seed gives the same model: a scheduled retrain that does not beat the champion
+    # is registered but leaves the alias where it was.
+    retrained = mlflow_run(environment, "train", epochs=5, model_name=MODEL)
+    assert retrained.returncode == 0, retrained.stderr
+    assert "version 2: not promoted (pr_auc" in retrained.stdout
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+
+
+@pytest.mark.parametrize(
+    "entry,params,message",
+    [
+        ("train", {"epochs": -3}, "argument --epochs: expected 'auto' or a positive integer, got '-3'"),
+        ("train", {"latent_dim": "2.5"}, "argument --latent-dim: expected a positive integer, got '2.5'"),
+        ("score", {"output": "scores.csv"}, "argument --output: expected a path ending in .parquet"),
+    ],
+)
+def test_entry_points_refuse_bad_parameters(store, entry, params, message):
+    environment, _ = store
+    done = mlflow_run(environment, entry, **params)
+    assert done.returncode != 0
+    assert message in done.stderr
