@@ -1,0 +1,87 @@
+"""The ``vae-anomaly`` command: ``vae-anomaly score MODEL INPUT OUTPUT`` scores parquet files in batches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vae_anomaly.batch import DEFAULT_BATCH_ROWS, SchemaError, score_parquet
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vae-anomaly", description="Anomaly scores from a VAE detector.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser(
+        "score",
+        help="score parquet files into parquet files of the same layout",
+        description="Score a parquet file, folder or glob with a model, in bounded memory. Complete "
+        "outputs are skipped on a rerun, so an interrupted job resumes where it stopped.",
+    )
+    score.add_argument(
+        "model", help="saved model folder, .joblib file, or MLflow URI (models:/NAME@champion)"
+    )
+    score.add_argument("input", help="parquet file, folder (hive-partitioned or not) or glob")
+    score.add_argument("output", help="output folder")
+    score.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS, help="rows per batch")
+    score.add_argument(
+        "--keep-columns", help="comma-separated input columns to copy to the output (default: all)"
+    )
+    score.add_argument(
+        "--trust-pickle", action="store_true", help="allow a joblib/pickle model (unpickling runs code)"
+    )
+    score.add_argument("--overwrite", action="store_true", help="rescore files whose output is complete")
+    progress = score.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str or None
+        Arguments without the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        0 when every file was scored or already complete, 1 when some files failed, 2 for bad
+        arguments, a model that cannot be loaded, or input that does not fit the model.
+    """
+    arguments = _parser().parse_args(argv)
+    keep = None
+    if arguments.keep_columns is not None:
+        keep = [name.strip() for name in arguments.keep_columns.split(",") if name.strip()]
+    try:
+        summary = score_parquet(
+            arguments.model,
+            arguments.input,
+            arguments.output,
+            batch_rows=arguments.batch_rows,
+            keep_columns=keep,
+            trust_pickle=arguments.trust_pickle,
+            overwrite=arguments.overwrite,
+            progress=arguments.progress,
+        )
+    except (SchemaError, ValueError, FileNotFoundError) as error:
+        print(f"vae-anomaly score: error: {error}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
