@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +93,6 @@ def existing_path(text: str) -> Path:
     return path
 
 
-def output_path(text: str) -> Path:
-    """A parquet file to write; a relative path is taken from the repository root."""
-    path = Path(text)
-    if path.suffix != ".parquet":
-        raise argparse.ArgumentTypeError(f"expected a path ending in .parquet, got {text!r}")
-    return path if path.is_absolute() else REPOSITORY_ROOT / path
-
-
 def read_table(path: Path, required: list[str]) -> pd.DataFrame:
     """Read a parquet file or folder; exit with a message if it has no rows or lacks a column."""
     try:
@@ -114,14 +105,3 @@ def read_table(path: Path, required: list[str]) -> pd.DataFrame:
     if table.empty:
         raise SystemExit(f"error: {path} has no rows")
     return table
-
-
-def write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        frame.to_parquet(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

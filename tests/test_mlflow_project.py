@@ -38,18 +38,16 @@ def test_train_registers_and_score_is_safe_to_rerun(store, tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert f"{MODEL} version 1: promoted to champion (no champion yet)" in trained.stdout
 
-    output = tmp_path / "out" / "scores.parquet"
-    for _ in range(2):  # a scheduled rerun replaces the output whole: no duplicated rows
+    output = tmp_path / "out"
+    for run in range(2):  # a scheduled rerun finds the output complete: no duplicated rows
         scored = mlflow_run(environment, "score", model_uri=f"models:/{MODEL}@champion", output=output)
         assert scored.returncode == 0, scored.stderr
-        scores = pd.read_parquet(output)
-        source = pd.read_parquet(SAMPLE)
-        assert len(scores) == len(source)
-        assert list(scores.columns) == [*source.columns.drop("is_anomaly"), "anomaly_score", "is_anomaly"]
-        pd.testing.assert_frame_equal(
-            scores[source.columns.drop("is_anomaly")], source.drop(columns="is_anomaly")
-        )
-    assert [path.name for path in output.parent.iterdir()] == ["scores.parquet"]
+        assert ("1 scored" if run == 0 else "1 already complete") in scored.stdout
+        scores = pd.read_parquet(output / "tabular.parquet")
+        source = pd.read_parquet(SAMPLE).drop(columns="is_anomaly")
+        assert list(scores.columns) == [*source.columns, "anomaly_score", "is_anomaly"]
+        pd.testing.assert_frame_equal(scores[source.columns], source)
+    assert [path.name for path in output.iterdir()] == ["tabular.parquet"]
 
     # The same seed gives the same model: a scheduled retrain that does not beat the champion
     # is registered but leaves the alias where it was.
@@ -64,7 +62,7 @@ def test_train_registers_and_score_is_safe_to_rerun(store, tmp_path):
     [
         ("train", {"epochs": -3}, "argument --epochs: expected 'auto' or a positive integer, got '-3'"),
         ("train", {"latent_dim": "2.5"}, "argument --latent-dim: expected a positive integer, got '2.5'"),
-        ("score", {"output": "scores.csv"}, "argument --output: expected a path ending in .parquet"),
+        ("score", {"batch_rows": 0}, "argument --batch-rows: expected a positive integer, got 0"),
     ],
 )
 def test_entry_points_refuse_bad_parameters(store, entry, params, message):
