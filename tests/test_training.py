@@ -91,10 +91,10 @@ def test_auto_device_is_cpu_without_accelerators():
     assert resolve_device("auto") == torch.device("cpu")
 
 
-def test_fitted_module_lives_on_cpu_in_float64(planted):
+def test_fitted_module_lives_on_cpu_in_float32(planted):
     detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
     parameter = next(detector.module_.parameters())
-    assert parameter.device.type == "cpu" and parameter.dtype == torch.float64
+    assert parameter.device.type == "cpu" and parameter.dtype == torch.float32
 
 
 def test_learning_rate_decays_along_a_cosine(planted):

@@ -111,7 +111,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
     }
     # The dtype the fitted module is kept and scored in.
-    _module_dtype: ClassVar[torch.dtype] = torch.float64
+    _module_dtype: ClassVar[torch.dtype] = torch.float32
 
     latent_dim: int
     hidden_dims: tuple[int, ...]

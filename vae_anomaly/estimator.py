@@ -62,7 +62,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         whose anomaly score lies above Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
     device : str, default="auto"
         Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA trains
-        under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in float64.
+        under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in float32.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split, shuffling and noise; an int makes fits repeatable.
     verbose : int, default=0
@@ -71,7 +71,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
     Attributes
     ----------
     module_ : GaussianVAE
-        The trained torch module (CPU, float64).
+        The trained torch module (CPU, float32).
     mean_ : ndarray of shape (n_features_in_,)
         Training mean of each feature.
     scale_ : ndarray of shape (n_features_in_,)
