@@ -62,8 +62,8 @@ def test_output_has_every_row_once_in_order_with_the_scores(pipeline, model_fold
     output = read_output(tmp_path / "out")
     expected = score_frame(pipeline, features)
     pd.testing.assert_frame_equal(output[features.columns], features.reset_index(drop=True))
-    # Matrix products may round the last bit differently for another batch size.
-    np.testing.assert_allclose(output["anomaly_score"], expected["anomaly_score"], rtol=1e-12)
+    # float32 matrix products may round the last bit differently for another batch size.
+    np.testing.assert_allclose(output["anomaly_score"], expected["anomaly_score"], rtol=1e-6)
     np.testing.assert_array_equal(output["is_anomaly"], expected["is_anomaly"])
     assert summary.anomalies == int(expected["is_anomaly"].sum())
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")) == [

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,54 +377,153 @@ def _scored_table(
     return output, int(scores[IS_ANOMALY].sum())
 
 
-def _score_file(
-    task: _FileTask,
-    dataset: ds.Dataset,
-    n_rows: int,
+@dataclass(frozen=True)
+class _Job:
+    task: _FileTask
+    dataset: ds.Dataset
+    n_rows: int
+
+
+def _read_columns(job: _Job, scoring: ScoringModel, keep: Sequence[str] | None) -> list[str]:
+    names = job.dataset.schema.names
+    wanted = {*scoring.columns, *(keep if keep is not None else names)}
+    return [name for name in names if name in wanted]
+
+
+def _job_batches(
+    jobs: Sequence[_Job], scoring: ScoringModel, keep: Sequence[str] | None, batch_rows: int
+) -> Iterator[tuple[int, pa.RecordBatch | Exception]]:
+    """Every job's record batches in order, tagged with the job's index; a read error ends its job."""
+    for index, job in enumerate(jobs):
+        columns = _read_columns(job, scoring, keep)
+        try:
+            if scoring.whole_files:  # a series' windows span batches: score the file in one piece
+                batches = job.dataset.to_table(columns=columns).combine_chunks().to_batches()
+            else:
+                batches = job.dataset.to_batches(columns=columns, batch_size=batch_rows)
+            for batch in batches:
+                yield index, batch
+        except (OSError, pa.ArrowException) as error:
+            yield index, error
+
+
+class _OutputFile:
+    """One output being written: batches go to a hidden partial file on the write-behind thread, and
+    ``commit`` renames it into place once it holds every input row."""
+
+    def __init__(self, job: _Job, write_behind: ThreadPoolExecutor) -> None:
+        self.job = job
+        self.write_behind = write_behind
+        self.partial = job.task.target.with_name(f".{job.task.target.name}.partial")
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[Future[None]] = []
+        self.rows = self.anomalies = 0
+
+    def write(self, table: pa.Table, anomalies: int) -> None:
+        if self.writer is None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            metadata = {
+                ROWS_KEY: str(self.job.n_rows).encode(),
+                SOURCE_KEY: _source_fingerprint(self.job.task.source),
+            }
+            # Dictionary encoding costs more than the forward pass on float columns and saves nothing
+            # there; it stays on for the rest (e.g. strings).
+            encoded = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            self.writer = pq.ParquetWriter(
+                self.partial, table.schema.with_metadata(metadata), use_dictionary=encoded
+            )
+        self.pending.append(self.write_behind.submit(self.writer.write_table, table))
+        if len(self.pending) > WRITE_BEHIND_BATCHES:
+            self.pending.pop(0).result()
+        self.rows += len(table)
+        self.anomalies += anomalies
+
+    def commit(self) -> None:
+        try:
+            for future in self.pending:
+                future.result()
+            if self.writer is None:
+                raise ValueError("no rows were read")
+            self.writer.close()
+            self.writer = None
+            if self.rows != self.job.n_rows:
+                raise ValueError(f"read {self.rows} rows, but the file's metadata says {self.job.n_rows}")
+            os.replace(self.partial, self.job.task.target)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        wait(self.pending)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.partial.unlink(missing_ok=True)
+
+
+def _write_empty(job: _Job, keep: Sequence[str] | None) -> None:
+    """The output of an input file with no rows: no rows, the output's columns."""
+    kept = job.dataset.schema.select(list(keep) if keep is not None else job.dataset.schema.names)
+    schema = kept.append(pa.field(ANOMALY_SCORE, pa.float64())).append(pa.field(IS_ANOMALY, pa.bool_()))
+    metadata = {ROWS_KEY: b"0", SOURCE_KEY: _source_fingerprint(job.task.source)}
+    job.task.target.parent.mkdir(parents=True, exist_ok=True)
+    partial = job.task.target.with_name(f".{job.task.target.name}.partial")
+    pq.write_table(schema.with_metadata(metadata).empty_table(), partial)
+    os.replace(partial, job.task.target)
+
+
+def _score_jobs(
+    jobs: Sequence[_Job],
     scoring: ScoringModel,
     keep: Sequence[str] | None,
     batch_rows: int,
+    summary: BatchSummary,
     on_rows: Callable[[int], None],
-) -> int:
-    """Score one file into its output; returns the number of anomalies. The output appears only whole."""
-    names = dataset.schema.names
-    wanted = {*scoring.columns, *(keep if keep is not None else names)}
-    read = [name for name in names if name in wanted]
-    if scoring.whole_files:  # a series' windows span batches: score the file in one piece
-        batches = iter(dataset.to_table(columns=read).combine_chunks().to_batches())
-    else:
-        batches = dataset.to_batches(columns=read, batch_size=batch_rows)
-    task.target.parent.mkdir(parents=True, exist_ok=True)
-    partial = task.target.with_name(f".{task.target.name}.partial")
-    anomalies, written, writer = 0, 0, None
-    pending: list[Future[None]] = []
-    try:
-        with ThreadPoolExecutor(max_workers=1) as write_behind:
-            for batch in _read_ahead(batches, READ_AHEAD_BATCHES):
-                table, flagged = _scored_table(batch, task, scoring, keep)
-                if writer is None:
-                    metadata = {ROWS_KEY: str(n_rows).encode(), SOURCE_KEY: _source_fingerprint(task.source)}
-                    writer = pq.ParquetWriter(partial, table.schema.with_metadata(metadata))
-                pending.append(write_behind.submit(writer.write_table, table))
-                if len(pending) > WRITE_BEHIND_BATCHES:
-                    pending.pop(0).result()
-                anomalies += flagged
-                written += len(table)
-                on_rows(len(table))
-            for future in pending:
-                future.result()
-        if writer is None:
-            raise ValueError("the file has no rows")
-        writer.close()
-        writer = None
-        if written != n_rows:
-            raise ValueError(f"read {written} rows, but the file's metadata says {n_rows}")
-        os.replace(partial, task.target)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
-    return anomalies
+) -> None:
+    """Score every job's file; reading runs ahead across file boundaries, writing behind."""
+    current: _OutputFile | None = None
+    failed: set[int] = set()
+
+    def fail(index: int, error: BaseException) -> None:
+        summary.failed[str(jobs[index].task.source)] = str(error)
+        failed.add(index)
+
+    def finish(output: _OutputFile) -> None:
+        try:
+            output.commit()
+        except (OSError, ValueError, pa.ArrowException) as error:
+            fail(jobs.index(output.job), error)
+            return
+        summary.scored_files += 1
+        summary.rows += output.rows
+        summary.anomalies += output.anomalies
+
+    with ThreadPoolExecutor(max_workers=1) as write_behind:
+        try:
+            for index, item in _read_ahead(_job_batches(jobs, scoring, keep, batch_rows), READ_AHEAD_BATCHES):
+                if current is not None and current.job is not jobs[index]:
+                    finish(current)
+                    current = None
+                if index in failed:
+                    continue
+                try:
+                    if isinstance(item, Exception):
+                        raise item
+                    if current is None:
+                        current = _OutputFile(jobs[index], write_behind)
+                    current.write(*_scored_table(item, jobs[index].task, scoring, keep))
+                except (OSError, ValueError, pa.ArrowException) as error:
+                    fail(index, error)
+                    if current is not None:
+                        current.discard()
+                        current = None
+                    continue
+                on_rows(len(item))
+            if current is not None:
+                finish(current)
+                current = None
+        finally:
+            if current is not None:  # interrupted: leave no partial file behind
+                current.discard()
 
 
 def score_parquet(
@@ -507,18 +606,14 @@ def score_parquet(
     for task, dataset, n_rows in opened:
         if not overwrite and _is_complete(task, n_rows):
             summary.skipped_files += 1
-        else:
-            todo.append((task, dataset, n_rows))
-    total = sum(n_rows for _, _, n_rows in todo)
-    disable = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
-    with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
-        for task, dataset, n_rows in todo:
-            try:
-                summary.anomalies += _score_file(task, dataset, n_rows, scoring, keep, batch_rows, bar.update)
-            except (OSError, ValueError, pa.ArrowException) as error:
-                summary.failed[str(task.source)] = str(error)
-                continue
+        elif n_rows == 0:
+            _write_empty(_Job(task, dataset, n_rows), keep)
             summary.scored_files += 1
-            summary.rows += n_rows
+        else:
+            todo.append(_Job(task, dataset, n_rows))
+    disable = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
+    total = sum(job.n_rows for job in todo)
+    with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
+        _score_jobs(todo, scoring, keep, batch_rows, summary, bar.update)
     summary.seconds = time.perf_counter() - started
     return summary

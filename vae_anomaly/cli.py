@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from vae_anomaly.batch import DEFAULT_BATCH_ROWS, SchemaError, score_parquet
+from vae_anomaly.tracking import use_tracking_store
 
 
 def _positive_int(text: str) -> int:
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = None
     if arguments.keep_columns is not None:
         keep = [name.strip() for name in arguments.keep_columns.split(",") if name.strip()]
+    use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     try:
         summary = score_parquet(
             arguments.model,
