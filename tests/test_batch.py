@@ -191,3 +191,14 @@ def test_cli_prints_a_summary_and_exit_codes_say_what_failed(model_folder, featu
     assert "failed: " in capsys.readouterr().out
     assert main(["score", str(tmp_path / "nowhere"), str(tmp_path / "in"), str(tmp_path / "out")]) == 2
     assert "is not a model" in capsys.readouterr().err
+
+
+def test_a_glob_selects_files_and_an_empty_file_gets_an_empty_output(model_folder, features, tmp_path):
+    write_parts(features, tmp_path / "in", 2)
+    features.head(0).to_parquet(tmp_path / "in" / "part=1" / "empty.parquet")
+    (tmp_path / "in" / "notes.txt").write_text("not parquet, not matched")
+    summary = score_parquet(model_folder, str(tmp_path / "in" / "part=*" / "*.parquet"), tmp_path / "out")
+    assert (summary.files, summary.scored_files, summary.failed) == (3, 3, {})
+    empty = pd.read_parquet(tmp_path / "out" / "part=1" / "empty.parquet")
+    assert list(empty.columns) == [*features.columns, "anomaly_score", "is_anomaly"] and empty.empty
+    assert len(read_output(tmp_path / "out")) == len(features)

@@ -462,8 +462,9 @@ class _OutputFile:
 
 def _write_empty(job: _Job, keep: Sequence[str] | None) -> None:
     """The output of an input file with no rows: no rows, the output's columns."""
-    kept = job.dataset.schema.select(list(keep) if keep is not None else job.dataset.schema.names)
-    schema = kept.append(pa.field(ANOMALY_SCORE, pa.float64())).append(pa.field(IS_ANOMALY, pa.bool_()))
+    source = job.dataset.schema
+    kept = [source.field(name) for name in (keep if keep is not None else source.names)]
+    schema = pa.schema([*kept, pa.field(ANOMALY_SCORE, pa.float64()), pa.field(IS_ANOMALY, pa.bool_())])
     metadata = {ROWS_KEY: b"0", SOURCE_KEY: _source_fingerprint(job.task.source)}
     job.task.target.parent.mkdir(parents=True, exist_ok=True)
     partial = job.task.target.with_name(f".{job.task.target.name}.partial")

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from vae_anomaly.batch import DEFAULT_BATCH_ROWS, SchemaError, score_parquet
 from vae_anomaly.tracking import use_tracking_store
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` that accepts integers of at least ``minimum`` and names the bad value.
+
+    Parameters
+    ----------
+    minimum : int
+
+    Returns
+    -------
+    callable
+        Parses a string to an int, or raises ``argparse.ArgumentTypeError``.
+    """
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     score.add_argument("input", help="parquet file, folder (hive-partitioned or not) or glob")
     score.add_argument("output", help="output folder")
-    score.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS, help="rows per batch")
+    score.add_argument(
+        "--batch-rows", type=int_at_least(1), default=DEFAULT_BATCH_ROWS, help="rows per batch"
+    )
     score.add_argument(
         "--keep-columns", help="comma-separated input columns to copy to the output (default: all)"
     )
