@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import mlflow
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -111,14 +112,12 @@ def main() -> None:
         info = tracking.log_model(model, "model", input_example=training[columns].head(example_rows))
         validation = validation_labels = None
         if holdout is not None:
-            validation, validation_labels = holdout[columns], holdout[arguments.label_column].to_numpy()
-            try:
-                metrics = tracking.evaluate_model(info.model_uri, validation, validation_labels)
-            except ValueError as error:
-                print(f"no validation metrics: {error}")
-                validation = validation_labels = None
+            validation_labels = holdout[arguments.label_column].to_numpy()
+            if set(np.unique(validation_labels)) == {0, 1}:
+                validation = holdout[columns]
             else:
-                mlflow.log_metrics({f"validation_{name}": value for name, value in metrics.items()})
+                print("no validation metrics: the holdout needs both normal (0) and anomalous (1) labels")
+                validation_labels = None
         registration = tracking.register_model(
             info.model_uri,
             arguments.model_name,
@@ -126,6 +125,9 @@ def main() -> None:
             validation_labels=validation_labels,
             promote=arguments.promote,
         )
+        if registration.validation_metrics is not None:
+            metrics = registration.validation_metrics
+            mlflow.log_metrics({f"validation_{name}": value for name, value in metrics.items()})
         mlflow.set_tags({"registered_version": registration.version, "promoted": str(registration.promoted)})
     print(
         f"{arguments.model_name} version {registration.version}: "

@@ -37,6 +37,9 @@ def test_train_registers_and_score_is_safe_to_rerun(store, tmp_path):
     trained = mlflow_run(environment, "train", epochs=5, model_name=MODEL)
     assert trained.returncode == 0, trained.stderr
     assert f"{MODEL} version 1: promoted to champion (no champion yet)" in trained.stdout
+    [run] = client.search_runs([client.get_experiment_by_name("project").experiment_id])
+    assert {"validation_pr_auc", "validation_f1", "train_loss", "offset"} <= set(run.data.metrics)
+    assert run.data.tags["registered_version"] == "1"
 
     output = tmp_path / "out"
     for run in range(2):  # a scheduled rerun finds the output complete: no duplicated rows

@@ -210,6 +210,7 @@ def test_champion_moves_only_to_a_better_model(fitted_pipeline, tabular):
     assert (first.promoted, first.reason) == (True, "no champion yet")
     better = tracking.register_model(good_uri, "detector", **kwargs)
     assert better.promoted and better.metric > better.champion_metric
+    assert better.validation_metrics["pr_auc"] == better.metric and "roc_auc" in better.validation_metrics
     worse = tracking.register_model(weak_uri, "detector", **kwargs)
     assert not worse.promoted and "does not beat champion v2" in worse.reason
     same = tracking.register_model(good_uri, "detector", **kwargs)

@@ -482,17 +482,16 @@ def _score_jobs(
 ) -> None:
     """Score every job's file; reading runs ahead across file boundaries, writing behind."""
     current: _OutputFile | None = None
-    failed: set[int] = set()
+    failed: set[int] = set()  # jobs whose remaining batches are skipped
 
-    def fail(index: int, error: BaseException) -> None:
-        summary.failed[str(jobs[index].task.source)] = str(error)
-        failed.add(index)
+    def fail(job: _Job, error: BaseException) -> None:
+        summary.failed[str(job.task.source)] = str(error)
 
     def finish(output: _OutputFile) -> None:
         try:
             output.commit()
         except (OSError, ValueError, pa.ArrowException) as error:
-            fail(jobs.index(output.job), error)
+            fail(output.job, error)
             return
         summary.scored_files += 1
         summary.rows += output.rows
@@ -513,7 +512,8 @@ def _score_jobs(
                         current = _OutputFile(jobs[index], write_behind)
                     current.write(*_scored_table(item, jobs[index].task, scoring, keep))
                 except (OSError, ValueError, pa.ArrowException) as error:
-                    fail(index, error)
+                    fail(jobs[index], error)
+                    failed.add(index)
                     if current is not None:
                         current.discard()
                         current = None

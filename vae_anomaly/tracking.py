@@ -342,6 +342,8 @@ class Registration:
         Its validation metric, when labels were given.
     champion_metric : float or None
         The previous champion's metric on the same data, when there was one and labels were given.
+    validation_metrics : dict or None
+        Every metric of :func:`evaluate_model` for the new version, when labels were given.
     """
 
     version: str
@@ -349,6 +351,7 @@ class Registration:
     reason: str
     metric: float | None
     champion_metric: float | None
+    validation_metrics: dict[str, float] | None
 
 
 def _champion_version(client: MlflowClient, name: str) -> str | None:
@@ -406,11 +409,12 @@ def register_model(
     champion = _champion_version(client, name)
     new_version = mlflow.register_model(model_uri, name).version
     labelled = validation_data is not None
-    new_metric = (
-        evaluate_model(f"models:/{name}/{new_version}", validation_data, validation_labels)[metric]
+    validation_metrics = (
+        evaluate_model(f"models:/{name}/{new_version}", validation_data, validation_labels)
         if labelled
         else None
     )
+    new_metric = None if validation_metrics is None else validation_metrics[metric]
     champion_metric = (
         evaluate_model(f"models:/{name}@{CHAMPION_ALIAS}", validation_data, validation_labels)[metric]
         if labelled and champion is not None
@@ -443,4 +447,4 @@ def register_model(
         client.set_model_version_tag(name, new_version, key, value)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, new_version)
-    return Registration(str(new_version), promoted, reason, new_metric, champion_metric)
+    return Registration(str(new_version), promoted, reason, new_metric, champion_metric, validation_metrics)
