@@ -311,12 +311,12 @@ def _schema_problems(
 def _null_problems(task: _FileTask, dataset: ds.Dataset, scoring: ScoringModel) -> list[str]:
     """Columns whose parquet statistics show nulls (files without statistics are checked while read)."""
     metadata = next(iter(dataset.get_fragments())).metadata
-    names = dataset.schema.names
+    stored = metadata.schema.to_arrow_schema()
     problems = []
     for column in scoring.columns:
-        if column not in names:
+        index = stored.get_field_index(column)
+        if index < 0:
             continue
-        index = metadata.schema.to_arrow_schema().get_field_index(column)
         nulls = 0
         for group in range(metadata.num_row_groups):
             statistics = metadata.row_group(group).column(index).statistics
