@@ -85,8 +85,8 @@ def test_a_rerun_skips_complete_outputs_and_redoes_changed_inputs(model_folder, 
 
 
 def test_a_killed_job_resumes_to_exactly_the_uninterrupted_output(model_folder, features, tmp_path):
-    big = pd.concat([features] * 25, ignore_index=True)  # 100,000 rows in 20 files
-    write_parts(big, tmp_path / "in", 20)
+    big = pd.concat([features] * 50, ignore_index=True)  # 200,000 rows in 40 files
+    write_parts(big, tmp_path / "in", 40)
     score_parquet(model_folder, tmp_path / "in", tmp_path / "reference", batch_rows=1000)
     command = [sys.executable, "-m", "vae_anomaly.cli", "score", str(model_folder), str(tmp_path / "in")]
     job = subprocess.Popen([*command, str(tmp_path / "out"), "--batch-rows", "1000", "--no-progress"])
@@ -96,10 +96,10 @@ def test_a_killed_job_resumes_to_exactly_the_uninterrupted_output(model_folder, 
     job.send_signal(signal.SIGKILL)
     job.wait()
     done_before = len(list((tmp_path / "out").rglob("data.parquet")))
-    assert 1 <= done_before < 20, "the job should have been killed part-way"
+    assert 1 <= done_before < 40, "the job should have been killed part-way"
     resumed = score_parquet(model_folder, tmp_path / "in", tmp_path / "out", batch_rows=1000)
     assert resumed.skipped_files == done_before
-    assert resumed.scored_files == 20 - done_before
+    assert resumed.scored_files == 40 - done_before
     pd.testing.assert_frame_equal(read_output(tmp_path / "out"), read_output(tmp_path / "reference"))
     assert not [p for p in (tmp_path / "out").rglob(".*")], "no partial files are left behind"
 
