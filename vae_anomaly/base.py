@@ -149,8 +149,13 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         callbacks = registered_callbacks()
         for callback in callbacks:
             callback.on_fit_start(self)
+
+        def epoch_ended(record: dict[str, float]) -> None:
+            for callback in callbacks:
+                callback.on_epoch_end(self, record)
+
         try:
-            self._fit_vae(rows, mask, lambda record: [c.on_epoch_end(self, record) for c in callbacks])
+            self._fit_vae(rows, mask, epoch_ended)
             scores = training_anomaly_scores()
             self.offset_ = self._offset_from(-scores)
         except BaseException as error:
@@ -161,7 +166,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             callback.on_fit_end(self, X, scores)
 
     def _fit_vae(
-        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], Any]
+        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], None]
     ) -> None:
         """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))

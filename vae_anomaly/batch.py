@@ -261,19 +261,36 @@ def _source_fingerprint(path: Path) -> bytes:
     return f"{stat.st_size}:{stat.st_mtime_ns}".encode()
 
 
-def _is_complete(task: _FileTask, n_rows: int) -> bool:
-    """Whether the output exists, says it holds all ``n_rows`` rows of this very input, and does."""
-    if not task.target.is_file():
+@dataclass(frozen=True)
+class _Job:
+    """A readable input file to score: its task, its dataset and its row count."""
+
+    task: _FileTask
+    dataset: ds.Dataset
+    n_rows: int
+
+    @property
+    def partial(self) -> Path:
+        """The hidden name the output is written under until it is complete."""
+        return self.task.target.with_name(f".{self.task.target.name}.partial")
+
+    def output_metadata(self) -> dict[bytes, bytes]:
+        """What a complete output of this very input records: its row count and the input's fingerprint."""
+        return {ROWS_KEY: str(self.n_rows).encode(), SOURCE_KEY: _source_fingerprint(self.task.source)}
+
+
+def _is_complete(job: _Job) -> bool:
+    """Whether the output exists, says it holds all rows of this very input, and does."""
+    if not job.task.target.is_file():
         return False
     try:
-        metadata = pq.read_metadata(task.target)
+        metadata = pq.read_metadata(job.task.target)
     except (OSError, pa.ArrowException):
         return False
     recorded = metadata.metadata or {}
-    return (
-        recorded.get(ROWS_KEY) == str(n_rows).encode()
-        and metadata.num_rows == n_rows
-        and recorded.get(SOURCE_KEY) == _source_fingerprint(task.source)
+    expected = job.output_metadata()
+    return metadata.num_rows == job.n_rows and all(
+        recorded.get(key) == value for key, value in expected.items()
     )
 
 
@@ -377,13 +394,6 @@ def _scored_table(
     return output, int(scores[IS_ANOMALY].sum())
 
 
-@dataclass(frozen=True)
-class _Job:
-    task: _FileTask
-    dataset: ds.Dataset
-    n_rows: int
-
-
 def _read_columns(job: _Job, scoring: ScoringModel, keep: Sequence[str] | None) -> list[str]:
     names = job.dataset.schema.names
     wanted = {*scoring.columns, *(keep if keep is not None else names)}
@@ -414,23 +424,19 @@ class _OutputFile:
     def __init__(self, job: _Job, write_behind: ThreadPoolExecutor) -> None:
         self.job = job
         self.write_behind = write_behind
-        self.partial = job.task.target.with_name(f".{job.task.target.name}.partial")
         self.writer: pq.ParquetWriter | None = None
         self.pending: list[Future[None]] = []
         self.rows = self.anomalies = 0
 
     def write(self, table: pa.Table, anomalies: int) -> None:
         if self.writer is None:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            metadata = {
-                ROWS_KEY: str(self.job.n_rows).encode(),
-                SOURCE_KEY: _source_fingerprint(self.job.task.source),
-            }
+            self.job.partial.parent.mkdir(parents=True, exist_ok=True)
+            metadata = self.job.output_metadata()
             # Dictionary encoding costs more than the forward pass on float columns and saves nothing
             # there; it stays on for the rest (e.g. strings).
             encoded = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
             self.writer = pq.ParquetWriter(
-                self.partial, table.schema.with_metadata(metadata), use_dictionary=encoded
+                self.job.partial, table.schema.with_metadata(metadata), use_dictionary=encoded
             )
         self.pending.append(self.write_behind.submit(self.writer.write_table, table))
         if len(self.pending) > WRITE_BEHIND_BATCHES:
@@ -448,7 +454,7 @@ class _OutputFile:
             self.writer = None
             if self.rows != self.job.n_rows:
                 raise ValueError(f"read {self.rows} rows, but the file's metadata says {self.job.n_rows}")
-            os.replace(self.partial, self.job.task.target)
+            os.replace(self.job.partial, self.job.task.target)
         finally:
             self.discard()
 
@@ -457,7 +463,7 @@ class _OutputFile:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        self.partial.unlink(missing_ok=True)
+        self.job.partial.unlink(missing_ok=True)
 
 
 def _write_empty(job: _Job, keep: Sequence[str] | None) -> None:
@@ -465,11 +471,9 @@ def _write_empty(job: _Job, keep: Sequence[str] | None) -> None:
     source = job.dataset.schema
     kept = [source.field(name) for name in (keep if keep is not None else source.names)]
     schema = pa.schema([*kept, pa.field(ANOMALY_SCORE, pa.float64()), pa.field(IS_ANOMALY, pa.bool_())])
-    metadata = {ROWS_KEY: b"0", SOURCE_KEY: _source_fingerprint(job.task.source)}
     job.task.target.parent.mkdir(parents=True, exist_ok=True)
-    partial = job.task.target.with_name(f".{job.task.target.name}.partial")
-    pq.write_table(schema.with_metadata(metadata).empty_table(), partial)
-    os.replace(partial, job.task.target)
+    pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), job.partial)
+    os.replace(job.partial, job.task.target)
 
 
 def _score_jobs(
@@ -586,7 +590,7 @@ def score_parquet(
     keep = list(keep_columns) if keep_columns is not None else None
     tasks = _plan(input_path, Path(output_path))
     summary = BatchSummary(files=len(tasks))
-    opened: list[tuple[_FileTask, ds.Dataset, int]] = []
+    opened: list[_Job] = []
     problems: list[str] = []
     for task in tasks:
         try:
@@ -596,7 +600,7 @@ def score_parquet(
             summary.failed[str(task.source)] = f"unreadable parquet: {error}"
             continue
         problems += _schema_problems(task, dataset, scoring, keep)
-        opened.append((task, dataset, n_rows))
+        opened.append(_Job(task, dataset, n_rows))
     if problems:
         listed = problems[:_MAX_LISTED_PROBLEMS]
         more = f"\n... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
@@ -604,14 +608,14 @@ def score_parquet(
             f"The input does not fit the model ({len(problems)} problems):\n" + "\n".join(listed) + more
         )
     todo = []
-    for task, dataset, n_rows in opened:
-        if not overwrite and _is_complete(task, n_rows):
+    for job in opened:
+        if not overwrite and _is_complete(job):
             summary.skipped_files += 1
-        elif n_rows == 0:
-            _write_empty(_Job(task, dataset, n_rows), keep)
+        elif job.n_rows == 0:
+            _write_empty(job, keep)
             summary.scored_files += 1
         else:
-            todo.append(_Job(task, dataset, n_rows))
+            todo.append(job)
     disable = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
     total = sum(job.n_rows for job in todo)
     with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
