@@ -6,7 +6,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -104,6 +104,34 @@ def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tens
     return None if values is None else values[rows]
 
 
+class _Rows(NamedTuple):
+    """Training or validation rows on the device, with their observed-value mask (None: all observed)."""
+
+    x: torch.Tensor
+    mask: torch.Tensor | None
+
+
+def _rows_on_device(
+    x: np.ndarray,
+    mask: np.ndarray | None,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[_Rows, _Rows | None]:
+    """Move the rows to ``device`` once and split off the validation rows (None without a split)."""
+    train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    observed = (
+        None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
+    )
+    train_rows = train_rows.to(device)
+    train = _Rows(data[train_rows], _take(observed, train_rows))
+    if validation_rows is None:
+        return train, None
+    validation_rows = validation_rows.to(device)
+    return train, _Rows(data[validation_rows], _take(observed, validation_rows))
+
+
 @torch.no_grad()
 def _validation_loss(
     module: GaussianVAE, x: torch.Tensor, mask: torch.Tensor | None, config: TrainingConfig
@@ -116,6 +144,84 @@ def _validation_loss(
         terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=x.device)), _take(mask, rows))
         total += float((terms.reconstruction_nll + config.beta * terms.kl).sum())
     return total / len(x)
+
+
+class EarlyStopping:
+    """Keeps the weights of the epoch with the lowest validation loss and says when patience runs out.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without a lower validation loss after which training should stop.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_loss = float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.epochs_without_gain = 0
+
+    def should_stop(self, module: GaussianVAE, validation_loss: float) -> bool:
+        """Record an epoch's validation loss (keeping the weights if it is the best); True to stop."""
+        if validation_loss < self.best_loss:
+            self.best_loss, self.epochs_without_gain = validation_loss, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+            return False
+        self.epochs_without_gain += 1
+        return self.epochs_without_gain >= self.patience
+
+    def restore_best(self, module: GaussianVAE) -> None:
+        """Load the best epoch's weights into ``module``, if any epoch was recorded."""
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+def _train_step(
+    module: GaussianVAE,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    mask: torch.Tensor | None,
+    noise: torch.Tensor,
+    beta: float,
+    autocast: torch.autocast,
+) -> torch.Tensor:
+    """One optimiser step on a minibatch; returns its loss, reconstruction and KL means, detached."""
+    with autocast:
+        terms = neg_elbo_terms(batch, module(batch, noise), mask)
+    reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
+    loss = reconstruction + beta * kl
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), GRADIENT_CLIP_NORM)
+    optimizer.step()
+    return torch.stack([loss, reconstruction, kl]).detach()
+
+
+def _run_epoch(
+    module: GaussianVAE,
+    optimizer: torch.optim.Optimizer,
+    train: _Rows,
+    beta: float,
+    batch_size: int,
+    generators: tuple[torch.Generator, torch.Generator],
+    autocast: torch.autocast,
+) -> list[float]:
+    """One pass over the shuffled training rows; returns the mean loss, reconstruction and KL."""
+    shuffle_generator, noise_generator = generators
+    device = train.x.device
+    module.train()
+    sums = torch.zeros(3, device=device)
+    order = torch.randperm(len(train.x), generator=shuffle_generator).to(device)
+    for start in range(0, len(train.x), batch_size):
+        rows = order[start : start + batch_size]
+        batch = train.x[rows]
+        noise = torch.randn(
+            len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
+        )
+        sums += _train_step(module, optimizer, batch, _take(train.mask, rows), noise, beta, autocast) * len(
+            batch
+        )
+    return (sums / len(train.x)).tolist()
 
 
 def train_vae(
@@ -161,20 +267,8 @@ def train_vae(
         If the loss becomes NaN or infinite.
     """
     device = resolve_device(config.device)
-    cpu_generator = torch.Generator().manual_seed(seed)
-    noise_generator = torch.Generator(device=device).manual_seed(seed)
-    train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, cpu_generator)
-    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    observed = (
-        None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
-    )
-    train_rows = train_rows.to(device)
-    x_train, mask_train = data[train_rows], _take(observed, train_rows)
-    x_validation = mask_validation = None
-    if validation_rows is not None:
-        validation_rows = validation_rows.to(device)
-        x_validation, mask_validation = data[validation_rows], _take(observed, validation_rows)
-
+    generators = (torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed))
+    train, validation = _rows_on_device(x, mask, config, generators[0], device)
     module.to(device)
     optimizer = torch.optim.AdamW(
         module.parameters(),
@@ -183,74 +277,39 @@ def train_vae(
         fused=device.type in ("cpu", "cuda"),
     )
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    batch_size = min(config.batch_size, len(x_train))
-    best_loss, best_state, epochs_without_gain = float("inf"), None, 0
-    history: list[dict[str, float]] = []
-    n_epochs = epochs_for(config, len(x_train))
+    batch_size = min(config.batch_size, len(train.x))
+    n_epochs = epochs_for(config, len(train.x))
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
-    progress = tqdm(
-        range(n_epochs),
-        desc="VAE",
-        unit="epoch",
-        disable=not config.verbose,
-    )
+    stopping = EarlyStopping(config.patience)
+    history: list[dict[str, float]] = []
+    progress = tqdm(range(n_epochs), desc="VAE", unit="epoch", disable=not config.verbose)
     for epoch in progress:
         beta = _beta_at(epoch, config)
-        module.train()
-        sums = torch.zeros(3, device=device)
-        order = torch.randperm(len(x_train), generator=cpu_generator).to(device)
-        for start in range(0, len(x_train), batch_size):
-            rows = order[start : start + batch_size]
-            batch = x_train[rows]
-            noise = torch.randn(
-                len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
-            )
-            with autocast:
-                terms = neg_elbo_terms(batch, module(batch, noise), _take(mask_train, rows))
-            reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
-            loss = reconstruction + beta * kl
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), GRADIENT_CLIP_NORM)
-            optimizer.step()
-            sums += torch.stack([loss, reconstruction, kl]).detach() * len(batch)
-        means = (sums / len(x_train)).tolist()
+        means = _run_epoch(module, optimizer, train, beta, batch_size, generators, autocast)
         if not np.isfinite(means).all():
             raise TrainingDivergedError(
                 f"Training diverged in epoch {epoch + 1}: the loss is {means[0]}. "
                 f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
             )
-        record = {
-            "epoch": epoch + 1,
-            "loss": means[0],
-            "reconstruction": means[1],
-            "kl": means[2],
-            "beta": beta,
-            "learning_rate": schedule.get_last_lr()[0],
-        }
+        record = {"epoch": epoch + 1, "loss": means[0], "reconstruction": means[1], "kl": means[2]}
+        record.update(beta=beta, learning_rate=schedule.get_last_lr()[0])
         schedule.step()
-        if x_validation is not None:
+        if validation is not None:
             module.eval()
-            record["validation_loss"] = _validation_loss(module, x_validation, mask_validation, config)
+            record["validation_loss"] = _validation_loss(module, validation.x, validation.mask, config)
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
         progress.set_postfix(loss=f"{means[0]:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
         # The objective changes while beta ramps up: compare validation losses only at full beta.
-        if x_validation is None or epoch + 1 < config.kl_warmup_epochs:
-            continue
-        if record["validation_loss"] < best_loss:
-            best_loss, best_state, epochs_without_gain = (
-                record["validation_loss"],
-                copy.deepcopy(module.state_dict()),
-                0,
-            )
-        else:
-            epochs_without_gain += 1
-            if epochs_without_gain >= config.patience:
-                break
-    if best_state is not None:
-        module.load_state_dict(best_state)
+        at_full_beta = epoch + 1 >= config.kl_warmup_epochs
+        if (
+            validation is not None
+            and at_full_beta
+            and stopping.should_stop(module, record["validation_loss"])
+        ):
+            break
+    stopping.restore_best(module)
     module.to("cpu").eval()
     return history
