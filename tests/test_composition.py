@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import pytest
-from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vae_anomaly import VAEAnomalyDetector, anomaly_average_precision_scorer, anomaly_roc_auc_scorer
-
-
-def test_clone_keeps_parameters_and_drops_fitted_state(planted):
-    detector = VAEAnomalyDetector(latent_dim=3, hidden_dims=(16,), epochs=2, random_state=1)
-    detector.fit(planted[0])
-    copy = clone(detector)
-    assert copy.get_params() == detector.get_params()
-    assert not hasattr(copy, "module_")
 
 
 def test_pipeline_with_scaler_scores_like_the_detector(planted):
@@ -81,12 +70,3 @@ def test_cross_val_score_with_builtin_roc_auc_is_inverted(planted):
     builtin = cross_val_score(detector, x, y, scoring="roc_auc", cv=2)
     ours = cross_val_score(detector, x, y, scoring=anomaly_roc_auc_scorer, cv=2)
     np.testing.assert_allclose(builtin, 1 - ours)
-
-
-@pytest.mark.parametrize("method", ["score_components", "explain"])
-def test_dataframe_outputs_keep_the_input_index(planted_frame, method):
-    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted_frame)
-    subset = planted_frame.iloc[[5, 3, 900]]
-    output = getattr(detector, method)(subset)
-    assert isinstance(output, pd.DataFrame)
-    assert list(output.index) == [5, 3, 900]

@@ -18,7 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
@@ -85,11 +85,75 @@ def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None =
     return np.divide(contributions, totals, out=uniform, where=totals > 0)
 
 
+# The parameters every detector shares, documented once; ``document_shared_parameters`` puts them
+# into each detector's docstring at the line ``    %(shared_parameters)s``.
+SHARED_PARAMETERS_DOC = """\
+    latent_dim : int, default=8
+        Dimension of the latent code z.
+    hidden_dims : tuple of int, default=(64, 32)
+        Hidden layer widths of the encoder; the decoder mirrors them.
+    beta : float, default=1.0
+        Weight of the KL term in the training loss.
+    kl_warmup_epochs : int, default=10
+        Epochs over which the KL weight ramps linearly from beta / kl_warmup_epochs up to beta, to
+        avoid posterior collapse; 0 trains at full beta from the first epoch.
+    epochs : int or "auto", default="auto"
+        Maximum number of passes over the training samples (rows; windows for a series). "auto"
+        trains for about 1,250 optimiser steps: ceil(1250 / batches per epoch) epochs, at least 10
+        and at most 500.
+    batch_size : int, default=512
+        Samples per optimisation step; smaller training sets use one batch of all samples.
+    learning_rate : float, default=1e-2
+        Initial AdamW learning rate; it decays along a cosine to zero over the planned epochs.
+    weight_decay : float, default=1e-5
+        AdamW weight decay.
+    validation_fraction : float, default=0.1
+        Share of the training samples held out for early stopping. With fewer than 16 held-out
+        samples (or 0) there is no early stopping and all samples train for ``epochs``.
+    patience : int, default=30
+        Epochs without a lower validation loss before training stops; the weights of the best
+        epoch are kept.
+    score_method : {"elbo", "reconstruction"}, default="elbo"
+        Score behind ``score_samples``: the negative ELBO or the reconstruction error.
+    mc_samples : int or None, default=None
+        None scores at the posterior mean. An int averages the reconstruction terms over that many
+        draws of z; the draws are fixed at fit and shared by all samples, so scores stay
+        deterministic.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Sets ``offset_`` from the scores of the training samples (rows, or timestamps for a series).
+        A float flags that fraction of them; "auto" flags those whose anomaly score lies above
+        Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
+    device : str, default="auto"
+        Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA
+        trains under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in
+        float32.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split, shuffling and noise; an int makes fits
+        repeatable.
+    verbose : int, default=0
+        1 shows a progress bar over epochs with the current losses.
+"""
+_SHARED_PARAMETERS_MARKER = "    %(shared_parameters)s\n"
+
+
+def document_shared_parameters(cls: type) -> type:
+    """Class decorator: replace the docstring line ``    %(shared_parameters)s`` by their documentation."""
+    if cls.__doc__ is None or _SHARED_PARAMETERS_MARKER not in cls.__doc__:
+        raise TypeError(f"{cls.__name__}'s docstring lacks the line '{_SHARED_PARAMETERS_MARKER.strip()}'.")
+    cls.__doc__ = cls.__doc__.replace(_SHARED_PARAMETERS_MARKER, SHARED_PARAMETERS_DOC)
+    return cls
+
+
 class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the VAE detectors; not for direct use.
 
-    Subclasses declare their ``__init__`` with the parameters below plus their own, turn input into
-    standardized rows, and implement ``anomaly_score``.
+    It declares, validates and stores the parameters both detectors share (``SHARED_PARAMETERS_DOC``
+    documents them); a subclass lists them in its own ``__init__`` signature, as scikit-learn needs,
+    forwards them here, turns input into standardized rows, and implements ``anomaly_score``.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -112,18 +176,64 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     }
     # The dtype the fitted module is kept and scored in.
     _module_dtype: ClassVar[torch.dtype] = torch.float32
+    #: Whether a sample's score depends on the samples around it, as a timestamp's does on its
+    #: neighbours: such a detector must be given a whole series at once, never pieces of it.
+    scores_whole_series: ClassVar[bool] = False
+    #: The DataFrame column that holds the timestamps, if the detector reads one (a parameter of the
+    #: time-series detector); None when timestamps, if any, come from the index.
+    time_column: str | None = None
 
-    latent_dim: int
-    hidden_dims: tuple[int, ...]
-    mc_samples: int | None
-    score_method: ScoreKind
-    contamination: float | Literal["auto"]
-    random_state: int | np.random.RandomState | None
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 8,
+        hidden_dims: tuple[int, ...] = (64, 32),
+        beta: float = 1.0,
+        kl_warmup_epochs: int = 10,
+        epochs: int | Literal["auto"] = "auto",
+        batch_size: int = 512,
+        learning_rate: float = 1e-2,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.1,
+        patience: int = 30,
+        score_method: ScoreKind = "elbo",
+        mc_samples: int | None = None,
+        contamination: float | Literal["auto"] = "auto",
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.score_method = score_method
+        self.mc_samples = mc_samples
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
 
     def _feature_names(self) -> list[str]:
         """Column names for outputs: ``feature_names_in_`` when fitted on names, else x0, x1, ..."""
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
+
+    def _checked_values(self, X: Any, *, reset: bool, allow_nan: bool, advice: str) -> np.ndarray:
+        """The one place input values are checked: numeric columns, names and shape, then finiteness.
+
+        ``advice`` ends the error message about non-finite values; returns X as float64.
+        """
+        check_numeric_columns(X)
+        x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        check_finite(x, getattr(self, "feature_names_in_", None), allow_nan=allow_nan, advice=advice)
+        return x
 
     def _hidden_dims(self) -> tuple[int, ...]:
         dims = tuple(self.hidden_dims)
@@ -194,6 +304,28 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             return float(np.nextafter(ordered[-1], np.inf))
         # Midway between the last flagged and the first kept score: exactly n_flagged rows fall below.
         return float((ordered[n_flagged - 1] + ordered[n_flagged]) / 2)
+
+    def feature_frame(self, X: Any) -> pd.DataFrame:
+        """X as the detector reads it: one float column per feature, indexed like its outputs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input as ``fit`` takes it.
+
+        Returns
+        -------
+        DataFrame of shape (n_samples, n_features_in_)
+            Columns are the feature names (``x0, x1, ...`` without names); the index is X's index, or
+            for a series its timestamps.
+        """
+        check_is_fitted(self, "n_features_in_")
+        values, index = self._values_and_index(X)
+        return pd.DataFrame(values, columns=self._feature_names(), index=index)
+
+    @abstractmethod
+    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
+        """X's checked values (float64, NaN where missing) and the index its outputs carry."""
 
     @staticmethod
     def _select(scores: SampleScores, kind: str) -> np.ndarray:

@@ -18,6 +18,7 @@ import skops.io
 import skops.io.exceptions
 from sklearn.pipeline import Pipeline
 
+from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.estimator import VAEAnomalyDetector
 from vae_anomaly.persistence import ModelFileError, saved_estimator_name
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
@@ -26,14 +27,14 @@ BUNDLE_FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 DETECTOR_FOLDER = "detector"
 PREPROCESSING_FILE = "preprocessing.skops"
-DETECTOR_CLASSES = {cls.__name__: cls for cls in (VAEAnomalyDetector, TimeSeriesVAEDetector)}
+DETECTOR_CLASSES: dict[str, type[BaseVAEDetector]] = {
+    cls.__name__: cls for cls in (VAEAnomalyDetector, TimeSeriesVAEDetector)
+}
 # Beyond the scikit-learn and numpy types skops trusts by default: types that hold data, not code.
 TRUSTED_TYPES = ("numpy.dtype", "sklearn.compose._column_transformer.make_column_selector")
 
-Detector = VAEAnomalyDetector | TimeSeriesVAEDetector
 
-
-def final_detector(model: Any) -> Detector:
+def final_detector(model: Any) -> BaseVAEDetector:
     """The VAE detector of ``model``: the model itself, or the last step of a Pipeline.
 
     Parameters
@@ -50,7 +51,7 @@ def final_detector(model: Any) -> Detector:
         If ``model`` is neither.
     """
     detector = model[-1] if isinstance(model, Pipeline) else model
-    if not isinstance(detector, tuple(DETECTOR_CLASSES.values())):
+    if not isinstance(detector, BaseVAEDetector):
         raise TypeError(
             f"Expected a VAEAnomalyDetector, a TimeSeriesVAEDetector or a Pipeline ending in one, "
             f"got {type(model).__name__}"
@@ -100,7 +101,7 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def load_detector(path: str | os.PathLike[str]) -> Detector:
+def load_detector(path: str | os.PathLike[str]) -> BaseVAEDetector:
     """Load a folder written by a detector's ``save``, whichever detector class wrote it.
 
     Parameters

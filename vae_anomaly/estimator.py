@@ -7,18 +7,18 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from sklearn.base import _fit_context
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from vae_anomaly.base import (
     BaseVAEDetector,
     ScoreKind,
-    check_finite,
-    check_numeric_columns,
     contribution_shares,
+    document_shared_parameters,
 )
-from vae_anomaly.scoring import SampleScores, score_rows
+from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, score_rows
 
 
+@document_shared_parameters
 class VAEAnomalyDetector(BaseVAEDetector):
     """Unsupervised anomaly detector scoring rows with a variational autoencoder.
 
@@ -30,43 +30,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     Parameters
     ----------
-    latent_dim : int, default=8
-        Dimension of the latent code z.
-    hidden_dims : tuple of int, default=(64, 32)
-        Hidden layer widths of the encoder; the decoder mirrors them.
-    beta : float, default=1.0
-        Weight of the KL term in the training loss.
-    kl_warmup_epochs : int, default=10
-        Epochs over which the KL weight ramps linearly from beta / kl_warmup_epochs to beta.
-    epochs : int or "auto", default="auto"
-        Maximum number of passes over the training rows. "auto" trains for about 1,250 optimiser
-        steps: ceil(1250 / batches per epoch) epochs, at least 10 and at most 500.
-    batch_size : int, default=512
-        Rows per optimisation step; smaller training sets use one batch of all rows.
-    learning_rate : float, default=1e-2
-        Initial AdamW learning rate; it decays along a cosine to zero over the planned epochs.
-    weight_decay : float, default=1e-5
-        AdamW weight decay.
-    validation_fraction : float, default=0.1
-        Share of the training rows held out for early stopping. With fewer than 16 held-out rows (or 0)
-        there is no early stopping and all rows train for ``epochs``.
-    patience : int, default=30
-        Epochs without a lower validation loss before training stops; the best epoch's weights are kept.
-    score_method : {"elbo", "reconstruction"}, default="elbo"
-        Score behind ``score_samples``: the negative ELBO or the reconstruction error.
-    mc_samples : int or None, default=None
-        None scores at the posterior mean. An int averages the reconstruction terms over that many
-        draws of z; the draws are fixed at fit, shared by all rows, so scores stay deterministic.
-    contamination : "auto" or float in (0, 0.5], default="auto"
-        Sets ``offset_``. A float flags that fraction of the training rows. "auto" flags training rows
-        whose anomaly score lies above Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
-    device : str, default="auto"
-        Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA trains
-        under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in float32.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, the validation split, shuffling and noise; an int makes fits repeatable.
-    verbose : int, default=0
-        1 shows a progress bar over epochs with the current losses.
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -92,6 +56,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
     See Also
     --------
     sklearn.ensemble.IsolationForest : Tree-based outlier detector with the same API.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
 
     Examples
     --------
@@ -123,35 +91,34 @@ class VAEAnomalyDetector(BaseVAEDetector):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.beta = beta
-        self.kl_warmup_epochs = kl_warmup_epochs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.score_method = score_method
-        self.mc_samples = mc_samples
-        self.contamination = contamination
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_dims=hidden_dims,
+            beta=beta,
+            kl_warmup_epochs=kl_warmup_epochs,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            score_method=score_method,
+            mc_samples=mc_samples,
+            contamination=contamination,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
 
     # ------------------------------------------------------------------ input
     def _validate_input(self, X: Any, *, reset: bool) -> np.ndarray:
-        """The one place input is checked: numeric columns, names, shape, then finiteness."""
-        check_numeric_columns(X)
-        x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
-        check_finite(
-            x,
-            getattr(self, "feature_names_in_", None),
+        """X's rows as float64: numeric, finite, with the columns seen in fit."""
+        return self._checked_values(
+            X,
+            reset=reset,
             allow_nan=False,
             advice="Impute or drop them first (e.g. a SimpleImputer in a Pipeline).",
         )
-        return x
 
     def _standardize(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean_) / self.scale_
@@ -213,6 +180,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
     def _index(self, X: Any, n_rows: int) -> pd.Index:
         return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n_rows)
 
+    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
+        x = self._validate_input(X, reset=False)
+        return x, self._index(X, len(x))
+
     def score_components(self, X: Any) -> pd.DataFrame:
         """Both anomaly scores and the parts of the negative ELBO, one row per input row.
 
@@ -230,13 +201,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         """
         scores = self._score(X)
         return pd.DataFrame(
-            {
-                "reconstruction_error": scores.reconstruction_error,
-                "reconstruction_nll": scores.reconstruction_nll,
-                "kl": scores.kl,
-                "neg_elbo": scores.neg_elbo,
-            },
-            index=self._index(X, len(scores.kl)),
+            scores.components(), columns=list(SCORE_COMPONENTS), index=self._index(X, len(scores.kl))
         )
 
     def explain(self, X: Any) -> pd.DataFrame:

@@ -261,6 +261,12 @@ def vus_roc(y_true: Any, scores: Any, max_buffer: int = 100, n_thresholds: int =
     Returns
     -------
     float
+
+    References
+    ----------
+    .. [1] J. Paparrizos, P. Boniol, T. Palpanas, R. S. Tsay, A. Elmore and M. J. Franklin, "Volume
+       Under the Surface: A New Accuracy Evaluation Measure for Time-Series Anomaly Detection",
+       PVLDB 15(11), 2022.
     """
     labels, values = _checked_labels(y_true, scores)
     return _range_curves(labels, values, max_buffer, n_thresholds)[0]
@@ -286,6 +292,12 @@ def vus_pr(y_true: Any, scores: Any, max_buffer: int = 100, n_thresholds: int = 
     Returns
     -------
     float
+
+    References
+    ----------
+    .. [1] J. Paparrizos, P. Boniol, T. Palpanas, R. S. Tsay, A. Elmore and M. J. Franklin, "Volume
+       Under the Surface: A New Accuracy Evaluation Measure for Time-Series Anomaly Detection",
+       PVLDB 15(11), 2022.
     """
     labels, values = _checked_labels(y_true, scores)
     return _range_curves(labels, values, max_buffer, n_thresholds)[1]

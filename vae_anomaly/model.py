@@ -72,6 +72,10 @@ class GaussianVAE(nn.Module):
         Dimension of the latent code z.
     generator : torch.Generator
         Source of the initial weights; torch's global random state is left untouched.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     """
 
     def __init__(
@@ -133,6 +137,12 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     sum_j 0.5 * (log(2 pi) + log var_j + (x_j - mean_j)^2 / var_j); the KL divergence
     KL(q(z|x) || N(0, I)) is in closed form. Where ``mask`` is 0 (a missing value) the reconstruction
     term is skipped, as in Donut's modified ELBO.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+    .. [2] H. Xu et al., "Unsupervised Anomaly Detection via Variational Auto-Encoder for Seasonal KPIs
+       in Web Applications" (Donut), WWW 2018.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
     x_mean, x_log_var = output.x_mean.to(dtype), output.x_log_var.to(dtype)

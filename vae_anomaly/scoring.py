@@ -10,6 +10,8 @@ import torch
 from vae_anomaly.model import GaussianVAE, VAEOutput, neg_elbo_terms
 
 SCORING_BATCH_ROWS = 8192
+# The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
+SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 
 
 class SampleScores(NamedTuple):
@@ -38,6 +40,10 @@ class SampleScores(NamedTuple):
     def neg_elbo(self) -> np.ndarray:
         """Negative evidence lower bound: reconstruction term plus KL divergence."""
         return self.reconstruction_nll + self.kl
+
+    def components(self) -> np.ndarray:
+        """The scores as columns, in the order of ``SCORE_COMPONENTS``: shape (n_samples, 4)."""
+        return np.column_stack([self.reconstruction_error, self.reconstruction_nll, self.kl, self.neg_elbo])
 
 
 class RowSource(Protocol):

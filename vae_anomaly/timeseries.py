@@ -8,19 +8,17 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from vae_anomaly.base import (
     BaseVAEDetector,
     ScoreKind,
-    check_finite,
-    check_numeric_columns,
     contribution_shares,
+    document_shared_parameters,
 )
-from vae_anomaly.scoring import SampleScores, score_rows
+from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, score_rows
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
@@ -79,6 +77,7 @@ def _steps_ns(times: pd.DatetimeIndex) -> np.ndarray:
     return np.diff(times.as_unit("ns").asi8)
 
 
+@document_shared_parameters
 class TimeSeriesVAEDetector(BaseVAEDetector):
     """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
 
@@ -112,40 +111,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         A DataFrame column holding the timestamps; without it a DataFrame's DatetimeIndex is used.
         Timestamps must be sorted and unique; uneven spacing raises an ``IrregularSamplingWarning``.
         Other inputs (arrays, DataFrames without a DatetimeIndex) are taken in row order.
-    latent_dim : int, default=8
-        Dimension of the latent code z.
-    hidden_dims : tuple of int, default=(64, 32)
-        Hidden layer widths of the encoder; the decoder mirrors them.
-    beta : float, default=1.0
-        Weight of the KL term in the training loss.
-    kl_warmup_epochs : int, default=10
-        Epochs over which the KL weight ramps linearly up to beta.
-    epochs : int or "auto", default="auto"
-        Maximum passes over the training windows; "auto" trains for about 1,250 optimiser steps.
-    batch_size : int, default=512
-        Windows per optimisation step.
-    learning_rate : float, default=1e-2
-        Initial AdamW learning rate, decayed along a cosine to zero.
-    weight_decay : float, default=1e-5
-        AdamW weight decay.
-    validation_fraction : float, default=0.1
-        Share of the training windows held out for early stopping.
-    patience : int, default=30
-        Epochs without a lower validation loss before training stops.
-    score_method : {"elbo", "reconstruction"}, default="elbo"
-        Window score behind ``score_samples``: the negative ELBO or the reconstruction error.
-    mc_samples : int or None, default=None
-        None scores at the posterior mean; an int averages over that many latent draws fixed at fit.
-    contamination : "auto" or float in (0, 0.5], default="auto"
-        Sets ``offset_`` from the training timestamps' scores: a float flags that fraction; "auto" flags
-        scores above Tukey's upper fence, Q3 + 1.5 * IQR.
-    device : str, default="auto"
-        Training device: "auto" picks CUDA, then MPS, then CPU. The fitted model is kept and scored on
-        the CPU in float32.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, the validation split, shuffling and noise.
-    verbose : int, default=0
-        1 shows a progress bar over epochs.
+    %(shared_parameters)s
 
     Attributes
     ----------
@@ -174,6 +140,12 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     --------
     VAEAnomalyDetector : The same VAE for independent rows.
 
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+    .. [2] H. Xu et al., "Unsupervised Anomaly Detection via Variational Auto-Encoder for Seasonal KPIs
+       in Web Applications" (Donut), WWW 2018: the masked ELBO that skips missing points.
+
     Examples
     --------
     >>> import numpy as np
@@ -185,6 +157,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     True
     """
 
+    scores_whole_series: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
         "window": [Interval(Integral, 1, None, closed="left")],
@@ -192,7 +165,6 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         "aggregation": [StrOptions(set(WINDOW_RULES))],
         "time_column": [None, str],
     }
-    _module_dtype: ClassVar[torch.dtype] = torch.float32
 
     def __init__(
         self,
@@ -218,26 +190,28 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
+        super().__init__(
+            latent_dim=latent_dim,
+            hidden_dims=hidden_dims,
+            beta=beta,
+            kl_warmup_epochs=kl_warmup_epochs,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            score_method=score_method,
+            mc_samples=mc_samples,
+            contamination=contamination,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.window = window
         self.stride = stride
         self.aggregation = aggregation
         self.time_column = time_column
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.beta = beta
-        self.kl_warmup_epochs = kl_warmup_epochs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.score_method = score_method
-        self.mc_samples = mc_samples
-        self.contamination = contamination
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -301,12 +275,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             )
 
     def _validate_series(self, X: Any, *, reset: bool) -> _Series:
-        """The one place a series is checked: timestamps, numeric channels, shape, length, infinities."""
+        """Split off the timestamps and check them, then the values (``_checked_values``) and length."""
         if isinstance(X, pd.Series):
             X = X.to_frame()
         n_rows = len(X) if hasattr(X, "__len__") else 0
         X, index = self._time_index(X, n_rows)
-        check_numeric_columns(X)
         if isinstance(X, np.ndarray | list | tuple) and np.ndim(X) == 1:
             if not reset and self.n_features_in_ != 1:
                 raise ValueError(
@@ -315,9 +288,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                     f"(n_timestamps, {self.n_features_in_})."
                 )
             X = np.reshape(np.asarray(X), (-1, 1))  # a univariate series
-        x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
-        names = getattr(self, "feature_names_in_", None)
-        check_finite(x, names, allow_nan=True, advice="Replace them with NaN to mark missing points.")
+        x = self._checked_values(
+            X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
+        )
         if len(x) < self.window:
             raise ValueError(
                 f"X has n_samples={len(x)} timestamps, but window={self.window} needs at least {self.window}."
@@ -332,6 +305,10 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             raise ValueError(f"Channels {empty} have no observed values in X; drop them or fill them.")
         self._report_sampling(index, reset=reset)
         return _Series(x, index, observed)
+
+    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
+        series = self._validate_series(X, reset=False)
+        return series.values, series.index
 
     def _windows(self, series: _Series) -> _SeriesWindows:
         """Standardized windows (missing values at the channel mean), their mask, and their starts."""
@@ -430,15 +407,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         series = self._validate_series(X, reset=False)
         windows = self._windows(series)
         scores = self._window_scores(windows)
-        columns = np.column_stack(
-            [scores.reconstruction_error, scores.reconstruction_nll, scores.kl, scores.neg_elbo]
-        )
-        points = self._to_points(columns, windows.starts, len(series.values))
-        frame = pd.DataFrame(
-            points,
-            columns=["reconstruction_error", "reconstruction_nll", "kl", "neg_elbo"],
-            index=series.index,
-        )
+        points = self._to_points(scores.components(), windows.starts, len(series.values))
+        frame = pd.DataFrame(points, columns=list(SCORE_COMPONENTS), index=series.index)
         frame["missing"] = (~series.observed).sum(axis=1)
         return frame
 

@@ -1,0 +1,236 @@
+"""What every detector promises, checked on each: parameters, save/load/tamper, pickle, clone, outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import seasonal_series
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.base import BaseVAEDetector
+from vae_anomaly.persistence import CONFIG_FILE, WEIGHTS_FILE
+from vae_anomaly.training import TrainingConfig
+
+DETECTORS = [VAEAnomalyDetector, TimeSeriesVAEDetector]
+# Few epochs: these tests are about the contract, not about detection quality.
+FAST = {
+    VAEAnomalyDetector: dict(epochs=10, mc_samples=4, contamination=0.05, random_state=0),
+    TimeSeriesVAEDetector: dict(window=16, epochs=5, mc_samples=4, random_state=0),
+}
+
+
+def _data(cls: type) -> pd.DataFrame:
+    """A frame for ``cls`` with an index of its own: shuffled row labels, or timestamps."""
+    if cls is TimeSeriesVAEDetector:
+        index = pd.date_range("2024-01-01", periods=400, freq="5min", name="time")
+        return pd.DataFrame(seasonal_series(400, n_channels=2), index=index, columns=["cpu", "mem"])
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(300, 4))
+    return pd.DataFrame(values, columns=["a", "b", "c", "d"], index=rng.permutation(1000)[:300])
+
+
+@pytest.fixture(scope="module", params=DETECTORS, ids=lambda cls: cls.__name__)
+def fitted(request) -> tuple[BaseVAEDetector, pd.DataFrame]:
+    cls = request.param
+    data = _data(cls)
+    return cls(**FAST[cls]).fit(data), data
+
+
+def _assert_same_detector(loaded, original, data):
+    np.testing.assert_array_equal(loaded.score_samples(data), original.score_samples(data))
+    np.testing.assert_array_equal(loaded.predict(data), original.predict(data))
+    np.testing.assert_array_equal(loaded.explain(data), original.explain(data))
+    assert loaded.offset_ == original.offset_
+    assert list(loaded.feature_names_in_) == list(original.feature_names_in_)
+    assert loaded.get_params() == original.get_params()
+
+
+# ----------------------------------------------------------------------------------- parameters
+def _parameters(cls: type) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(cls.__init__).parameters)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_shared_parameters_have_the_base_defaults_and_are_documented(cls):
+    shared = {name: p for name, p in _parameters(BaseVAEDetector).items() if name != "self"}
+    own = _parameters(cls)
+    for name, parameter in shared.items():
+        assert own[name].default == parameter.default, name
+        assert own[name].annotation == parameter.annotation, name
+        assert f"\n    {name} : " in cls.__doc__, f"{name} is not documented in {cls.__name__}"
+    for name in own:
+        if name != "self":
+            assert f"\n    {name} : " in cls.__doc__, f"{name} is not documented in {cls.__name__}"
+    assert set(shared) <= set(cls._parameter_constraints)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_the_shared_parameters_reach_the_base_class(cls):
+    shared = [name for name in _parameters(BaseVAEDetector) if name != "self"]
+    values = {name: f"value of {name}" for name in shared}
+    detector = cls(**values)
+    assert {name: getattr(detector, name) for name in shared} == values
+
+
+def test_the_training_configuration_takes_shared_parameters_only():
+    shared = set(_parameters(BaseVAEDetector))
+    assert {field.name for field in dataclasses.fields(TrainingConfig)} <= shared
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"hidden_dims": (32, 0)}, "hidden_dims must be positive integers"),
+        ({"contamination": 0.7}, "'contamination' parameter"),
+        ({"latent_dim": 0}, "'latent_dim' parameter"),
+        ({"score_method": "mse"}, "'score_method' parameter"),
+        ({"device": 3}, "'device' parameter"),
+    ],
+)
+def test_bad_parameters_fail_at_fit(cls, params, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**params).fit(_data(cls))
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_missing_cuda_is_reported(cls):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device='cuda' was asked for, but torch sees no CUDA device"):
+        cls(**{**FAST[cls], "device": "cuda"}).fit(_data(cls))
+
+
+# ---------------------------------------------------------------------------------- determinism
+def test_scores_are_deterministic(fitted):
+    detector, data = fitted
+    np.testing.assert_array_equal(detector.score_samples(data), detector.score_samples(data))
+
+
+def test_repeated_fits_give_identical_models(fitted):
+    detector, data = fitted
+    refit = type(detector)(**detector.get_params()).fit(data)
+    np.testing.assert_array_equal(refit.score_samples(data), detector.score_samples(data))
+
+
+# -------------------------------------------------------------------------------- round trips
+def test_save_load_round_trip(fitted, tmp_path):
+    detector, data = fitted
+    detector.save(tmp_path / "model")
+    _assert_same_detector(type(detector).load(tmp_path / "model"), detector, data)
+
+
+def test_pickle_round_trip(fitted):
+    detector, data = fitted
+    _assert_same_detector(pickle.loads(pickle.dumps(detector)), detector, data)
+
+
+def test_joblib_round_trip(fitted, tmp_path):
+    detector, data = fitted
+    joblib.dump(detector, tmp_path / "model.joblib")
+    _assert_same_detector(joblib.load(tmp_path / "model.joblib"), detector, data)
+
+
+def test_clone_keeps_parameters_and_drops_fitted_state(fitted):
+    detector, _ = fitted
+    copy = clone(detector)
+    assert copy.get_params() == detector.get_params()
+    assert not hasattr(copy, "module_")
+
+
+@pytest.mark.parametrize("method", ["score_components", "explain"])
+def test_dataframe_outputs_keep_the_input_index(fitted, method):
+    detector, data = fitted
+    output = getattr(detector, method)(data)
+    assert isinstance(output, pd.DataFrame)
+    assert output.index.equals(data.index)
+    assert len(output) == len(data)
+
+
+def test_feature_frame_is_the_input_as_the_detector_reads_it(fitted):
+    detector, data = fitted
+    pd.testing.assert_frame_equal(detector.feature_frame(data), data.astype(np.float64))
+
+
+# ------------------------------------------------------------------------------- safe files
+def test_saved_weights_are_not_pickle(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    config = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())
+    assert config["estimator"] == type(detector).__name__
+    assert config["params"]["hidden_dims"] == list(detector.hidden_dims)
+
+
+def test_tampered_weights_are_refused(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    weights = tmp_path / "model" / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="does not match the checksum"):
+        type(detector).load(tmp_path / "model")
+
+
+def _edit_config(folder, edit):
+    path = folder / CONFIG_FILE
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+
+
+def test_newer_format_version_is_refused(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", lambda c: c.update(format_version=99))
+    with pytest.raises(ModelFileError, match=r"format version 99.*upgrade vae-anomaly"):
+        type(detector).load(tmp_path / "model")
+
+
+def test_config_inconsistent_with_weights_is_refused(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", lambda c: c["params"].update(latent_dim=3))
+    with pytest.raises(ModelFileError, match=f"does not describe a valid {type(detector).__name__}"):
+        type(detector).load(tmp_path / "model")
+
+
+def test_invalid_parameter_in_config_is_refused(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", lambda c: c["params"].update(score_method="pickle"))
+    with pytest.raises(ModelFileError, match="score_method"):
+        type(detector).load(tmp_path / "model")
+
+
+def test_another_detector_class_is_named(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    other = next(cls for cls in DETECTORS if cls is not type(detector))
+    with pytest.raises(
+        ModelFileError, match=f"holds a '{type(detector).__name__}', not a '{other.__name__}'"
+    ):
+        other.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_missing_folder_is_reported(cls, tmp_path):
+    with pytest.raises(ModelFileError, match="is not a saved vae-anomaly model"):
+        cls.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_unfitted_detector_cannot_be_saved(cls, tmp_path):
+    with pytest.raises(NotFittedError):
+        cls().save(tmp_path / "model")
