@@ -7,8 +7,8 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from vae_anomaly.bundle import load_bundle
 from vae_anomaly.frames import score_frame
+from vae_anomaly.loading import load_from
 
 BUNDLE_ARTIFACT = "bundle"
 
@@ -29,7 +29,7 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
         context : PythonModelContext
             Gives the local path of the ``bundle`` artifact.
         """
-        self.model = load_bundle(context.artifacts[BUNDLE_ARTIFACT])
+        self.model = load_from(context.artifacts[BUNDLE_ARTIFACT]).model
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

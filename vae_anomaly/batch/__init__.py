@@ -1,0 +1,26 @@
+"""Batch scoring of parquet files and folders: streaming, bounded memory, resumable, exactly once.
+
+Each input file is read in record batches with ``pyarrow.dataset`` and scored with ``score_frame`` (the
+scoring path the MLflow model uses); its output goes to the same relative path under the output folder,
+written under a hidden temporary name and renamed when complete. The output's parquet metadata records
+the row count and the input file's size and modification time, so a rerun skips outputs that are
+complete and redoes the rest: an interrupted job resumes with no lost and no duplicated rows.
+
+The modules each do one job: ``model`` (what the scorer needs of a model), ``files`` (which files, where
+their outputs go, which outputs are complete), ``schema`` (checking every file first), ``io`` (reading
+ahead and writing behind) and ``run`` (the scoring loop, ``score_parquet``).
+"""
+
+from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
+from vae_anomaly.batch.run import DEFAULT_BATCH_ROWS, BatchSummary, score_parquet
+from vae_anomaly.batch.schema import SchemaError
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "BatchModel",
+    "BatchSummary",
+    "SchemaError",
+    "load_scoring_model",
+    "prepare_model",
+    "score_parquet",
+]

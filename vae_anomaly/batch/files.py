@@ -1,0 +1,134 @@
+"""Which files a batch job scores, where each output goes, and whether an output is already complete.
+
+Each output file is written under a hidden partial name and renamed into place when it holds every
+row; its parquet metadata records the row count and the input file's size and modification time, so a
+rerun can tell a complete output of this very input from one that is stale or cut short.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+ROWS_KEY = b"vae_anomaly.rows"
+SOURCE_KEY = b"vae_anomaly.source"
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """A readable input file to score: where it is, where its output goes, and what it holds.
+
+    Attributes
+    ----------
+    source : Path
+        The input parquet file.
+    target : Path
+        Its output file: the same relative path under the output folder.
+    partition : dict of str to str
+        Hive partition keys from the folders between the input root and the file.
+    dataset : pyarrow.dataset.Dataset
+        The opened input.
+    n_rows : int
+        The input's row count, from its metadata.
+    """
+
+    source: Path
+    target: Path
+    partition: dict[str, str]
+    dataset: ds.Dataset
+    n_rows: int
+
+    @property
+    def partial(self) -> Path:
+        """The hidden name the output is written under until it is complete."""
+        return self.target.with_name(f".{self.target.name}.partial")
+
+    def output_metadata(self) -> dict[bytes, bytes]:
+        """What a complete output of this very input records: its row count and the input's fingerprint."""
+        return {ROWS_KEY: str(self.n_rows).encode(), SOURCE_KEY: _source_fingerprint(self.source)}
+
+    def is_complete(self) -> bool:
+        """Whether the output exists, says it holds all rows of this very input, and does."""
+        if not self.target.is_file():
+            return False
+        try:
+            metadata = pq.read_metadata(self.target)
+        except (OSError, pa.ArrowException):
+            return False
+        recorded = metadata.metadata or {}
+        return metadata.num_rows == self.n_rows and all(
+            recorded.get(key) == value for key, value in self.output_metadata().items()
+        )
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def _input_files(input_path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
+    """The input's root folder and its files, sorted: a file, a folder's visible files, or a glob's."""
+    text = str(input_path)
+    if glob.has_magic(text):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        base = Path(os.path.commonpath([f.parent for f in files])) if files else Path(".")
+    elif Path(text).is_dir():
+        base = Path(text)
+        files = sorted(p for p in base.rglob("*") if p.is_file() and not _is_hidden(p.relative_to(base)))
+    elif Path(text).is_file():
+        base, files = Path(text).parent, [Path(text)]
+    else:
+        raise FileNotFoundError(f"{input_path} matches no file or folder.")
+    if not files:
+        raise FileNotFoundError(f"{input_path} holds no input files.")
+    return base, files
+
+
+def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[FileJob], dict[str, str]]:
+    """Each readable input file as a job, its output mirroring the input's layout under ``output``.
+
+    Parameters
+    ----------
+    input_path : str or PathLike
+        A parquet file, a folder (names starting with ``.`` or ``_`` are skipped) or a glob.
+    output : Path
+        The output folder.
+
+    Returns
+    -------
+    jobs : list of FileJob
+        The readable files, in path order.
+    unreadable : dict of str to str
+        The files that could not be opened as parquet, with the reason.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``input_path`` matches no file.
+    """
+    base, files = _input_files(input_path)
+    jobs, unreadable = [], {}
+    for file in files:
+        relative = file.relative_to(base)
+        partition = dict(
+            unquote(part).split("=", 1) for part in relative.parent.parts if "=" in part and part[0] != "="
+        )
+        try:
+            dataset = ds.dataset(file, format="parquet")
+            n_rows = dataset.count_rows()
+        except (OSError, pa.ArrowException) as error:
+            unreadable[str(file)] = f"unreadable parquet: {error}"
+            continue
+        jobs.append(FileJob(file, output / relative.with_suffix(".parquet"), partition, dataset, n_rows))
+    return jobs, unreadable
+
+
+def _source_fingerprint(path: Path) -> bytes:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}".encode()

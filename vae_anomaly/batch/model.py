@@ -1,0 +1,116 @@
+"""What the batch scorer knows of a model: the model, the input columns it reads and their kinds."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.utils import get_tags
+
+from vae_anomaly.bundle import final_detector
+from vae_anomaly.loading import load_from
+
+
+@dataclass(frozen=True)
+class BatchModel:
+    """A model ready for batch scoring and what it needs from the input.
+
+    Attributes
+    ----------
+    model : detector or Pipeline ending in one
+    columns : list of str
+        Input columns the model reads.
+    kinds : dict of str to str
+        Expected kind of each column: ``"numeric"``, ``"string"``, ``"datetime"``, ``"boolean"`` or
+        ``"any"``.
+    allows_nulls : bool
+        Whether the model takes nulls in its columns.
+    whole_files : bool
+        Score each file in one piece (time series: windows span batches).
+    """
+
+    model: Any
+    columns: list[str]
+    kinds: dict[str, str]
+    allows_nulls: bool
+    whole_files: bool
+
+
+_SIGNATURE_KINDS = {
+    "double": "numeric",
+    "float": "numeric",
+    "long": "numeric",
+    "integer": "numeric",
+    "string": "string",
+    "datetime": "datetime",
+    "boolean": "boolean",
+}
+
+
+def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> BatchModel:
+    """Describe a fitted detector or Pipeline for batch scoring.
+
+    Parameters
+    ----------
+    model : fitted detector or Pipeline ending in one, fitted on a DataFrame
+    signature_kinds : dict or None
+        Column kinds from an MLflow signature, when the model came from MLflow.
+
+    Returns
+    -------
+    BatchModel
+
+    Raises
+    ------
+    ValueError
+        If the model was fitted without column names, so parquet columns cannot be matched to it.
+    """
+    detector = final_detector(model)
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        raise ValueError(
+            "The model was fitted on an array without column names, so parquet columns cannot be matched "
+            "to its features: fit it on a DataFrame."
+        )
+    columns = [str(name) for name in names]
+    time_column = detector.time_column
+    if time_column is not None and time_column not in columns:
+        columns.append(time_column)
+    bare = model is detector
+    kinds = {name: "numeric" if bare else "any" for name in columns}
+    if time_column is not None:
+        kinds[time_column] = "datetime"
+    kinds.update({k: v for k, v in (signature_kinds or {}).items() if k in kinds})
+    # A Pipeline's preprocessing may take nulls; a bare detector takes them when its tags say so.
+    allows_nulls = not bare or get_tags(detector).input_tags.allow_nan
+    return BatchModel(model, columns, kinds, allows_nulls, whole_files=detector.scores_whole_series)
+
+
+def load_scoring_model(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> BatchModel:
+    """Load a model for batch scoring from a saved folder, a joblib file or an MLflow model URI.
+
+    Parameters
+    ----------
+    source : str or PathLike
+        A folder written by a detector's ``save`` or by ``save_bundle``; a ``.joblib``/``.pkl`` file;
+        or an MLflow model URI (``models:/NAME@champion``, ``runs:/RUN_ID/model``) or model folder.
+    trust_pickle : bool, default=False
+        Allow loading a joblib/pickle file. Unpickling runs code from the file: only for files you trust.
+
+    Returns
+    -------
+    BatchModel
+
+    Raises
+    ------
+    ValueError
+        If the source is a pickle file and ``trust_pickle`` is False, or is not a model.
+    """
+    loaded = load_from(source, trust_pickle=trust_pickle)
+    kinds = (
+        None
+        if loaded.column_types is None
+        else {name: _SIGNATURE_KINDS.get(type_name, "any") for name, type_name in loaded.column_types.items()}
+    )
+    return prepare_model(loaded.model, kinds)

@@ -1,0 +1,204 @@
+"""The batch scoring loop: ``score_parquet`` plans the files, checks them, then scores each in turn."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from vae_anomaly.batch.files import FileJob, plan_jobs
+from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
+from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
+from vae_anomaly.batch.schema import check_schemas
+from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
+
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass
+class BatchSummary:
+    """What a ``score_parquet`` call did.
+
+    Attributes
+    ----------
+    files : int
+        Input files found.
+    scored_files, skipped_files : int
+        Files scored now, and files whose complete output was already there.
+    rows, anomalies : int
+        Rows scored now, and how many of them were flagged.
+    seconds : float
+        Wall time of the call.
+    failed : dict of str to str
+        Input files that could not be scored, with the reason.
+    """
+
+    files: int = 0
+    scored_files: int = 0
+    skipped_files: int = 0
+    rows: int = 0
+    anomalies: int = 0
+    seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        line = (
+            f"{self.files} files ({self.scored_files} scored, {self.skipped_files} already complete, "
+            f"{len(self.failed)} failed), {self.rows} rows, {self.anomalies} anomalies, {self.seconds:.1f} s"
+        )
+        return line + "".join(f"\nfailed: {path}: {reason}" for path, reason in self.failed.items())
+
+
+def _scored_table(
+    batch: pa.RecordBatch, job: FileJob, model: BatchModel, keep: Sequence[str] | None
+) -> tuple[pa.Table, int]:
+    """The output rows of one input batch (kept columns, score, flag) and how many are flagged."""
+    table = pa.Table.from_batches([batch])
+    for key, value in job.partition.items():
+        if key not in table.column_names:
+            table = table.append_column(key, pa.array([value] * len(table), pa.string()))
+    frame = table.select(model.columns).to_pandas()
+    scores = score_frame(model.model, frame)
+    output = table.select(list(keep) if keep is not None else batch.schema.names)
+    output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
+    output = output.append_column(IS_ANOMALY, pa.array(scores[IS_ANOMALY].to_numpy(), pa.bool_()))
+    return output, int(scores[IS_ANOMALY].sum())
+
+
+def _score_jobs(
+    jobs: Sequence[FileJob],
+    model: BatchModel,
+    keep: Sequence[str] | None,
+    batch_rows: int,
+    summary: BatchSummary,
+    on_rows: Callable[[int], None],
+) -> None:
+    """Score every job's file; reading runs ahead across file boundaries, writing behind."""
+    current: OutputFile | None = None
+    failed: set[int] = set()  # jobs whose remaining batches are skipped
+
+    def fail(job: FileJob, error: BaseException) -> None:
+        summary.failed[str(job.source)] = str(error)
+
+    def finish(output: OutputFile) -> None:
+        try:
+            output.commit()
+        except (OSError, ValueError, pa.ArrowException) as error:
+            fail(output.job, error)
+            return
+        summary.scored_files += 1
+        summary.rows += output.rows
+        summary.anomalies += output.anomalies
+
+    with ThreadPoolExecutor(max_workers=1) as write_behind:
+        try:
+            for index, item in read_ahead(job_batches(jobs, model, keep, batch_rows), READ_AHEAD_BATCHES):
+                if current is not None and current.job is not jobs[index]:
+                    finish(current)
+                    current = None
+                if index in failed:
+                    continue
+                try:
+                    if isinstance(item, Exception):
+                        raise item
+                    if current is None:
+                        current = OutputFile(jobs[index], write_behind)
+                    current.write(*_scored_table(item, jobs[index], model, keep))
+                except (OSError, ValueError, pa.ArrowException) as error:
+                    fail(jobs[index], error)
+                    failed.add(index)
+                    if current is not None:
+                        current.discard()
+                        current = None
+                    continue
+                on_rows(len(item))
+            if current is not None:
+                finish(current)
+                current = None
+        finally:
+            if current is not None:  # interrupted: leave no partial file behind
+                current.discard()
+
+
+def score_parquet(
+    model: Any,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    keep_columns: Sequence[str] | None = None,
+    trust_pickle: bool = False,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> BatchSummary:
+    """Score parquet files in bounded memory, each to a parquet output of the same relative path.
+
+    Parameters
+    ----------
+    model : str, PathLike, BatchModel, or fitted detector or Pipeline
+        A model, or where to load one from (see :func:`load_scoring_model`).
+    input_path : str or PathLike
+        A parquet file, a folder of them (hive-partitioned or not; names starting with ``.`` or ``_``
+        are skipped), or a glob such as ``"data/2026-*/*.parquet"``.
+    output_path : str or PathLike
+        Output folder. ``IN/a/b.parquet`` is written to ``OUT/a/b.parquet``.
+    batch_rows : int, default=65536
+        Rows per record batch: peak memory grows with it, not with the input.
+    keep_columns : sequence of str or None, default=None
+        Input columns copied to the output before ``anomaly_score`` and ``is_anomaly``; None keeps all.
+    trust_pickle : bool, default=False
+        Allow a joblib/pickle model file (unpickling runs code).
+    overwrite : bool, default=False
+        Rescore files whose complete output exists (e.g. after changing the model).
+    progress : bool or None, default=None
+        Show a progress bar; None shows it on a terminal only.
+
+    Returns
+    -------
+    BatchSummary
+        Files and rows scored, skipped and failed. A corrupt or unreadable file is reported there by
+        name; the other files still complete.
+
+    Raises
+    ------
+    SchemaError
+        Before any file is scored, if any readable file lacks a column the model needs, has one of the
+        wrong type, or has nulls the model cannot take; the message lists every problem.
+    FileNotFoundError
+        If ``input_path`` matches nothing.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}.")
+    started = time.perf_counter()
+    if isinstance(model, BatchModel):
+        batch_model = model
+    elif isinstance(model, str | os.PathLike):
+        batch_model = load_scoring_model(model, trust_pickle=trust_pickle)
+    else:
+        batch_model = prepare_model(model)
+    keep = list(keep_columns) if keep_columns is not None else None
+    jobs, unreadable = plan_jobs(input_path, Path(output_path))
+    summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
+    check_schemas(jobs, batch_model, keep)
+    todo = []
+    for job in jobs:
+        if not overwrite and job.is_complete():
+            summary.skipped_files += 1
+        elif job.n_rows == 0:
+            write_empty(job, keep)
+            summary.scored_files += 1
+        else:
+            todo.append(job)
+    disable = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
+    total = sum(job.n_rows for job in todo)
+    with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
+        _score_jobs(todo, batch_model, keep, batch_rows, summary, bar.update)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,108 @@
+"""Checks that every input file fits the model, done for all files before any is scored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from vae_anomaly.batch.files import FileJob
+from vae_anomaly.batch.model import BatchModel
+from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY
+
+_MAX_LISTED_PROBLEMS = 20
+
+
+class SchemaError(ValueError):
+    """The input does not have the columns, types or values the model needs; lists every problem."""
+
+
+def _arrow_kind(data_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(data_type):
+        return _arrow_kind(data_type.value_type)
+    if pa.types.is_boolean(data_type):
+        return "boolean"
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
+        return "numeric"
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "string"
+    if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
+        return "datetime"
+    return str(data_type)
+
+
+def check_schemas(jobs: Sequence[FileJob], model: BatchModel, keep: Sequence[str] | None) -> None:
+    """Raise one SchemaError listing every problem of every file, or return if there is none.
+
+    Parameters
+    ----------
+    jobs : sequence of FileJob
+        The input files.
+    model : BatchModel
+        What the model reads.
+    keep : sequence of str or None
+        Input columns copied to the output; None copies all.
+
+    Raises
+    ------
+    SchemaError
+        If a file lacks a column the model needs or ``keep`` names, has one of the wrong kind, has
+        nulls the model cannot take, or already has an output column.
+    """
+    problems = [problem for job in jobs for problem in _schema_problems(job, model, keep)]
+    if problems:
+        listed = problems[:_MAX_LISTED_PROBLEMS]
+        more = f"\n... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
+        raise SchemaError(
+            f"The input does not fit the model ({len(problems)} problems):\n" + "\n".join(listed) + more
+        )
+
+
+def _schema_problems(job: FileJob, model: BatchModel, keep: Sequence[str] | None) -> list[str]:
+    schema = job.dataset.schema
+    problems = []
+    for column in model.columns:
+        if column in job.partition:
+            continue
+        if column not in schema.names:
+            problems.append(f"{job.source}: missing column {column!r}")
+            continue
+        expected, found = model.kinds[column], _arrow_kind(schema.field(column).type)
+        if expected != "any" and found != expected:
+            problems.append(
+                f"{job.source}: column {column!r} holds {found} values ({schema.field(column).type}), "
+                f"expected {expected}"
+            )
+    for column in keep or []:
+        if column not in schema.names and column not in job.partition:
+            problems.append(f"{job.source}: keep column {column!r} is not in the file")
+    clashes = {ANOMALY_SCORE, IS_ANOMALY} & set(keep if keep is not None else schema.names)
+    if clashes:
+        problems.append(
+            f"{job.source}: already has column(s) {sorted(clashes)}, which the output adds; "
+            "leave them out with keep_columns (--keep-columns)"
+        )
+    if not model.allows_nulls:
+        problems += _null_problems(job, model)
+    return problems
+
+
+def _null_problems(job: FileJob, model: BatchModel) -> list[str]:
+    """Columns whose parquet statistics show nulls (files without statistics are checked while read)."""
+    metadata = next(iter(job.dataset.get_fragments())).metadata
+    stored = metadata.schema.to_arrow_schema()
+    problems = []
+    for column in model.columns:
+        index = stored.get_field_index(column)
+        if index < 0:
+            continue
+        nulls = 0
+        for group in range(metadata.num_row_groups):
+            statistics = metadata.row_group(group).column(index).statistics
+            if statistics is not None and statistics.has_null_count:
+                nulls += statistics.null_count
+        if nulls:
+            problems.append(
+                f"{job.source}: column {column!r} has {nulls} null(s), which the model cannot take"
+            )
+    return problems
