@@ -88,24 +88,19 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
 
 
 def load_scoring_model(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> BatchModel:
-    """Load a model for batch scoring from a saved folder, a joblib file or an MLflow model URI.
+    """Load a model for batch scoring with :func:`vae_anomaly.loading.load_from`, then describe it.
 
     Parameters
     ----------
     source : str or PathLike
-        A folder written by a detector's ``save`` or by ``save_bundle``; a ``.joblib``/``.pkl`` file;
-        or an MLflow model URI (``models:/NAME@champion``, ``runs:/RUN_ID/model``) or model folder.
+        Where the model is kept; see :func:`vae_anomaly.loading.load_from`.
     trust_pickle : bool, default=False
-        Allow loading a joblib/pickle file. Unpickling runs code from the file: only for files you trust.
+        Allow a joblib/pickle file (unpickling runs code from it).
 
     Returns
     -------
     BatchModel
-
-    Raises
-    ------
-    ValueError
-        If the source is a pickle file and ``trust_pickle`` is False, or is not a model.
+        With the column kinds of the MLflow signature, when the model came from MLflow.
     """
     loaded = load_from(source, trust_pickle=trust_pickle)
     kinds = (
