@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pipelines import tabular_pipeline
 from vae_anomaly import ModelFileError, VAEAnomalyDetector
 from vae_anomaly.bundle import PREPROCESSING_FILE, final_detector, load_bundle, save_bundle
 from vae_anomaly.frames import score_frame
+from vae_anomaly.persistence import BUNDLE_FILE, write_manifest
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -51,10 +53,33 @@ def test_untrusted_preprocessing_is_refused_when_saving(planted_frame, tmp_path)
 def test_untrusted_preprocessing_is_refused_when_loading(planted_frame, tmp_path):
     model = make_pipeline(StandardScaler(), VAEAnomalyDetector(epochs=1, random_state=0)).fit(planted_frame)
     folder = save_bundle(model, tmp_path / "bundle")
-    # Someone swaps in preprocessing that would call a function on load or transform.
+    # Someone swaps in preprocessing that would call a function on load or transform, and rewrites
+    # the manifest's checksums to match: the trusted-type check still refuses it.
     skops.io.dump(make_pipeline(FunctionTransformer(print)), folder / PREPROCESSING_FILE)
+    manifest = json.loads((folder / BUNDLE_FILE).read_text())
+    write_manifest(folder, BUNDLE_FILE, {k: v for k, v in manifest.items() if k not in ("files", "sha256")})
     with pytest.raises(ModelFileError, match="untrusted types"):
         load_bundle(folder)
+
+
+def test_a_swapped_preprocessing_file_fails_its_checksum(planted_frame, tmp_path):
+    model = make_pipeline(StandardScaler(), VAEAnomalyDetector(epochs=1, random_state=0)).fit(planted_frame)
+    folder = save_bundle(model, tmp_path / "bundle")
+    skops.io.dump(make_pipeline(StandardScaler()), folder / PREPROCESSING_FILE)
+    with pytest.raises(ModelFileError, match=r"preprocessing\.skops does not match the checksum"):
+        load_bundle(folder)
+
+
+def test_saving_a_detector_over_a_bundle_leaves_only_the_detector(planted_frame, tmp_path):
+    pipeline = make_pipeline(StandardScaler(), VAEAnomalyDetector(epochs=1, random_state=0)).fit(
+        planted_frame
+    )
+    save_bundle(pipeline, tmp_path / "model")
+    detector = VAEAnomalyDetector(epochs=2, random_state=1).fit(planted_frame)
+    detector.save(tmp_path / "model")
+    loaded = load_bundle(tmp_path / "model")
+    assert isinstance(loaded, VAEAnomalyDetector)
+    np.testing.assert_array_equal(loaded.score_samples(planted_frame), detector.score_samples(planted_frame))
 
 
 def test_a_newer_bundle_format_asks_for_an_upgrade(planted_frame, tmp_path):

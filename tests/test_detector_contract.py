@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.base import BaseVAEDetector
-from vae_anomaly.persistence import CONFIG_FILE, WEIGHTS_FILE
+from vae_anomaly.persistence import CONFIG_FILE, WEIGHTS_FILE, content_digest
 from vae_anomaly.training import TrainingConfig
 
 DETECTORS = [VAEAnomalyDetector, TimeSeriesVAEDetector]
@@ -183,10 +183,15 @@ def test_tampered_weights_are_refused(fitted, tmp_path):
         type(detector).load(tmp_path / "model")
 
 
-def _edit_config(folder, edit):
+def _edit_config(folder, edit, *, reseal=True):
+    """Edit a saved config; ``reseal`` also rewrites its checksum, as a writer with a bug would, so
+    the checks behind the checksum are tested too."""
     path = folder / CONFIG_FILE
     config = json.loads(path.read_text())
     edit(config)
+    if reseal:
+        config.pop("sha256")
+        config["sha256"] = content_digest(config)
     path.write_text(json.dumps(config))
 
 
@@ -222,6 +227,85 @@ def test_another_detector_class_is_named(fitted, tmp_path):
         ModelFileError, match=f"holds a '{type(detector).__name__}', not a '{other.__name__}'"
     ):
         other.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["attributes"].update(offset_=c["attributes"]["offset_"] + 1000.0),
+        lambda c: c["params"].update(contamination=0.5),
+        lambda c: c.update(torch_version="0"),
+    ],
+    ids=["offset", "parameter", "metadata"],
+)
+def test_an_edited_config_is_refused(fitted, tmp_path, edit):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", edit, reseal=False)
+    with pytest.raises(ModelFileError, match=r"config\.json was modified after the model was saved"):
+        type(detector).load(tmp_path / "model")
+
+
+def test_a_missing_or_extra_file_is_refused(fitted, tmp_path):
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    (tmp_path / "model" / "notes.txt").write_text("not part of the model")
+    with pytest.raises(
+        ModelFileError, match=r"holds files that are not part of the saved model: \['notes.txt'\]"
+    ):
+        type(detector).load(tmp_path / "model")
+    (tmp_path / "model" / "notes.txt").unlink()
+    (tmp_path / "model" / WEIGHTS_FILE).unlink()
+    with pytest.raises(ModelFileError, match=r"weights\.safetensors does not exist"):
+        type(detector).load(tmp_path / "model")
+
+
+def test_numpy_scalars_in_parameters_are_saved_as_plain_values(fitted, tmp_path):
+    detector, data = fitted
+    params = detector.get_params()
+    numpy_params = {"latent_dim": np.int64(params["latent_dim"]), "beta": np.float32(1.0)}
+    numpy_params["random_state"] = np.int64(0)
+    refit = clone(detector).set_params(**numpy_params).fit(data)
+    refit.save(tmp_path / "model")
+    loaded = type(detector).load(tmp_path / "model")
+    assert loaded.get_params() == refit.get_params()
+    np.testing.assert_array_equal(loaded.score_samples(data), refit.score_samples(data))
+
+
+def test_a_failed_save_leaves_the_saved_model_as_it_was(fitted, tmp_path):
+    detector, data = fitted
+    detector.save(tmp_path / "model")
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "model").iterdir())
+    broken = clone(detector).set_params(random_state=0).fit(data)
+    broken.history_ = [{"epoch": object()}]  # not JSON: the save fails after writing the weights
+    with pytest.raises(TypeError, match="cannot be saved as JSON"):
+        broken.save(tmp_path / "model")
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "model").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"], "no staging folder is left behind"
+    _assert_same_detector(type(detector).load(tmp_path / "model"), detector, data)
+
+
+def test_saving_over_a_model_replaces_it_whole(fitted, tmp_path):
+    detector, data = fitted
+    other = VAEAnomalyDetector(epochs=1, random_state=0).fit(np.zeros((50, 2)))
+    other.save(tmp_path / "model")
+    (tmp_path / "model" / "leftover.bin").write_bytes(b"from before")
+    detector.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    _assert_same_detector(type(detector).load(tmp_path / "model"), detector, data)
+
+
+def test_save_refuses_to_replace_what_is_not_a_model(fitted, tmp_path):
+    detector, _ = fitted
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "documents" / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="already holds files that are not a saved vae-anomaly model"):
+        detector.save(tmp_path / "documents")
+    assert (tmp_path / "documents" / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "a_file").write_text("data")
+    with pytest.raises(FileExistsError, match="is a file; a model is saved as a folder"):
+        detector.save(tmp_path / "a_file")
+    assert (tmp_path / "a_file").read_text() == "data"
 
 
 @pytest.mark.parametrize("cls", DETECTORS)

@@ -1,14 +1,15 @@
 """A fitted detector, or a Pipeline ending in one, as a folder that loads without unpickling code.
 
-A bundle folder holds ``bundle.json`` (format version, detector class, pipeline step names), the
-detector saved by its ``save`` method in ``detector/`` (JSON + safetensors), and, for a Pipeline, the
-steps before the detector in ``preprocessing.skops``. skops rebuilds those steps from their recorded
-types and refuses to load a type that is not on the trusted list, so a bundle cannot run arbitrary code.
+A bundle folder holds ``bundle.json`` (format version, detector class, pipeline step names and the
+checksum of every file), the detector saved by its ``save`` method in ``detector/`` (JSON +
+safetensors), and, for a Pipeline, the steps before the detector in ``preprocessing.skops``. skops
+rebuilds those steps from their recorded types and refuses to load a type that is not on the trusted
+list, so a bundle cannot run arbitrary code. Like a detector's folder, a bundle is written beside its
+destination and renamed into place when complete.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -20,11 +21,19 @@ from sklearn.pipeline import Pipeline
 
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.estimator import VAEAnomalyDetector
-from vae_anomaly.persistence import ModelFileError, saved_estimator_name
+from vae_anomaly.persistence import (
+    BUNDLE_FILE,
+    ModelFileError,
+    check_format_version,
+    read_manifest,
+    saved_estimator_name,
+    write_manifest,
+    write_model_folder,
+)
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
 
-BUNDLE_FORMAT_VERSION = 1
-BUNDLE_FILE = "bundle.json"
+# Version 2 checksums every file of the bundle; version 1 did not and is not read.
+BUNDLE_FORMAT_VERSION = 2
 DETECTOR_FOLDER = "detector"
 PREPROCESSING_FILE = "preprocessing.skops"
 DETECTOR_CLASSES: dict[str, type[BaseVAEDetector]] = {
@@ -82,23 +91,29 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
         If a preprocessing step holds a type that :func:`load_bundle` would refuse to load.
     """
     detector = final_detector(model)
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    steps = None
+    preprocessing = steps = None
     if isinstance(model, Pipeline):
-        data = skops.io.dumps(model[:-1])
-        untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        preprocessing = skops.io.dumps(model[:-1])
+        untrusted = sorted(set(skops.io.get_untrusted_types(data=preprocessing)) - set(TRUSTED_TYPES))
         if untrusted:
             raise ValueError(
                 f"The pipeline's preprocessing holds types that load_bundle does not trust: {untrusted}. "
                 "Use scikit-learn's own transformers, or save the detector alone."
             )
-        (folder / PREPROCESSING_FILE).write_bytes(data)
         steps = [name for name, _ in model.steps]
-    detector.save(folder / DETECTOR_FOLDER)
-    manifest = {"format_version": BUNDLE_FORMAT_VERSION, "detector": type(detector).__name__, "steps": steps}
-    (folder / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2))
-    return folder
+
+    def write(folder: Path) -> None:
+        if preprocessing is not None:
+            (folder / PREPROCESSING_FILE).write_bytes(preprocessing)
+        detector.save(folder / DETECTOR_FOLDER)
+        manifest = {
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "detector": type(detector).__name__,
+            "steps": steps,
+        }
+        write_manifest(folder, BUNDLE_FILE, manifest)
+
+    return write_model_folder(path, write)
 
 
 def load_detector(path: str | os.PathLike[str]) -> BaseVAEDetector:
@@ -144,18 +159,12 @@ def load_bundle(path: str | os.PathLike[str]) -> Any:
     manifest_path = folder / BUNDLE_FILE
     if not manifest_path.is_file():
         return load_detector(folder)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        version, steps = manifest["format_version"], manifest["steps"]
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as error:
-        raise ModelFileError(
-            f"{manifest_path} is not a valid vae-anomaly bundle manifest ({error})."
-        ) from error
-    if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
-        raise ModelFileError(
-            f"{folder} has bundle format version {version!r}, but this vae-anomaly reads versions up to "
-            f"{BUNDLE_FORMAT_VERSION}: upgrade vae-anomaly to load it."
-        )
+
+    def check_version(manifest: dict[str, Any]) -> None:
+        check_format_version(manifest_path, manifest.get("format_version"), BUNDLE_FORMAT_VERSION, "bundle")
+
+    manifest = read_manifest(folder, BUNDLE_FILE, check_version)
+    steps = manifest.get("steps")
     detector = load_detector(folder / DETECTOR_FOLDER)
     if steps is None:
         return detector
