@@ -14,7 +14,7 @@ import mlflow
 import pyarrow.dataset as ds
 
 from vae_anomaly import tracking
-from vae_anomaly.batch import SchemaError, score_parquet
+from vae_anomaly.batch import OutputBusyError, SchemaError, score_parquet
 
 from arguments import REPOSITORY_ROOT, column_list, existing_path, positive_int
 
@@ -41,7 +41,7 @@ def main() -> None:
         summary = score_parquet(
             arguments.model_uri, arguments.data, output, batch_rows=arguments.batch_rows, keep_columns=keep
         )
-    except (SchemaError, ValueError, FileNotFoundError) as error:
+    except (SchemaError, ValueError, FileNotFoundError, OutputBusyError) as error:
         raise SystemExit(f"error: {error}") from None
     with mlflow.start_run():
         mlflow.log_params({"input_path": str(arguments.data), "output_path": str(output)})

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from vae_anomaly.batch import DEFAULT_BATCH_ROWS, SchemaError, score_parquet
-from vae_anomaly.tracking import use_tracking_store
+from vae_anomaly.batch import DEFAULT_BATCH_ROWS, OutputBusyError, SchemaError, score_parquet
+from vae_anomaly.loading import is_mlflow_source
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-columns", help="comma-separated input columns to copy to the output (default: all)"
     )
     score.add_argument(
-        "--trust-pickle", action="store_true", help="allow a joblib/pickle model (unpickling runs code)"
+        "--trust-pickle",
+        action="store_true",
+        help="allow a joblib/pickle model, or an MLflow model not logged by vae_anomaly.tracking "
+        "(loading either runs code from it)",
     )
     score.add_argument("--overwrite", action="store_true", help="rescore files whose output is complete")
     progress = score.add_mutually_exclusive_group()
@@ -78,13 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 when every file was scored or already complete, 1 when some files failed, 2 for bad
-        arguments, a model that cannot be loaded, or input that does not fit the model.
+        arguments, a model that cannot be loaded, input that does not fit the model, an output that
+        overlaps the input, or an output another job is writing into.
     """
     arguments = _parser().parse_args(argv)
     keep = None
     if arguments.keep_columns is not None:
         keep = [name.strip() for name in arguments.keep_columns.split(",") if name.strip()]
-    use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
+        from vae_anomaly.tracking.store import use_tracking_store
+
+        use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     try:
         summary = score_parquet(
             arguments.model,
@@ -96,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=arguments.overwrite,
             progress=arguments.progress,
         )
-    except (SchemaError, ValueError, FileNotFoundError) as error:
+    except (SchemaError, ValueError, FileNotFoundError, OutputBusyError) as error:
         print(f"vae-anomaly score: error: {error}", file=sys.stderr)
         return 2
     print(summary)

@@ -1,8 +1,11 @@
 """Every way to load a fitted model from where it is kept: the one module callers load models through.
 
-A source is a folder written by a detector's ``save`` or by ``save_bundle``, a joblib/pickle file (only
-when trusted: unpickling runs code from the file), or an MLflow model (a ``models:/`` or ``runs:/`` URI,
-or a folder with an ``MLmodel`` file).
+A source is a folder written by a detector's ``save`` or by ``save_bundle``, a joblib/pickle file, or an
+MLflow model (a ``models:/`` or ``runs:/`` URI, or a folder with an ``MLmodel`` file). Nothing from the
+source runs unless ``trust_pickle`` says the source is trusted: a pickle file is refused, and an MLflow
+model loads only if its ``MLmodel`` file (plain YAML) shows the format ``tracking.log_model`` writes, a
+model from code with a bundle artifact; the bundle is then read with ``load_bundle`` (JSON, safetensors
+and skops with trusted types), never by MLflow, which would run the model's code or unpickle its files.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import joblib
-import mlflow.pyfunc
-from mlflow.exceptions import MlflowException
 
-from vae_anomaly.bundle import load_bundle
+from vae_anomaly.bundle import final_detector, load_bundle
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+# How tracking.log_model logs a model: MLflow's loader for models from code, this model file, and the
+# bundle as an artifact of this name.
+CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
+MODEL_CODE_FILE = "mlflow_model_code.py"
+BUNDLE_ARTIFACT = "bundle"
 
 
 class LoadedModel(NamedTuple):
@@ -34,7 +40,18 @@ class LoadedModel(NamedTuple):
     column_types: dict[str, str] | None
 
 
-def _is_mlflow_source(text: str) -> bool:
+def is_mlflow_source(source: str | os.PathLike[str]) -> bool:
+    """Whether ``source`` names an MLflow model: a URI, or a folder with an ``MLmodel`` file.
+
+    Parameters
+    ----------
+    source : str or PathLike
+
+    Returns
+    -------
+    bool
+    """
+    text = str(source)
     return "://" in text or text.startswith(("models:/", "runs:/")) or (Path(text) / "MLmodel").is_file()
 
 
@@ -60,18 +77,8 @@ def load_from(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> 
     """
     text = str(source)
     path = Path(text)
-    if _is_mlflow_source(text):
-        try:
-            pyfunc = mlflow.pyfunc.load_model(text)
-        except (MlflowException, OSError) as error:
-            raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
-        schema = pyfunc.metadata.get_input_schema()
-        types = (
-            {spec.name: spec.type.name for spec in schema.inputs}
-            if schema is not None and schema.has_input_names()
-            else None
-        )
-        return LoadedModel(pyfunc.unwrap_python_model().model, types)
+    if is_mlflow_source(text):
+        return _load_mlflow(text, trust_pickle)
     if path.is_dir():
         return LoadedModel(load_bundle(path), None)
     if path.suffix in PICKLE_SUFFIXES:
@@ -80,7 +87,75 @@ def load_from(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> 
                 f"{path} is a pickle file, and unpickling runs code from it. Pass trust_pickle=True "
                 "(--trust-pickle) only if you trust its origin, or save the model with its save() method."
             )
-        return LoadedModel(joblib.load(path), None)
+        return LoadedModel(_checked_model(joblib.load(path), path), None)
     raise ValueError(
         f"{source} is not a model: expected a saved model folder, a .joblib/.pkl file or an MLflow URI."
     )
+
+
+def _checked_model(model: Any, source: Any) -> Any:
+    """``model`` if it is a detector or a Pipeline ending in one, else a ValueError naming ``source``."""
+    try:
+        final_detector(model)
+    except TypeError as error:
+        raise ValueError(f"{source} does not hold a vae-anomaly model: {error}") from None
+    return model
+
+
+def _logged_bundle(folder: Path, flavors: dict[str, Any]) -> Path | None:
+    """The bundle folder of a model logged by ``tracking.log_model``; None for any other MLflow model."""
+    pyfunc = flavors.get("python_function")
+    if not isinstance(pyfunc, dict) or pyfunc.get("loader_module") != CODE_MODEL_LOADER:
+        return None
+    if Path(str(pyfunc.get("model_code_path", ""))).name != MODEL_CODE_FILE:
+        return None
+    artifact = (pyfunc.get("artifacts") or {}).get(BUNDLE_ARTIFACT)
+    relative = artifact.get("path") if isinstance(artifact, dict) else None
+    if not isinstance(relative, str):
+        return None
+    bundle = (folder / relative).resolve()
+    inside = bundle.is_relative_to(folder.resolve())
+    return bundle if inside and bundle.is_dir() else None
+
+
+def _load_mlflow(text: str, trust_pickle: bool) -> LoadedModel:
+    """Load an MLflow model: ours from its bundle, any other only when trusted (MLflow may unpickle)."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    try:
+        local = (
+            Path(text)
+            if (Path(text) / "MLmodel").is_file()
+            else Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+        )
+        description = Model.load(str(local))  # the MLmodel file, read as YAML: nothing runs
+    except (MlflowException, OSError) as error:
+        raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
+    schema = description.get_input_schema()
+    types = (
+        {spec.name: spec.type.name for spec in schema.inputs}
+        if schema is not None and schema.has_input_names()
+        else None
+    )
+    bundle = _logged_bundle(local, description.flavors)
+    if bundle is not None:
+        return LoadedModel(load_bundle(bundle), types)
+    if not trust_pickle:
+        raise ValueError(
+            f"{text} is not a model logged by vae_anomaly.tracking.log_model (flavors: "
+            f"{sorted(description.flavors)}), and loading it through MLflow may unpickle code from it. "
+            "Pass trust_pickle=True (--trust-pickle) only if you trust its origin."
+        )
+    try:
+        if "sklearn" in description.flavors:
+            import mlflow.sklearn
+
+            model = mlflow.sklearn.load_model(str(local))
+        else:
+            model = getattr(mlflow.pyfunc.load_model(str(local)).unwrap_python_model(), "model", None)
+    except (MlflowException, OSError) as error:
+        raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
+    return LoadedModel(_checked_model(model, text), types)

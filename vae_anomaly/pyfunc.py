@@ -8,9 +8,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from vae_anomaly.frames import score_frame
-from vae_anomaly.loading import load_from
-
-BUNDLE_ARTIFACT = "bundle"
+from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
 
 
 class AnomalyScoringModel(mlflow.pyfunc.PythonModel):

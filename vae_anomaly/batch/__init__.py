@@ -11,6 +11,7 @@ their outputs go, which outputs are complete), ``schema`` (checking every file f
 ahead and writing behind) and ``run`` (the scoring loop, ``score_parquet``).
 """
 
+from vae_anomaly.batch.files import OutputBusyError
 from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
 from vae_anomaly.batch.run import DEFAULT_BATCH_ROWS, BatchSummary, score_parquet
 from vae_anomaly.batch.schema import SchemaError
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_BATCH_ROWS",
     "BatchModel",
     "BatchSummary",
+    "OutputBusyError",
     "SchemaError",
     "load_scoring_model",
     "prepare_model",

@@ -2,13 +2,18 @@
 
 Each output file is written under a hidden partial name and renamed into place when it holds every
 row; its parquet metadata records the row count and the input file's size and modification time, so a
-rerun can tell a complete output of this very input from one that is stale or cut short.
+rerun can tell a complete output of this very input from one that is stale or cut short. An output
+folder that overlaps the input is refused before anything is read, and one job at a time writes into
+an output folder.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -19,6 +24,10 @@ import pyarrow.parquet as pq
 
 ROWS_KEY = b"vae_anomaly.rows"
 SOURCE_KEY = b"vae_anomaly.source"
+
+
+class OutputBusyError(RuntimeError):
+    """Another scoring job is writing into the same output folder."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +120,15 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
     ------
     FileNotFoundError
         If ``input_path`` matches no file.
+    ValueError
+        If ``output`` is a file, holds an input file, or lies inside the input folder or where the
+        input's glob would match its files: scoring would overwrite the input or score its own output.
     """
     base, files = _input_files(input_path)
+    targets = [output / file.relative_to(base).with_suffix(".parquet") for file in files]
+    _check_no_overlap(input_path, files, targets, output)
     jobs, unreadable = [], {}
-    for file in files:
+    for file, target in zip(files, targets, strict=True):
         relative = file.relative_to(base)
         partition = dict(
             unquote(part).split("=", 1) for part in relative.parent.parts if "=" in part and part[0] != "="
@@ -125,8 +139,75 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
         except (OSError, pa.ArrowException) as error:
             unreadable[str(file)] = f"unreadable parquet: {error}"
             continue
-        jobs.append(FileJob(file, output / relative.with_suffix(".parquet"), partition, dataset, n_rows))
+        jobs.append(FileJob(file, target, partition, dataset, n_rows))
     return jobs, unreadable
+
+
+def _check_no_overlap(
+    input_path: str | os.PathLike[str], files: list[Path], targets: list[Path], output: Path
+) -> None:
+    """Refuse an output that is a file, holds an input file, or lies where the input would find it."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"OUTPUT {output} is a file; scores are written into a folder: name a folder.")
+    advice = "write the scores to a folder outside the input"
+    resolved = output.resolve()
+    for file in files:
+        if file.resolve().is_relative_to(resolved):
+            raise ValueError(
+                f"OUTPUT {output} holds the input file {file}: scoring would overwrite its input; {advice}."
+            )
+    text = str(input_path)
+    if glob.has_magic(text):
+        pattern = os.path.abspath(text)
+        for target in targets:
+            if fnmatch.fnmatch(os.path.abspath(target), pattern):
+                raise ValueError(
+                    f"OUTPUT {output} would receive {target}, which the INPUT pattern {text} matches: a "
+                    f"rerun would score its own output; {advice}."
+                )
+    elif Path(text).is_dir() and resolved.is_relative_to(Path(text).resolve()):
+        raise ValueError(
+            f"OUTPUT {output} is inside the INPUT folder {text}: a rerun would score its own output; "
+            f"{advice}."
+        )
+
+
+@contextmanager
+def locked_output(output: Path) -> Iterator[None]:
+    """Create the output folder and hold an exclusive lock on it while the body runs.
+
+    The lock is the kernel's advisory lock on the folder itself, so it leaves no file behind and is
+    released however the process ends, a SIGKILL included. Where the platform has no ``fcntl``
+    (Windows), no lock is taken.
+
+    Parameters
+    ----------
+    output : Path
+        The output folder.
+
+    Raises
+    ------
+    OutputBusyError
+        If another process holds the lock.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    descriptor = os.open(output, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(
+                f"Another vae-anomaly scoring job is writing into {output}: wait for it to finish, or "
+                "write to another folder."
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _source_fingerprint(path: Path) -> bytes:

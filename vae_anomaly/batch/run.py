@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from vae_anomaly.batch.files import FileJob, plan_jobs
+from vae_anomaly.batch.files import FileJob, locked_output, plan_jobs
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
 from vae_anomaly.batch.schema import check_schemas
@@ -173,10 +173,18 @@ def score_parquet(
         wrong type, or has nulls the model cannot take; the message lists every problem.
     FileNotFoundError
         If ``input_path`` matches nothing.
+    ValueError
+        Before anything is read, if ``output_path`` is a file or overlaps the input (it holds an input
+        file, or lies inside the input folder or where the input glob would find its files); if the
+        model cannot be loaded or is not a vae-anomaly model.
+    OutputBusyError
+        If another scoring job is writing into ``output_path``.
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}.")
     started = time.perf_counter()
+    output = Path(output_path)
+    jobs, unreadable = plan_jobs(input_path, output)
     if isinstance(model, BatchModel):
         batch_model = model
     elif isinstance(model, str | os.PathLike):
@@ -184,21 +192,21 @@ def score_parquet(
     else:
         batch_model = prepare_model(model)
     keep = list(keep_columns) if keep_columns is not None else None
-    jobs, unreadable = plan_jobs(input_path, Path(output_path))
     summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
     check_schemas(jobs, batch_model, keep)
-    todo = []
-    for job in jobs:
-        if not overwrite and job.is_complete():
-            summary.skipped_files += 1
-        elif job.n_rows == 0:
-            write_empty(job, keep)
-            summary.scored_files += 1
-        else:
-            todo.append(job)
-    disable = None if progress is None else not progress  # None: tqdm shows the bar on a terminal only
-    total = sum(job.n_rows for job in todo)
-    with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
-        _score_jobs(todo, batch_model, keep, batch_rows, summary, bar.update)
+    with locked_output(output):
+        todo = []
+        for job in jobs:
+            if not overwrite and job.is_complete():
+                summary.skipped_files += 1
+            elif job.n_rows == 0:
+                write_empty(job, keep)
+                summary.scored_files += 1
+            else:
+                todo.append(job)
+        disable = None if progress is None else not progress  # None: a bar on a terminal only
+        total = sum(job.n_rows for job in todo)
+        with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
+            _score_jobs(todo, batch_model, keep, batch_rows, summary, bar.update)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -18,10 +18,10 @@ from sklearn.utils.validation import check_is_fitted
 import vae_anomaly
 from vae_anomaly.bundle import final_detector, save_bundle
 from vae_anomaly.frames import score_frame
-from vae_anomaly.pyfunc import BUNDLE_ARTIFACT
+from vae_anomaly.loading import BUNDLE_ARTIFACT, MODEL_CODE_FILE
 
 PACKAGE_DIR = Path(vae_anomaly.__file__).resolve().parent
-MODEL_CODE = PACKAGE_DIR / "mlflow_model_code.py"
+MODEL_CODE = PACKAGE_DIR / MODEL_CODE_FILE
 # What the pyfunc model imports; pinned to the versions that wrote it. Local build labels such as
 # torch's "+cpu" are dropped: pip cannot install them from an index.
 MODEL_REQUIREMENTS = ("torch", "numpy", "pandas", "scikit-learn", "safetensors", "tqdm")
