@@ -111,6 +111,45 @@ def test_missing_cuda_is_reported(cls):
         cls(**{**FAST[cls], "device": "cuda"}).fit(_data(cls))
 
 
+@pytest.mark.parametrize("cls", DETECTORS)
+@pytest.mark.parametrize("device", ["tpu", "gpu0"])
+def test_an_unknown_device_is_named(cls, device):
+    with pytest.raises(ValueError, match=f"device='{device}' is not a device torch knows"):
+        cls(**{**FAST[cls], "device": device}).fit(_data(cls))
+
+
+# ------------------------------------------------------------------------------ extreme values
+@pytest.mark.parametrize("cls", DETECTORS)
+@pytest.mark.parametrize("value", [1e39, -1e308])
+def test_training_values_beyond_float32_are_refused_by_column_and_row(cls, value):
+    data = _data(cls)
+    data.iloc[5, 1] = value
+    column = data.columns[1]
+    with pytest.raises(
+        ValueError, match=rf"column '{column}': \|value\| > 3\.4e\+38 in 1 row\(s\), first at row 5"
+    ):
+        cls(**FAST[cls]).fit(data)
+
+
+@pytest.mark.parametrize("value", [1e39, 1e20, -1e300])
+def test_a_value_the_model_cannot_represent_scores_as_most_anomalous(fitted, value):
+    detector, data = fitted
+    row = len(data) // 2
+    odd = data.copy()
+    odd.iloc[row, 1] = value
+    scores = detector.anomaly_score(odd)
+    assert scores[row] == np.inf
+    assert detector.predict(odd)[row] == -1
+    reach = getattr(detector, "window", 1)  # the timestamps that share a window with it
+    far = np.abs(np.arange(len(odd)) - row) >= reach
+    np.testing.assert_array_equal(scores[far], detector.anomaly_score(data)[far])
+    assert not detector.score_components(odd).isna().any().any()
+    shares = detector.explain(odd)
+    assert not shares.isna().any().any()
+    assert shares.iloc[row].idxmax() == data.columns[1]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+
+
 # ---------------------------------------------------------------------------------- determinism
 def test_scores_are_deterministic(fitted):
     detector, data = fitted

@@ -98,3 +98,14 @@ def test_detection_metrics_by_hand():
 def test_detection_metrics_check_the_flags_shape():
     with pytest.raises(ValueError, match="flagged has shape"):
         detection_metrics([0, 1], [0.1, 0.9], [True])
+
+
+def test_an_infinite_score_ranks_as_the_most_anomalous():
+    labels = np.array([0, 0, 1, 0, 1, 0])
+    scores = np.array([0.1, 0.2, np.inf, 0.3, 0.25, 0.0])
+    ranked = np.where(np.isinf(scores), 10.0, scores)
+    for metric in (vus_pr, vus_roc, best_f1):
+        assert metric(labels, scores) == pytest.approx(metric(labels, ranked))
+    assert detection_metrics(labels, scores, scores > 0.22)["roc_auc"] == pytest.approx(
+        roc_auc_score(labels, ranked)
+    )

@@ -201,6 +201,30 @@ def test_bad_values_are_named(values, message):
         TimeSeriesVAEDetector(window=32, epochs=2).fit(values)
 
 
+@pytest.mark.parametrize("stride", [33, 100])
+def test_a_stride_longer_than_the_window_is_refused(seasonal, stride):
+    with pytest.raises(ValueError, match=f"stride={stride} is larger than window=32"):
+        TimeSeriesVAEDetector(window=32, stride=stride, epochs=2).fit(seasonal[:500])
+
+
+def test_a_stride_changed_after_fit_is_refused_when_scoring(fitted_series_detector, seasonal):
+    detector = clone(fitted_series_detector)
+    detector.__dict__.update(fitted_series_detector.__dict__)
+    detector.set_params(stride=64)
+    with pytest.raises(ValueError, match="stride=64 is larger than window=32"):
+        detector.score_samples(seasonal)
+
+
+def test_mean_aggregation_keeps_an_unrepresentable_point_to_its_windows(seasonal):
+    detector = TimeSeriesVAEDetector(window=32, stride=1, aggregation="mean", epochs=3, random_state=0)
+    detector.fit(seasonal[:1000])
+    values = seasonal[:1000].copy()
+    values[500] = 1e39
+    scores = detector.anomaly_score(values)
+    assert np.isinf(scores[469:532]).all()
+    assert np.isfinite(np.r_[scores[:469], scores[532:]]).all()
+
+
 def test_a_text_channel_is_named(seasonal):
     frame = _frame(seasonal[:100]).assign(host="a")
     with pytest.raises(ValueError, match="non-numeric columns: 'host'"):

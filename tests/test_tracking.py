@@ -226,6 +226,26 @@ def test_champion_moves_only_to_a_better_model(fitted_pipeline, tabular):
     assert client.get_model_version("detector", worse.version).tags["promoted"] == "false"
 
 
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.zeros(50, dtype=int), "needs both anomalies"),
+        (np.r_[np.zeros(49, dtype=int), 2], "0 \\(normal\\) and 1 \\(anomaly\\) only"),
+        (np.r_[np.zeros(40, dtype=int), 1], "one label per sample \\(50\\)"),
+    ],
+    ids=["one_class", "not_binary", "wrong_length"],
+)
+def test_bad_labels_are_refused_before_anything_is_registered(fitted_pipeline, tabular, labels, message):
+    features = tabular[0].head(50)
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=features.head(5))
+    with pytest.raises(ValueError, match=message):
+        tracking.register_model(
+            info.model_uri, "detector", validation_data=features, validation_labels=labels
+        )
+    assert MlflowClient().search_registered_models() == []
+
+
 def test_register_model_checks_its_arguments(tabular):
     with pytest.raises(ValueError, match="promote must be"):
         tracking.register_model("runs:/x/model", "detector", promote="sometimes")

@@ -30,6 +30,7 @@ ScoreKind = Literal["elbo", "reconstruction"]
 # Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
 AUTO_FENCE_IQR_MULTIPLE = 1.5
 _MAX_LISTED_PROBLEMS = 10
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def column_label(feature_names: np.ndarray | None, column: int) -> str:
@@ -53,36 +54,63 @@ def check_numeric_columns(X: Any) -> None:
         )
 
 
+def _listed_columns(bad: np.ndarray, feature_names: np.ndarray | None, describe: Callable[[int], str]) -> str:
+    """Each column with a bad value: what is wrong in it, in how many rows, and the first row."""
+    problems = []
+    for column in np.flatnonzero(bad.any(axis=0))[:_MAX_LISTED_PROBLEMS]:
+        rows = np.flatnonzero(bad[:, column])
+        problems.append(
+            f"column {column_label(feature_names, column)}: {describe(column)} in {len(rows)} row(s), "
+            f"first at row {rows[0]}"
+        )
+    return "; ".join(problems)
+
+
 def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str) -> None:
     """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first row."""
     bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
     if not bad.any():
         return
-    problems = []
-    for column in np.flatnonzero(bad.any(axis=0))[:_MAX_LISTED_PROBLEMS]:
+
+    def kinds(column: int) -> str:
         values = x[:, column]
-        rows = np.flatnonzero(bad[:, column])
-        kinds = [
-            kind
-            for kind, found in (("NaN", np.isnan(values)), ("inf", np.isinf(values)))
-            if found.any() and not (allow_nan and kind == "NaN")
-        ]
-        problems.append(
-            f"column {column_label(feature_names, column)}: {' and '.join(kinds)} in {len(rows)} "
-            f"row(s), first at row {rows[0]}"
-        )
+        found = [("NaN", np.isnan(values)), ("inf", np.isinf(values))]
+        return " and ".join(k for k, f in found if f.any() and not (allow_nan and k == "NaN"))
+
     what = "infinite values" if allow_nan else "NaN or inf values"
-    raise ValueError(f"X contains {what}, which the VAE cannot score: {'; '.join(problems)}. {advice}")
+    problems = _listed_columns(bad, feature_names, kinds)
+    raise ValueError(f"X contains {what}, which the VAE cannot score: {problems}. {advice}")
+
+
+def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None:
+    """Raise a ValueError naming each column with values the float32 VAE cannot hold, and its first row.
+
+    Such a value would make its column's scale infinite or its standardized values overflow, so
+    training refuses it rather than learn a column it cannot see.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(x) > FLOAT32_MAX
+    if bad.any():
+        problems = _listed_columns(bad, feature_names, lambda column: f"|value| > {FLOAT32_MAX:.3g}")
+        raise ValueError(
+            f"X contains values beyond float32's range, which the VAE trains in: {problems}. Rescale "
+            "those columns first (e.g. other units or a log transform) or drop the rows."
+        )
 
 
 def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
     """Each column's share of its row's total; a row with total 0 gets equal shares, or all zeros where
-    ``observed`` (one bool per row) says nothing in it was observed."""
+    ``observed`` (one bool per row) says nothing in it was observed. In a row with infinite
+    contributions (a value beyond what the model can represent) the infinite columns share it equally."""
     totals = contributions.sum(axis=1, keepdims=True)
-    uniform = np.full_like(contributions, 1.0 / contributions.shape[1])
+    shares = np.full_like(contributions, 1.0 / contributions.shape[1])
     if observed is not None:
-        uniform[~observed] = 0.0
-    return np.divide(contributions, totals, out=uniform, where=totals > 0)
+        shares[~observed] = 0.0
+    np.divide(contributions, totals, out=shares, where=(totals > 0) & np.isfinite(totals))
+    infinite = np.isinf(contributions)
+    overflowed = infinite.any(axis=1)
+    shares[overflowed] = infinite[overflowed] / infinite[overflowed].sum(axis=1, keepdims=True)
+    return shares
 
 
 # The parameters every detector shares, documented once; ``document_shared_parameters`` puts them
@@ -226,13 +254,17 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return [str(name) for name in names]
 
     def _checked_values(self, X: Any, *, reset: bool, allow_nan: bool, advice: str) -> np.ndarray:
-        """The one place input values are checked: numeric columns, names and shape, then finiteness.
+        """The one place input values are checked: numeric columns, names and shape, then finiteness,
+        and in training (``reset``) that values fit float32.
 
         ``advice`` ends the error message about non-finite values; returns X as float64.
         """
         check_numeric_columns(X)
         x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
-        check_finite(x, getattr(self, "feature_names_in_", None), allow_nan=allow_nan, advice=advice)
+        names = getattr(self, "feature_names_in_", None)
+        check_finite(x, names, allow_nan=allow_nan, advice=advice)
+        if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous
+            check_float32_range(x, names)
         return x
 
     def _hidden_dims(self) -> tuple[int, ...]:

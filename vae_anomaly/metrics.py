@@ -60,23 +60,55 @@ def anomaly_average_precision_scorer(estimator: Any, X: Any, y: Any) -> float:
     return float(average_precision_score(y, _anomaly_scores(estimator, X)))
 
 
+def check_anomaly_labels(y_true: Any, n_samples: int | None = None) -> np.ndarray:
+    """Labels as 1-D 0/1 ints holding both classes, or a ValueError saying what is wrong.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        1 for anomalies, 0 for normal samples.
+    n_samples : int or None, default=None
+        The length the labels must have, e.g. the rows of the data they label.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), int64
+    """
+    labels = np.asarray(y_true)
+    if labels.ndim != 1 or (n_samples is not None and len(labels) != n_samples):
+        wanted = "1-D" if n_samples is None else f"1-D with one label per sample ({n_samples})"
+        raise ValueError(f"The labels must be {wanted}, got shape {labels.shape}.")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(
+            f"y_true must hold 0 (normal) and 1 (anomaly) only, got values {np.unique(labels)[:10]}."
+        )
+    labels = labels.astype(np.int64)
+    if labels.sum() in (0, len(labels)):
+        raise ValueError("y_true needs both anomalies (1) and normal points (0) for these metrics.")
+    return labels
+
+
 def _checked_labels(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as 0/1 ints and scores as finite floats of the same length, or a ValueError saying why."""
+    """Labels as 0/1 ints and scores as floats of the same length, or a ValueError saying why.
+
+    A score of +inf (a value the model could not represent: the most anomalous) ranks above every
+    finite score; NaN and -inf are refused.
+    """
     labels = np.asarray(y_true)
     values = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or values.shape != labels.shape:
         raise ValueError(
             f"y_true and scores must be 1-D and of one length, got {labels.shape} and {values.shape}."
         )
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError(
-            f"y_true must hold 0 (normal) and 1 (anomaly) only, got values {np.unique(labels)[:10]}."
-        )
-    if not np.isfinite(values).all():
-        raise ValueError(f"scores contain {int((~np.isfinite(values)).sum())} NaN or infinite values.")
-    labels = labels.astype(np.int64)
-    if labels.sum() in (0, len(labels)):
-        raise ValueError("y_true needs both anomalies (1) and normal points (0) for these metrics.")
+    labels = check_anomaly_labels(labels)
+    most_anomalous = np.isposinf(values)
+    if not np.isfinite(values[~most_anomalous]).all():
+        bad = int((~np.isfinite(values) & ~most_anomalous).sum())
+        raise ValueError(f"scores contain {bad} NaN or infinite values.")
+    if most_anomalous.any():
+        finite = values[~most_anomalous]
+        ceiling = np.nextafter(finite.max(), np.inf) if finite.size else 0.0
+        values = np.where(most_anomalous, ceiling, values)
     return labels, values
 
 

@@ -86,6 +86,8 @@ def score_rows(
     Returns
     -------
     SampleScores
+        In float64. A row whose terms overflow float32 (a value far beyond the training data) gets
+        +inf in every term, and its squared standardized values as feature contributions.
     """
     parameter = next(module.parameters())
     dtype, device = parameter.dtype, parameter.device
@@ -98,7 +100,8 @@ def score_rows(
     parts: dict[str, list[np.ndarray]] = {"error": [], "nll": [], "kl": [], "features": []}
     for start in range(0, len(x), SCORING_BATCH_ROWS):
         rows = slice(start, start + SCORING_BATCH_ROWS)
-        batch = torch.as_tensor(np.asarray(x[rows]), dtype=dtype, device=device)
+        values = np.asarray(x[rows])
+        batch = torch.as_tensor(values, dtype=dtype, device=device)
         observed = (
             None if mask is None else torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device)
         )
@@ -113,24 +116,46 @@ def score_rows(
             if per_feature:
                 contributions = _accumulate(contributions, 0.5 * terms.squared_error * torch.exp(-x_log_var))
         n_observed = batch.shape[1] if observed is None else observed.sum(dim=1).clamp(min=1)
-        parts["error"].append((squared_error / (n_observed * len(noise))).cpu().numpy())
         # Scaled from the observed values to all of them, so rows with gaps compare with full rows.
         coverage = batch.shape[1] / n_observed
-        parts["nll"].append((nll * coverage / len(noise)).cpu().numpy())
-        parts["kl"].append(kl.cpu().numpy())
+        batch_parts = {
+            "error": _numpy(squared_error / (n_observed * len(noise))),
+            "nll": _numpy(nll * coverage / len(noise)),
+            "kl": _numpy(kl),
+        }
         if per_feature:
-            parts["features"].append((contributions / len(noise)).cpu().numpy())
+            batch_parts["features"] = _numpy(contributions / len(noise))
+        _score_overflow_as_most_anomalous(batch_parts, values)
+        for name, part in batch_parts.items():
+            parts[name].append(part)
     return SampleScores(
-        reconstruction_error=_joined(parts["error"]),
-        reconstruction_nll=_joined(parts["nll"]),
-        kl=_joined(parts["kl"]),
-        feature_contributions=_joined(parts["features"]) if per_feature else None,
+        reconstruction_error=np.concatenate(parts["error"]),
+        reconstruction_nll=np.concatenate(parts["nll"]),
+        kl=np.concatenate(parts["kl"]),
+        feature_contributions=np.concatenate(parts["features"]) if per_feature else None,
     )
+
+
+def _score_overflow_as_most_anomalous(parts: dict[str, np.ndarray], values: np.ndarray) -> None:
+    """Give rows whose terms overflowed float32 (NaN or inf) an infinite score in every term.
+
+    Only a value far beyond anything seen in training overflows; such a row is the most anomalous
+    there is, never NaN and never normal. Its feature contributions become the squared standardized
+    values, which point at the value that overflowed.
+    """
+    overflowed = ~(np.isfinite(parts["error"]) & np.isfinite(parts["nll"]) & np.isfinite(parts["kl"]))
+    if not overflowed.any():
+        return
+    for name in ("error", "nll", "kl"):
+        parts[name][overflowed] = np.inf
+    if "features" in parts:
+        with np.errstate(over="ignore"):
+            parts["features"][overflowed] = np.square(values[overflowed].astype(np.float64))
 
 
 def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     return part if total is None else total + part
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts).astype(np.float64, copy=False)
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    return values.cpu().numpy().astype(np.float64)

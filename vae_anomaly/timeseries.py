@@ -99,9 +99,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     window : int, default=128
         Timestamps per window. Longer windows see more context: on NAB, 128 beat 64 and 32 by far.
     stride : int, default=4
-        Steps between consecutive windows, in training and scoring; every timestamp is still scored,
-        by the ``window / stride`` windows that cover it. Stride 4 scores four times as fast as
-        stride 1, at a small cost in accuracy (``benchmarks/RESULTS.md``).
+        Steps between consecutive windows, in training and scoring, at most ``window``; every
+        timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores
+        four times as fast as stride 1, at a small cost in accuracy (``benchmarks/RESULTS.md``).
     aggregation : {"max", "mean", "last"}, default="max"
         How a timestamp's score comes from the windows covering it: their maximum; their mean; or
         the score of the window ending at it (causal, as an online detector). "max" had the best
@@ -276,6 +276,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     def _validate_series(self, X: Any, *, reset: bool) -> _Series:
         """Split off the timestamps and check them, then the values (``_checked_values``) and length."""
+        if self.stride > self.window:
+            raise ValueError(
+                f"stride={self.stride} is larger than window={self.window}: the timestamps between "
+                "two windows would be in none and get no score. Use a stride of at most the window."
+            )
         if isinstance(X, pd.Series):
             X = X.to_frame()
         n_rows = len(X) if hasattr(X, "__len__") else 0
@@ -314,7 +319,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         """Standardized windows (missing values at the channel mean), their mask, and their starts."""
         standardized = np.where(series.observed, (series.values - self.mean_) / self.scale_, 0.0)
         starts = window_starts(len(series.values), self.window, self.stride)
-        rows = Windows(standardized.astype(np.float32), self.window, starts)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
+            rows = Windows(standardized.astype(np.float32), self.window, starts)
         mask = (
             None
             if series.observed.all()

@@ -63,11 +63,24 @@ def resolve_device(device: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for, but torch sees no CUDA device.")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} was asked for, but torch sees no MPS device.")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from None
+    if resolved.type == "cpu":
+        return resolved
+    backend = torch.backends.mps if resolved.type == "mps" else getattr(torch, resolved.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is None or not available():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees no {resolved.type.upper()} device."
+        )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)."
+        )
     return resolved
 
 

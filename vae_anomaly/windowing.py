@@ -113,7 +113,8 @@ def window_scores_to_points(
         "last": the score of the earliest-ending window that covers the timestamp, i.e. with stride 1
         the window that ends at it; it uses no later data, as an online detector would. The first
         ``window - 1`` timestamps take the first window's score. "mean": the mean over all covering
-        windows. "max": their maximum.
+        windows. "max": their maximum. An infinite window score (a value the model cannot represent)
+        makes every timestamp it covers infinite under "mean" and "max".
 
     Returns
     -------
@@ -126,11 +127,20 @@ def window_scores_to_points(
         return window_scores[first]
     if rule == "max":
         return _range_max(window_scores, first, last)
-    cumulative = np.concatenate(
-        [np.zeros((1, *window_scores.shape[1:])), np.cumsum(window_scores, axis=0, dtype=np.float64)]
-    )
+    infinite = np.isinf(window_scores)
     counts = (last - first + 1).reshape(-1, *([1] * (window_scores.ndim - 1)))
-    return (cumulative[last + 1] - cumulative[first]) / counts
+    means = _range_sums(np.where(infinite, 0.0, window_scores), first, last) / counts
+    if infinite.any():  # a running sum that met inf would give inf - inf = NaN for every later range
+        means[_range_sums(infinite, first, last) > 0] = np.inf
+    return means
+
+
+def _range_sums(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """sum(values[first[i] : last[i] + 1]) for every i, from one running sum."""
+    cumulative = np.concatenate(
+        [np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0, dtype=np.float64)]
+    )
+    return cumulative[last + 1] - cumulative[first]
 
 
 def window_values_to_points(

@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY
-from vae_anomaly.metrics import detection_metrics
+from vae_anomaly.metrics import check_anomaly_labels, detection_metrics
 
 CHAMPION_ALIAS = "champion"
 PromotionPolicy = Literal["if_better", "always", "never"]
@@ -153,6 +153,12 @@ def register_model(
     Returns
     -------
     Registration
+
+    Raises
+    ------
+    ValueError
+        Before anything is registered, if an argument is invalid or the labels are not one 0/1 label
+        per validation row with both classes present.
     """
     if promote not in ("if_better", "always", "never"):
         raise ValueError(f"promote must be 'if_better', 'always' or 'never', got {promote!r}.")
@@ -160,6 +166,8 @@ def register_model(
         raise ValueError(f"metric must be 'pr_auc', 'roc_auc' or 'f1', got {metric!r}.")
     if (validation_data is None) != (validation_labels is None):
         raise ValueError("Pass validation_data and validation_labels together, or neither.")
+    if validation_data is not None:  # before anything is registered
+        check_anomaly_labels(validation_labels, len(validation_data))
     client = MlflowClient()
     champion = _champion_version(client, name)
     new_version = mlflow.register_model(model_uri, name).version
