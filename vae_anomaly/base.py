@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
@@ -23,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
-from vae_anomaly.scoring import SampleScores
+from vae_anomaly.scoring import SCORING_BATCH_ROWS, SampleScores
+from vae_anomaly.threads import choose_threads, torch_threads
 from vae_anomaly.training import TrainingConfig, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
@@ -155,6 +157,12 @@ SHARED_PARAMETERS_DOC = """\
         Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA
         trains under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in
         float32.
+    n_threads : int or "auto", default="auto"
+        Torch CPU threads for training and scoring. "auto" gives one thread to a model whose batch
+        pass takes under 1G multiply-adds (the defaults, up to 7,000-wide windows), which does not
+        collapse when the cores are shared with other processes (several threads slowed 4-5x beside
+        one busy process), and a larger model every CPU the process may use (its CPU affinity,
+        capped by a cgroup or Kubernetes CPU limit). Torch's own setting is restored afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split, shuffling and noise; an int makes fits
         repeatable.
@@ -199,6 +207,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "mc_samples": [None, Interval(Integral, 1, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -228,6 +237,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
         device: str = "auto",
+        n_threads: int | Literal["auto"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -245,6 +255,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.mc_samples = mc_samples
         self.contamination = contamination
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -315,7 +326,9 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
         config = TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
-        self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
+        work = min(self.batch_size, len(rows)) * module.multiply_adds_per_row()
+        with torch_threads(choose_threads(self.n_threads, work)):
+            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
         self.module_ = module.to(self._module_dtype)
         self.latent_noise_ = (
             None
@@ -358,6 +371,11 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
         """X's checked values (float64, NaN where missing) and the index its outputs carry."""
+
+    def _scoring_threads(self) -> AbstractContextManager[None]:
+        """Torch's thread count for scoring batches with the fitted module (see ``n_threads``)."""
+        work = SCORING_BATCH_ROWS * self.module_.multiply_adds_per_row()
+        return torch_threads(choose_threads(self.n_threads, work))
 
     @staticmethod
     def _select(scores: SampleScores, kind: str) -> np.ndarray:

@@ -106,6 +106,10 @@ class GaussianVAE(nn.Module):
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         nn.init.zeros_(self.x_log_var_raw)
 
+    def multiply_adds_per_row(self) -> int:
+        """Multiply-adds of one forward pass for one row: the weights of its linear layers."""
+        return sum(m.in_features * m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the diagonal Gaussian posterior q(z|x)."""
         hidden = self.encoder(x)

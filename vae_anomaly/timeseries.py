@@ -187,6 +187,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
         device: str = "auto",
+        n_threads: int | Literal["auto"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -205,6 +206,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             mc_samples=mc_samples,
             contamination=contamination,
             device=device,
+            n_threads=n_threads,
             random_state=random_state,
             verbose=verbose,
         )
@@ -364,7 +366,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     # ---------------------------------------------------------------- scoring
     def _window_scores(self, windows: _SeriesWindows) -> SampleScores:
         rows, mask, _ = windows
-        return score_rows(self.module_, rows, self.latent_noise_, mask=mask)
+        with self._scoring_threads():
+            return score_rows(self.module_, rows, self.latent_noise_, mask=mask)
 
     def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
         return window_scores_to_points(window_scores, starts, self.window, n_timestamps, self.aggregation)
@@ -443,13 +446,14 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         counts = np.zeros(n_timestamps)
         for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
             chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
-            scores = score_rows(
-                self.module_,
-                rows[chunk],
-                self.latent_noise_,
-                per_feature=True,
-                mask=None if mask is None else mask[chunk],
-            )
+            with self._scoring_threads():
+                scores = score_rows(
+                    self.module_,
+                    rows[chunk],
+                    self.latent_noise_,
+                    per_feature=True,
+                    mask=None if mask is None else mask[chunk],
+                )
             point_values = scores.feature_contributions.reshape(-1, self.window, n_channels)
             chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
             sums += chunk_sums

@@ -1,0 +1,103 @@
+"""CPU threads: two default fits and a scoring pass, on idle cores and beside one busy process.
+
+The busy process is single-threaded numpy (a matrix product in a loop), so it takes one core of the
+machine, as a Spark executor, an ``n_jobs`` worker or a neighbour under a Kubernetes CPU limit would.
+Each workload runs with torch on 1 thread, on every core, and with ``n_threads="auto"``; the table
+gives the seconds on idle cores, beside the busy process, and their ratio.
+
+    python benchmarks/cpu_threads.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.threads import available_cpus
+
+BUSY = (
+    "import numpy as np\n"
+    "a = np.random.default_rng(0).random((400, 400))\n"
+    "while True:\n"
+    "    a = a @ a\n"
+    "    a /= np.abs(a).max()\n"
+)
+
+
+def _series(n: int, channels: int) -> pd.DataFrame:
+    """A seasonal multichannel series with noise, like a day of minute metrics from many hosts."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n)[:, None]
+    values = np.sin(2 * np.pi * t / 1440 + rng.uniform(0, 6, channels)) + 0.1 * rng.normal(size=(n, channels))
+    return pd.DataFrame(values, columns=[f"c{i}" for i in range(channels)])
+
+
+def workloads(n_threads: int | str) -> dict[str, Callable[[], object]]:
+    """The timed work: the two default fits of the issue, and scoring 1M rows."""
+    table = np.random.default_rng(0).normal(size=(20_000, 16))
+    series = _series(8_640, 19)
+    scored = np.random.default_rng(1).normal(size=(1_000_000, 16))
+    fitted = VAEAnomalyDetector(random_state=0, n_threads=n_threads).fit(table)
+    return {
+        "VAEAnomalyDetector fit 20,000 x 16": lambda: VAEAnomalyDetector(
+            random_state=0, n_threads=n_threads
+        ).fit(table),
+        "TimeSeriesVAEDetector fit 8,640 x 19": lambda: TimeSeriesVAEDetector(
+            random_state=0, n_threads=n_threads
+        ).fit(series),
+        "score_samples 1,000,000 x 16": lambda: fitted.score_samples(scored),
+    }
+
+
+def timed(work: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` runs, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    cpus = available_cpus()
+    rows = []
+    for n_threads in (1, cpus, "auto"):
+        for name, work in workloads(n_threads).items():
+            idle = timed(work, args.repeats)
+            environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+            busy = subprocess.Popen([sys.executable, "-c", BUSY], env=environment)
+            try:
+                time.sleep(1.0)
+                loaded = timed(work, args.repeats)
+            finally:
+                busy.kill()
+                busy.wait()
+            rows.append(
+                {
+                    "work": name,
+                    "n_threads": str(n_threads),
+                    "idle_s": idle,
+                    "busy_s": loaded,
+                    "ratio": loaded / idle,
+                }
+            )
+            print(rows[-1], flush=True)
+    frame = pd.DataFrame(rows)
+    print(f"\n{cpus} CPUs available to this process\n")
+    print(frame.round(2).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
