@@ -140,6 +140,14 @@ def test_a_trusted_pickle_that_is_not_a_detector_is_named(data, tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("device", "code"), [("cpu", 0), ("tpu", 2)])
+def test_the_scoring_device_can_be_chosen(model_folder, data, tmp_path, capsys, device, code):
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out"), "--device", device]) == code
+    if code:
+        assert "device='tpu' is not a device torch knows" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------- the input
 def test_the_input_folder_as_output_is_refused_and_left_as_it_was(model_folder, data):
     before = _snapshot(data)

@@ -118,6 +118,25 @@ def test_an_unknown_device_is_named(cls, device):
         cls(**{**FAST[cls], "device": device}).fit(_data(cls))
 
 
+def test_a_scoring_device_torch_lacks_is_named_when_scoring(fitted):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    detector, data = fitted
+    on_cuda = clone(detector).set_params(scoring_device="cuda")
+    on_cuda.__dict__.update({k: v for k, v in detector.__dict__.items() if k.endswith("_")})
+    with pytest.raises(ValueError, match="device='cuda' was asked for, but torch sees no CUDA device"):
+        on_cuda.score_samples(data)
+
+
+def test_scoring_on_the_cpu_by_name_equals_auto_without_accelerators(fitted):
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("auto picks an accelerator here")
+    detector, data = fitted
+    on_cpu = clone(detector).set_params(scoring_device="cpu")
+    on_cpu.__dict__.update({k: v for k, v in detector.__dict__.items() if k.endswith("_")})
+    np.testing.assert_array_equal(on_cpu.score_samples(data), detector.score_samples(data))
+
+
 # ------------------------------------------------------------------------------ extreme values
 @pytest.mark.parametrize("cls", DETECTORS)
 @pytest.mark.parametrize("value", [1e39, -1e308])

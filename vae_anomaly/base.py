@@ -6,10 +6,12 @@ how they map row scores back to the input; everything else lives here, once.
 
 from __future__ import annotations
 
+import copy
 import os
+import weakref
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
@@ -26,7 +28,7 @@ from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, SampleScores
 from vae_anomaly.threads import choose_threads, torch_threads
-from vae_anomaly.training import TrainingConfig, train_vae
+from vae_anomaly.training import TrainingConfig, resolve_device, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
 # Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
@@ -100,6 +102,21 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
         )
 
 
+# Copies of fitted modules on a scoring device, kept as long as the module lives. They are kept outside
+# the detector, so that scoring leaves it unchanged and a pickle of it never holds a GPU tensor.
+_DEVICE_COPIES: weakref.WeakKeyDictionary[GaussianVAE, dict[torch.device, GaussianVAE]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _device_copy(module: GaussianVAE, device: torch.device) -> GaussianVAE:
+    """A copy of the fitted ``module`` on ``device``, made once."""
+    copies = _DEVICE_COPIES.setdefault(module, {})
+    if device not in copies:
+        copies[device] = copy.deepcopy(module).to(device).eval()
+    return copies[device]
+
+
 def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
     """Each column's share of its row's total; a row with total 0 gets equal shares, or all zeros where
     ``observed`` (one bool per row) says nothing in it was observed. In a row with infinite
@@ -155,8 +172,15 @@ SHARED_PARAMETERS_DOC = """\
         Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
     device : str, default="auto"
         Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA
-        trains under bf16 autocast. The fitted model is kept, scored and pickled on the CPU in
-        float32.
+        trains under bf16 autocast. The fitted model is kept and pickled on the CPU in float32;
+        ``scoring_device`` says where it scores.
+    scoring_device : str, default="auto"
+        Device of the forward passes that score (``score_samples``, ``predict``, ``explain``, the
+        MLflow model, ``vae-anomaly score``): "auto" picks CUDA, then MPS, then CPU, as ``device``
+        does; or any torch device string. The fitted model itself stays on the CPU, so it pickles and
+        loads anywhere; a copy goes to the scoring device when first needed. On CUDA every batch is
+        padded to one shape, so scores do not depend on batching there either; on any device they
+        agree with the CPU's to float32 rounding.
     n_threads : int or "auto", default="auto"
         Torch CPU threads for training and scoring. "auto" gives one thread to a model whose batch
         pass takes under 1G multiply-adds (the defaults, up to 7,000-wide windows), which does not
@@ -207,6 +231,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "mc_samples": [None, Interval(Integral, 1, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str],
+        "scoring_device": [str],
         "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -237,6 +262,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
         device: str = "auto",
+        scoring_device: str = "auto",
         n_threads: int | Literal["auto"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -255,6 +281,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.mc_samples = mc_samples
         self.contamination = contamination
         self.device = device
+        self.scoring_device = scoring_device
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
@@ -372,10 +399,14 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
         """X's checked values (float64, NaN where missing) and the index its outputs carry."""
 
-    def _scoring_threads(self) -> AbstractContextManager[None]:
-        """Torch's thread count for scoring batches with the fitted module (see ``n_threads``)."""
+    @contextmanager
+    def _scoring_module(self) -> Iterator[GaussianVAE]:
+        """The fitted module on the scoring device (``scoring_device``), with torch's threads set."""
+        device = resolve_device(self.scoring_device)
+        module = self.module_ if device.type == "cpu" else _device_copy(self.module_, device)
         work = SCORING_BATCH_ROWS * self.module_.multiply_adds_per_row()
-        return torch_threads(choose_threads(self.n_threads, work))
+        with torch_threads(choose_threads(self.n_threads, work)):
+            yield module
 
     @staticmethod
     def _select(scores: SampleScores, kind: str) -> np.ndarray:

@@ -6,8 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from vae_anomaly.batch import DEFAULT_BATCH_ROWS, OutputBusyError, SchemaError, score_parquet
+from vae_anomaly.batch import (
+    DEFAULT_BATCH_ROWS,
+    OutputBusyError,
+    SchemaError,
+    load_scoring_model,
+    score_parquet,
+)
+from vae_anomaly.bundle import final_detector
 from vae_anomaly.loading import is_mlflow_source
+from vae_anomaly.training import resolve_device
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -63,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         "(loading either runs code from it)",
     )
     score.add_argument("--overwrite", action="store_true", help="rescore files whose output is complete")
+    score.add_argument(
+        "--device",
+        help="device of the model's forward passes: auto (CUDA, then MPS, then CPU), cpu, cuda or cuda:N "
+        "(default: the model's scoring_device, auto unless it was set)",
+    )
     progress = score.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
@@ -93,13 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     try:
+        model = load_scoring_model(arguments.model, trust_pickle=arguments.trust_pickle)
+        if arguments.device is not None:
+            resolve_device(arguments.device)  # a device torch lacks fails here, not in every file
+            final_detector(model.model).set_params(scoring_device=arguments.device)
         summary = score_parquet(
-            arguments.model,
+            model,
             arguments.input,
             arguments.output,
             batch_rows=arguments.batch_rows,
             keep_columns=keep,
-            trust_pickle=arguments.trust_pickle,
             overwrite=arguments.overwrite,
             progress=arguments.progress,
         )

@@ -88,6 +88,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
         device: str = "auto",
+        scoring_device: str = "auto",
         n_threads: int | Literal["auto"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -107,6 +108,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
             mc_samples=mc_samples,
             contamination=contamination,
             device=device,
+            scoring_device=scoring_device,
             n_threads=n_threads,
             random_state=random_state,
             verbose=verbose,
@@ -160,8 +162,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return self._score_validated(self._validate_input(X, reset=False), per_feature)
 
     def _score_validated(self, x: np.ndarray, per_feature: bool = False) -> SampleScores:
-        with self._scoring_threads():
-            return score_rows(self.module_, self._standardize(x), self.latent_noise_, per_feature)
+        with self._scoring_module() as module:
+            return score_rows(module, self._standardize(x), self.latent_noise_, per_feature)
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each row: higher is more anomalous.

@@ -67,7 +67,8 @@ def score_rows(
     Parameters
     ----------
     module : GaussianVAE
-        Trained model; it is run on its own device and dtype.
+        Trained model; it is run on its own device and dtype. On CUDA every batch is padded to
+        ``SCORING_BATCH_ROWS`` rows, so scores stay independent of batching there too.
     x : ndarray of shape (n_samples, n_features) or RowSource
         Standardized rows; read ``SCORING_BATCH_ROWS`` at a time, so a RowSource that builds rows on
         demand is never held in memory whole.
@@ -101,9 +102,12 @@ def score_rows(
     for start in range(0, len(x), SCORING_BATCH_ROWS):
         rows = slice(start, start + SCORING_BATCH_ROWS)
         values = np.asarray(x[rows])
-        batch = torch.as_tensor(values, dtype=dtype, device=device)
+        n_rows = len(values)
+        batch = _fixed_shape(torch.as_tensor(values, dtype=dtype, device=device))
         observed = (
-            None if mask is None else torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device)
+            None
+            if mask is None
+            else _fixed_shape(torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device))
         )
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = contributions = kl = None
@@ -119,12 +123,12 @@ def score_rows(
         # Scaled from the observed values to all of them, so rows with gaps compare with full rows.
         coverage = batch.shape[1] / n_observed
         batch_parts = {
-            "error": _numpy(squared_error / (n_observed * len(noise))),
-            "nll": _numpy(nll * coverage / len(noise)),
-            "kl": _numpy(kl),
+            "error": _numpy(squared_error / (n_observed * len(noise)), n_rows),
+            "nll": _numpy(nll * coverage / len(noise), n_rows),
+            "kl": _numpy(kl, n_rows),
         }
         if per_feature:
-            batch_parts["features"] = _numpy(contributions / len(noise))
+            batch_parts["features"] = _numpy(contributions / len(noise), n_rows)
         _score_overflow_as_most_anomalous(batch_parts, values)
         for name, part in batch_parts.items():
             parts[name].append(part)
@@ -157,5 +161,14 @@ def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     return part if total is None else total + part
 
 
-def _numpy(values: torch.Tensor) -> np.ndarray:
-    return values.cpu().numpy().astype(np.float64)
+def _fixed_shape(batch: torch.Tensor) -> torch.Tensor:
+    """On CUDA, pad a batch with zero rows to ``SCORING_BATCH_ROWS``: cuBLAS picks its kernels by shape,
+    so one shape for every batch keeps a row's score independent of how rows are batched."""
+    if batch.device.type != "cuda" or len(batch) == SCORING_BATCH_ROWS:
+        return batch
+    return torch.nn.functional.pad(batch, (0, 0, 0, SCORING_BATCH_ROWS - len(batch)))
+
+
+def _numpy(values: torch.Tensor, n_rows: int) -> np.ndarray:
+    """The first ``n_rows`` values (the rest are padding) on the CPU in float64."""
+    return values[:n_rows].cpu().numpy().astype(np.float64)

@@ -187,6 +187,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         mc_samples: int | None = None,
         contamination: float | Literal["auto"] = "auto",
         device: str = "auto",
+        scoring_device: str = "auto",
         n_threads: int | Literal["auto"] = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -206,6 +207,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             mc_samples=mc_samples,
             contamination=contamination,
             device=device,
+            scoring_device=scoring_device,
             n_threads=n_threads,
             random_state=random_state,
             verbose=verbose,
@@ -366,8 +368,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     # ---------------------------------------------------------------- scoring
     def _window_scores(self, windows: _SeriesWindows) -> SampleScores:
         rows, mask, _ = windows
-        with self._scoring_threads():
-            return score_rows(self.module_, rows, self.latent_noise_, mask=mask)
+        with self._scoring_module() as module:
+            return score_rows(module, rows, self.latent_noise_, mask=mask)
 
     def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
         return window_scores_to_points(window_scores, starts, self.window, n_timestamps, self.aggregation)
@@ -446,9 +448,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         counts = np.zeros(n_timestamps)
         for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
             chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
-            with self._scoring_threads():
+            with self._scoring_module() as module:
                 scores = score_rows(
-                    self.module_,
+                    module,
                     rows[chunk],
                     self.latent_noise_,
                     per_feature=True,
