@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 import mlflow
-import pyarrow.dataset as ds
 
 from vae_anomaly import tracking
 from vae_anomaly.batch import OutputBusyError, SchemaError, score_parquet
@@ -33,13 +32,13 @@ def main() -> None:
     arguments = parse_arguments()
     output = REPOSITORY_ROOT / arguments.output  # an absolute output stays as it is
     tracking.use_tracking_store()
-    keep = None
-    if arguments.drop_columns:
-        names = ds.dataset(arguments.data).schema.names
-        keep = [name for name in names if name not in arguments.drop_columns]
     try:
         summary = score_parquet(
-            arguments.model_uri, arguments.data, output, batch_rows=arguments.batch_rows, keep_columns=keep
+            arguments.model_uri,
+            arguments.data,
+            output,
+            batch_rows=arguments.batch_rows,
+            drop_columns=arguments.drop_columns or None,
         )
     except (SchemaError, ValueError, FileNotFoundError, OutputBusyError) as error:
         raise SystemExit(f"error: {error}") from None

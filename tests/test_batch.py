@@ -134,8 +134,9 @@ def test_a_corrupt_file_is_reported_and_the_others_finish(model_folder, features
 def test_keep_columns_and_a_clash_with_the_score_columns(model_folder, features, tmp_path):
     labelled = features.assign(is_anomaly=0)
     labelled.to_parquet(tmp_path / "in.parquet")
-    with pytest.raises(SchemaError, match=r"already has column\(s\) \['is_anomaly'\]"):
+    with pytest.raises(SchemaError, match=r"already has column\(s\) \['is_anomaly'\]") as raised:
         score_parquet(model_folder, tmp_path / "in.parquet", tmp_path / "out")
+    assert "--drop-columns is_anomaly" in str(raised.value)
     score_parquet(model_folder, tmp_path / "in.parquet", tmp_path / "out", keep_columns=["region"])
     assert list(pd.read_parquet(tmp_path / "out" / "in.parquet").columns) == [
         "region",
@@ -202,3 +203,21 @@ def test_a_glob_selects_files_and_an_empty_file_gets_an_empty_output(model_folde
     empty = pd.read_parquet(tmp_path / "out" / "part=1" / "empty.parquet")
     assert list(empty.columns) == [*features.columns, "anomaly_score", "is_anomaly"] and empty.empty
     assert len(read_output(tmp_path / "out")) == len(features)
+
+
+def test_drop_columns_leaves_out_a_label_named_like_an_output_column(model_folder, features, tmp_path):
+    features.assign(is_anomaly=1).to_parquet(tmp_path / "in.parquet")
+    arguments = ["score", str(model_folder), str(tmp_path / "in.parquet"), str(tmp_path / "out")]
+    assert main([*arguments, "--drop-columns", "is_anomaly"]) == 0
+    output = pd.read_parquet(tmp_path / "out" / "in.parquet")
+    assert list(output.columns) == [*features.columns, "anomaly_score", "is_anomaly"]
+    assert output["is_anomaly"].dtype == bool
+
+
+def test_drop_columns_are_checked(model_folder, features, tmp_path, capsys):
+    features.to_parquet(tmp_path / "in.parquet")
+    arguments = ["score", str(model_folder), str(tmp_path / "in.parquet"), str(tmp_path / "out")]
+    assert main([*arguments, "--drop-columns", "is_anomly"]) == 2
+    assert "names ['is_anomly'], which no input file has" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*arguments, "--drop-columns", "a", "--keep-columns", "b"])

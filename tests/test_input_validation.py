@@ -69,6 +69,12 @@ def test_reordered_columns_are_refused(fitted_on_frame, planted_frame):
         fitted_on_frame.predict(planted_frame[planted_frame.columns[::-1]])
 
 
+def test_reordered_columns_are_named(fitted_on_frame, planted_frame):
+    swapped = planted_frame[["f1", "f0", *planted_frame.columns[2:]]]
+    with pytest.raises(ValueError, match=r"got \['f1', 'f0', 'f2'.*\['f1', 'f0'\] moved\)"):
+        fitted_on_frame.predict(swapped)
+
+
 def test_constant_column_gives_finite_scores(planted):
     x = planted[0].copy()
     x[:, 1] = 3.0

@@ -1,14 +1,22 @@
 """vae-anomaly: anomaly detection for tabular and time-series data with a variational autoencoder."""
 
-from vae_anomaly.estimator import VAEAnomalyDetector
-from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
-from vae_anomaly.persistence import ModelFileError
-from vae_anomaly.timeseries import IrregularSamplingWarning, TimeSeriesVAEDetector
-from vae_anomaly.training import TrainingDivergedError
+from typing import TYPE_CHECKING
+
+from vae_anomaly.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
+_EXPORTS = {
+    "IrregularSamplingWarning": "vae_anomaly.timeseries",
+    "ModelFileError": "vae_anomaly.persistence",
+    "TimeSeriesVAEDetector": "vae_anomaly.timeseries",
+    "TrainingDivergedError": "vae_anomaly.training",
+    "VAEAnomalyDetector": "vae_anomaly.estimator",
+    "anomaly_average_precision_scorer": "vae_anomaly.metrics",
+    "anomaly_roc_auc_scorer": "vae_anomaly.metrics",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "IrregularSamplingWarning",
     "ModelFileError",
     "TimeSeriesVAEDetector",
@@ -18,3 +26,10 @@ __all__ = [
     "anomaly_average_precision_scorer",
     "anomaly_roc_auc_scorer",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from vae_anomaly.estimator import VAEAnomalyDetector
+    from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
+    from vae_anomaly.persistence import ModelFileError
+    from vae_anomaly.timeseries import IrregularSamplingWarning, TimeSeriesVAEDetector
+    from vae_anomaly.training import TrainingDivergedError

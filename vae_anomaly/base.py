@@ -298,12 +298,29 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         ``advice`` ends the error message about non-finite values; returns X as float64.
         """
         check_numeric_columns(X)
+        if not reset:
+            self._check_column_order(X)
         x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
         names = getattr(self, "feature_names_in_", None)
         check_finite(x, names, allow_nan=allow_nan, advice=advice)
         if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous
             check_float32_range(x, names)
         return x
+
+    def _check_column_order(self, X: Any) -> None:
+        """Name the columns of a DataFrame that has the fitted columns in another order."""
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None or not isinstance(X, pd.DataFrame):
+            return
+        given = [str(name) for name in X.columns]
+        expected = [str(name) for name in fitted]
+        if given != expected and sorted(given) == sorted(expected):
+            moved = [name for name, want in zip(given, expected, strict=True) if name != want]
+            raise ValueError(
+                f"X has the columns {type(self).__name__} was fitted on, but the feature names must be in "
+                f"the same order as in fit: got {given}, expected {expected} ({moved} moved). Reorder "
+                "them, e.g. X[detector.feature_names_in_]."
+            )
 
     def _hidden_dims(self) -> tuple[int, ...]:
         dims = tuple(self.hidden_dims)

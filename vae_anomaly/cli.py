@@ -6,16 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from vae_anomaly.batch import (
-    DEFAULT_BATCH_ROWS,
-    OutputBusyError,
-    SchemaError,
-    load_scoring_model,
-    score_parquet,
-)
-from vae_anomaly.bundle import final_detector
-from vae_anomaly.loading import is_mlflow_source
-from vae_anomaly.training import resolve_device
+# The default is spelled here, not imported: the parser must not import pyarrow, torch or MLflow, so
+# that --help and argument errors answer at once. test_cli checks it against the batch scorer's.
+DEFAULT_BATCH_ROWS = 65_536
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -44,6 +37,11 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _column_list(text: str | None) -> list[str] | None:
+    """Comma-separated column names as a list; None when the option was not given."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vae-anomaly", description="Anomaly scores from a VAE detector.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,8 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--batch-rows", type=int_at_least(1), default=DEFAULT_BATCH_ROWS, help="rows per batch"
     )
-    score.add_argument(
+    columns = score.add_mutually_exclusive_group()
+    columns.add_argument(
         "--keep-columns", help="comma-separated input columns to copy to the output (default: all)"
+    )
+    columns.add_argument(
+        "--drop-columns",
+        help="comma-separated input columns not to copy, e.g. a label column named is_anomaly",
     )
     score.add_argument(
         "--trust-pickle",
@@ -77,8 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the model's scoring_device, auto unless it was set)",
     )
     progress = score.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar (default: only on a terminal)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show one")
     return parser
 
 
@@ -98,9 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         overlaps the input, or an output another job is writing into.
     """
     arguments = _parser().parse_args(argv)
-    keep = None
-    if arguments.keep_columns is not None:
-        keep = [name.strip() for name in arguments.keep_columns.split(",") if name.strip()]
+    from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
+    from vae_anomaly.bundle import final_detector
+    from vae_anomaly.loading import is_mlflow_source
+    from vae_anomaly.training import resolve_device
+
     if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
         from vae_anomaly.tracking.store import use_tracking_store
 
@@ -115,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.input,
             arguments.output,
             batch_rows=arguments.batch_rows,
-            keep_columns=keep,
+            keep_columns=_column_list(arguments.keep_columns),
+            drop_columns=_column_list(arguments.drop_columns),
             overwrite=arguments.overwrite,
             progress=arguments.progress,
         )

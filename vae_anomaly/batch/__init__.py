@@ -11,12 +11,22 @@ their outputs go, which outputs are complete), ``schema`` (checking every file f
 ahead and writing behind) and ``run`` (the scoring loop, ``score_parquet``).
 """
 
-from vae_anomaly.batch.files import OutputBusyError
-from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
-from vae_anomaly.batch.run import DEFAULT_BATCH_ROWS, BatchSummary, score_parquet
-from vae_anomaly.batch.schema import SchemaError
+from typing import TYPE_CHECKING
 
-__all__ = [
+from vae_anomaly.lazy import lazy_exports
+
+_EXPORTS = {
+    "DEFAULT_BATCH_ROWS": "vae_anomaly.batch.files",
+    "BatchModel": "vae_anomaly.batch.model",
+    "BatchSummary": "vae_anomaly.batch.run",
+    "OutputBusyError": "vae_anomaly.batch.files",
+    "SchemaError": "vae_anomaly.batch.schema",
+    "load_scoring_model": "vae_anomaly.batch.model",
+    "prepare_model": "vae_anomaly.batch.model",
+    "score_parquet": "vae_anomaly.batch.run",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "DEFAULT_BATCH_ROWS",
     "BatchModel",
     "BatchSummary",
@@ -26,3 +36,9 @@ __all__ = [
     "prepare_model",
     "score_parquet",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS, OutputBusyError
+    from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
+    from vae_anomaly.batch.run import BatchSummary, score_parquet
+    from vae_anomaly.batch.schema import SchemaError

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+# Rows per record batch: peak memory grows with it, not with the input.
+DEFAULT_BATCH_ROWS = 65_536
 ROWS_KEY = b"vae_anomaly.rows"
 SOURCE_KEY = b"vae_anomaly.source"
 
@@ -46,6 +48,9 @@ class FileJob:
         The opened input.
     n_rows : int
         The input's row count, from its metadata.
+    keep : tuple of str or None
+        The input columns copied to the output, before ``anomaly_score`` and ``is_anomaly``; None
+        copies them all.
     """
 
     source: Path
@@ -53,6 +58,12 @@ class FileJob:
     partition: dict[str, str]
     dataset: ds.Dataset
     n_rows: int
+    keep: tuple[str, ...] | None = None
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The input columns the output holds: ``keep``, or every column of the file."""
+        return list(self.keep) if self.keep is not None else self.dataset.schema.names
 
     @property
     def partial(self) -> Path:

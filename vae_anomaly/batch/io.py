@@ -66,14 +66,14 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.Rec
                 worker.join(timeout=0.01)
 
 
-def _read_columns(job: FileJob, model: BatchModel, keep: Sequence[str] | None) -> list[str]:
+def _read_columns(job: FileJob, model: BatchModel) -> list[str]:
     names = job.dataset.schema.names
-    wanted = {*model.columns, *(keep if keep is not None else names)}
+    wanted = {*model.columns, *job.output_columns}
     return [name for name in names if name in wanted]
 
 
 def job_batches(
-    jobs: Sequence[FileJob], model: BatchModel, keep: Sequence[str] | None, batch_rows: int
+    jobs: Sequence[FileJob], model: BatchModel, batch_rows: int
 ) -> Iterator[tuple[int, pa.RecordBatch | Exception]]:
     """Every job's record batches in order, tagged with the job's index; a read error ends its job.
 
@@ -82,8 +82,6 @@ def job_batches(
     jobs : sequence of FileJob
     model : BatchModel
         Says which columns to read and whether files are read whole.
-    keep : sequence of str or None
-        Columns copied to the output; None copies all.
     batch_rows : int
         Rows per record batch.
 
@@ -95,7 +93,7 @@ def job_batches(
         The next batch, or the error that ended the job's reading.
     """
     for index, job in enumerate(jobs):
-        columns = _read_columns(job, model, keep)
+        columns = _read_columns(job, model)
         try:
             if model.whole_files:  # a series' windows span batches: score the file in one piece
                 batches = job.dataset.to_table(columns=columns).combine_chunks().to_batches()
@@ -167,18 +165,16 @@ class OutputFile:
         self.job.partial.unlink(missing_ok=True)
 
 
-def write_empty(job: FileJob, keep: Sequence[str] | None) -> None:
+def write_empty(job: FileJob) -> None:
     """Write the output of an input file with no rows: the output's columns, no rows.
 
     Parameters
     ----------
     job : FileJob
         The empty input file.
-    keep : sequence of str or None
-        Input columns copied to the output; None copies all.
     """
     source = job.dataset.schema
-    kept = [source.field(name) for name in (keep if keep is not None else source.names)]
+    kept = [source.field(name) for name in job.output_columns]
     schema = pa.schema([*kept, pa.field(ANOMALY_SCORE, pa.float64()), pa.field(IS_ANOMALY, pa.bool_())])
     job.target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), job.partial)

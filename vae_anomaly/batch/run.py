@@ -6,20 +6,18 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from vae_anomaly.batch.files import FileJob, locked_output, plan_jobs
+from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS, FileJob, locked_output, plan_jobs
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
 from vae_anomaly.batch.schema import check_schemas
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
-
-DEFAULT_BATCH_ROWS = 65_536
 
 
 @dataclass
@@ -56,9 +54,7 @@ class BatchSummary:
         return line + "".join(f"\nfailed: {path}: {reason}" for path, reason in self.failed.items())
 
 
-def _scored_table(
-    batch: pa.RecordBatch, job: FileJob, model: BatchModel, keep: Sequence[str] | None
-) -> tuple[pa.Table, int]:
+def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tuple[pa.Table, int]:
     """The output rows of one input batch (kept columns, score, flag) and how many are flagged."""
     table = pa.Table.from_batches([batch])
     for key, value in job.partition.items():
@@ -66,16 +62,34 @@ def _scored_table(
             table = table.append_column(key, pa.array([value] * len(table), pa.string()))
     frame = table.select(model.columns).to_pandas()
     scores = score_frame(model.model, frame)
-    output = table.select(list(keep) if keep is not None else batch.schema.names)
+    output = table.select(list(job.keep) if job.keep is not None else batch.schema.names)
     output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
     output = output.append_column(IS_ANOMALY, pa.array(scores[IS_ANOMALY].to_numpy(), pa.bool_()))
     return output, int(scores[IS_ANOMALY].sum())
 
 
+def _with_output_columns(
+    jobs: list[FileJob], keep: Sequence[str] | None, drop: Sequence[str] | None
+) -> list[FileJob]:
+    """Each job with the input columns its output holds: ``keep``, or all but ``drop``, or all."""
+    if keep is not None and drop is not None:
+        raise ValueError("Pass keep_columns (--keep-columns) or drop_columns (--drop-columns), not both.")
+    if keep is not None:
+        return [replace(job, keep=tuple(keep)) for job in jobs]
+    if drop is None:
+        return jobs
+    unknown = sorted(set(drop) - {name for job in jobs for name in job.dataset.schema.names})
+    if unknown:
+        raise ValueError(f"drop_columns (--drop-columns) names {unknown}, which no input file has.")
+    return [
+        replace(job, keep=tuple(name for name in job.dataset.schema.names if name not in drop))
+        for job in jobs
+    ]
+
+
 def _score_jobs(
     jobs: Sequence[FileJob],
     model: BatchModel,
-    keep: Sequence[str] | None,
     batch_rows: int,
     summary: BatchSummary,
     on_rows: Callable[[int], None],
@@ -99,7 +113,7 @@ def _score_jobs(
 
     with ThreadPoolExecutor(max_workers=1) as write_behind:
         try:
-            for index, item in read_ahead(job_batches(jobs, model, keep, batch_rows), READ_AHEAD_BATCHES):
+            for index, item in read_ahead(job_batches(jobs, model, batch_rows), READ_AHEAD_BATCHES):
                 if current is not None and current.job is not jobs[index]:
                     finish(current)
                     current = None
@@ -110,7 +124,7 @@ def _score_jobs(
                         raise item
                     if current is None:
                         current = OutputFile(jobs[index], write_behind)
-                    current.write(*_scored_table(item, jobs[index], model, keep))
+                    current.write(*_scored_table(item, jobs[index], model))
                 except (OSError, ValueError, pa.ArrowException) as error:
                     fail(jobs[index], error)
                     failed.add(index)
@@ -134,6 +148,7 @@ def score_parquet(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     keep_columns: Sequence[str] | None = None,
+    drop_columns: Sequence[str] | None = None,
     trust_pickle: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -153,6 +168,9 @@ def score_parquet(
         Rows per record batch: peak memory grows with it, not with the input.
     keep_columns : sequence of str or None, default=None
         Input columns copied to the output before ``anomaly_score`` and ``is_anomaly``; None keeps all.
+    drop_columns : sequence of str or None, default=None
+        Input columns not copied to the output (e.g. a label named like an output column); the
+        others are. Not together with ``keep_columns``.
     trust_pickle : bool, default=False
         Allow a joblib/pickle model file (unpickling runs code).
     overwrite : bool, default=False
@@ -191,22 +209,22 @@ def score_parquet(
         batch_model = load_scoring_model(model, trust_pickle=trust_pickle)
     else:
         batch_model = prepare_model(model)
-    keep = list(keep_columns) if keep_columns is not None else None
+    jobs = _with_output_columns(jobs, keep_columns, drop_columns)
     summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
-    check_schemas(jobs, batch_model, keep)
+    check_schemas(jobs, batch_model)
     with locked_output(output):
         todo = []
         for job in jobs:
             if not overwrite and job.is_complete():
                 summary.skipped_files += 1
             elif job.n_rows == 0:
-                write_empty(job, keep)
+                write_empty(job)
                 summary.scored_files += 1
             else:
                 todo.append(job)
         disable = None if progress is None else not progress  # None: a bar on a terminal only
         total = sum(job.n_rows for job in todo)
         with tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=disable) as bar:
-            _score_jobs(todo, batch_model, keep, batch_rows, summary, bar.update)
+            _score_jobs(todo, batch_model, batch_rows, summary, bar.update)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -31,7 +31,7 @@ def _arrow_kind(data_type: pa.DataType) -> str:
     return str(data_type)
 
 
-def check_schemas(jobs: Sequence[FileJob], model: BatchModel, keep: Sequence[str] | None) -> None:
+def check_schemas(jobs: Sequence[FileJob], model: BatchModel) -> None:
     """Raise one SchemaError listing every problem of every file, or return if there is none.
 
     Parameters
@@ -40,16 +40,14 @@ def check_schemas(jobs: Sequence[FileJob], model: BatchModel, keep: Sequence[str
         The input files.
     model : BatchModel
         What the model reads.
-    keep : sequence of str or None
-        Input columns copied to the output; None copies all.
 
     Raises
     ------
     SchemaError
-        If a file lacks a column the model needs or ``keep`` names, has one of the wrong kind, has
+        If a file lacks a column the model needs or its ``keep`` names, has one of the wrong kind, has
         nulls the model cannot take, or already has an output column.
     """
-    problems = [problem for job in jobs for problem in _schema_problems(job, model, keep)]
+    problems = [problem for job in jobs for problem in _schema_problems(job, model)]
     if problems:
         listed = problems[:_MAX_LISTED_PROBLEMS]
         more = f"\n... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
@@ -58,7 +56,7 @@ def check_schemas(jobs: Sequence[FileJob], model: BatchModel, keep: Sequence[str
         )
 
 
-def _schema_problems(job: FileJob, model: BatchModel, keep: Sequence[str] | None) -> list[str]:
+def _schema_problems(job: FileJob, model: BatchModel) -> list[str]:
     schema = job.dataset.schema
     problems = []
     for column in model.columns:
@@ -73,14 +71,14 @@ def _schema_problems(job: FileJob, model: BatchModel, keep: Sequence[str] | None
                 f"{job.source}: column {column!r} holds {found} values ({schema.field(column).type}), "
                 f"expected {expected}"
             )
-    for column in keep or []:
+    for column in job.keep or ():
         if column not in schema.names and column not in job.partition:
             problems.append(f"{job.source}: keep column {column!r} is not in the file")
-    clashes = {ANOMALY_SCORE, IS_ANOMALY} & set(keep if keep is not None else schema.names)
+    clashes = sorted({ANOMALY_SCORE, IS_ANOMALY} & set(job.output_columns))
     if clashes:
         problems.append(
-            f"{job.source}: already has column(s) {sorted(clashes)}, which the output adds; "
-            "leave them out with keep_columns (--keep-columns)"
+            f"{job.source}: already has column(s) {clashes}, which the output adds; leave them out with "
+            f"--drop-columns {','.join(clashes)} (drop_columns=) or choose the columns with --keep-columns"
         )
     if not model.allows_nulls:
         problems += _null_problems(job, model)

@@ -1,0 +1,39 @@
+"""The package imports light and exports what it says it does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import vae_anomaly
+import vae_anomaly.batch
+
+
+@pytest.mark.parametrize("package", [vae_anomaly, vae_anomaly.batch], ids=lambda p: p.__name__)
+def test_every_listed_name_is_exported_and_loads(package):
+    assert set(package.__all__) - {"__version__"} == set(package._EXPORTS)
+    for name, module in package._EXPORTS.items():
+        assert getattr(package, name) is getattr(sys.modules[module], name)
+
+
+def test_the_command_line_default_batch_size_is_the_scorer_s():
+    from vae_anomaly import cli
+    from vae_anomaly.batch import DEFAULT_BATCH_ROWS
+
+    assert cli.DEFAULT_BATCH_ROWS == DEFAULT_BATCH_ROWS
+
+
+def test_the_command_line_help_imports_neither_torch_nor_mlflow():
+    script = (
+        "import sys\n"
+        "from vae_anomaly.cli import main\n"
+        "try:\n"
+        "    main(['score', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'torch', 'mlflow', 'sklearn', 'pyarrow'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
