@@ -21,9 +21,10 @@ def tabular_pipeline(
     categorical_columns: Sequence[str] | None = None,
     **detector_params: Any,
 ) -> Pipeline:
-    """A pipeline for mixed-type tables: impute, scale and one-hot encode, then ``VAEAnomalyDetector``.
+    """A pipeline for mixed-type tables: scale and one-hot encode, then ``VAEAnomalyDetector``.
 
-    Numeric columns get their median for nulls plus a missing-indicator column, then standard scaling;
+    Numeric columns are standard-scaled with their nulls passed through as NaN, which the detector
+    (``missing="skip"``) leaves out of the score, so a row is not flagged for a missing value alone;
     categorical columns get their most frequent value for nulls, then one-hot encoding that ignores
     categories unseen in training.
 
@@ -34,7 +35,7 @@ def tabular_pipeline(
     categorical_columns : sequence of str or None, default=None
         Categorical columns; None takes every non-numeric column.
     **detector_params
-        Passed to ``VAEAnomalyDetector``, e.g. ``random_state=0``.
+        Passed to ``VAEAnomalyDetector``, e.g. ``random_state=0``; ``missing`` defaults to "skip".
 
     Returns
     -------
@@ -50,7 +51,7 @@ def tabular_pipeline(
     >>> data = pd.read_parquet("sample_data/tabular.parquet")  # doctest: +SKIP
     >>> model = tabular_pipeline(random_state=0).fit(data.drop(columns="is_anomaly"))  # doctest: +SKIP
     """
-    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
+    numeric = StandardScaler()
     categorical = make_pipeline(
         SimpleImputer(strategy="most_frequent"),
         OneHotEncoder(handle_unknown="ignore", sparse_output=False),
@@ -73,7 +74,8 @@ def tabular_pipeline(
             ),
         ]
     ).set_output(transform="pandas")
-    return Pipeline([("features", features), ("detector", VAEAnomalyDetector(**detector_params))])
+    detector = VAEAnomalyDetector(**{"missing": "skip", **detector_params})
+    return Pipeline([("features", features), ("detector", detector)])
 
 
 def timeseries_pipeline(channels: Sequence[str] | None = None, **detector_params: Any) -> Pipeline:

@@ -47,6 +47,7 @@ def test_score_components_add_up(fitted, planted):
         "reconstruction_nll",
         "kl",
         "neg_elbo",
+        "missing",
     ]
     np.testing.assert_allclose(components["neg_elbo"], components["reconstruction_nll"] + components["kl"])
     np.testing.assert_array_equal(components["neg_elbo"], fitted.anomaly_score(x, kind="elbo"))
@@ -100,3 +101,83 @@ def test_mc_samples_scores_are_deterministic_and_row_independent(planted):
     np.testing.assert_array_equal(full, detector.score_samples(x))
     np.testing.assert_allclose(detector.score_samples(x[::-1][:100]), full[::-1][:100], rtol=1e-12)
     assert detector.latent_noise_.shape == (8, detector.latent_dim)
+
+
+# ------------------------------------------------------------------------------ missing values
+@pytest.fixture(scope="module")
+def with_gaps(planted):
+    """The planted rows with one value missing in 100 normal rows, and a detector that skips gaps."""
+    x, y = planted
+    rng = np.random.default_rng(1)
+    gapped = rng.choice(np.flatnonzero(y == 0), 100, replace=False)
+    x = x.copy()
+    x[gapped, rng.integers(0, x.shape[1], len(gapped))] = np.nan
+    return x, y, gapped, VAEAnomalyDetector(missing="skip", random_state=0).fit(x)
+
+
+def test_missing_values_are_refused_by_default_with_the_way_to_skip_them(planted):
+    x = planted[0].copy()
+    x[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"column 2: NaN in 1 row\(s\), first at row 3.*missing='skip'"):
+        VAEAnomalyDetector(epochs=1).fit(x)
+
+
+def test_rows_with_a_missing_value_are_not_flagged_for_it(with_gaps):
+    x, y, gapped, detector = with_gaps
+    flagged = detector.predict(x) == -1
+    complete_normal = np.setdiff1d(np.flatnonzero(y == 0), gapped)
+    assert flagged[gapped].mean() <= max(0.05, 2 * flagged[complete_normal].mean())
+    assert roc_auc_score(y, detector.anomaly_score(x)) > 0.95
+
+
+def test_a_missing_value_has_no_part_in_the_explanation(with_gaps):
+    x, _, gapped, detector = with_gaps
+    shares = detector.explain(x[gapped]).to_numpy()
+    assert (shares[np.isnan(x[gapped])] == 0).all()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+
+
+def test_score_components_count_the_missing_values(with_gaps):
+    x, _, _, detector = with_gaps
+    components = detector.score_components(x)
+    np.testing.assert_array_equal(components["missing"], np.isnan(x).sum(axis=1))
+    assert np.isfinite(components.drop(columns="missing").to_numpy()).all()
+
+
+def test_infinite_values_are_refused_even_when_missing_values_are_skipped(planted):
+    x = planted[0].copy()
+    x[5, 1] = np.inf
+    with pytest.raises(ValueError, match=r"infinite values.*column 1: inf in 1 row\(s\), first at row 5"):
+        VAEAnomalyDetector(missing="skip", epochs=1).fit(x)
+
+
+def test_a_column_with_no_observed_value_is_named(planted_frame):
+    frame = planted_frame.assign(f5=np.nan)
+    with pytest.raises(ValueError, match=r"Columns \['f5'\] have no observed values"):
+        VAEAnomalyDetector(missing="skip", epochs=1).fit(frame)
+
+
+# ------------------------------------------------------------------------------- explanations
+def test_the_explanation_accounts_for_the_whole_negative_elbo(fitted, planted):
+    x, _ = planted
+    parts = fitted.explain(x, shares=False).to_numpy()
+    score = fitted.anomaly_score(x)
+    # What is left is the baseline, the same for every row: the decoder's normalizer and KL(mean row).
+    residual = score - parts.sum(axis=1)
+    assert residual.std() < 1e-3 * score.std()
+    np.testing.assert_allclose(fitted.explain(x).sum(axis=1), 1.0)
+
+
+def test_the_explanation_of_the_reconstruction_error_adds_up_to_it(planted):
+    x, _ = planted
+    detector = VAEAnomalyDetector(score_method="reconstruction", epochs=5, random_state=0).fit(x)
+    parts = detector.explain(x, shares=False).to_numpy()
+    np.testing.assert_allclose(parts.sum(axis=1), detector.anomaly_score(x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("feature", [0, 3, 7])
+def test_the_explanation_points_at_the_feature_that_is_off(fitted, planted, feature):
+    x, y = planted
+    row = x[np.flatnonzero(y == 0)[:1]].copy()
+    row[0, feature] += 6 * x[:, feature].std()
+    assert fitted.explain(row).iloc[0].idxmax() == f"x{feature}"

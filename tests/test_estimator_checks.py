@@ -19,7 +19,11 @@ def _expected_failures(estimator):
 
 # Few epochs keep the ~40 checks fast; they test the API contract, not detection quality.
 @parametrize_with_checks(
-    [VAEAnomalyDetector(epochs=3, random_state=0), TimeSeriesVAEDetector(window=4, epochs=3, random_state=0)],
+    [
+        VAEAnomalyDetector(epochs=3, random_state=0),
+        VAEAnomalyDetector(missing="skip", epochs=3, random_state=0),
+        TimeSeriesVAEDetector(window=4, epochs=3, random_state=0),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):

@@ -307,6 +307,25 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             check_float32_range(x, names)
         return x
 
+    def _fit_scaling(self, x: np.ndarray, noun: str) -> None:
+        """Set ``mean_`` and ``scale_`` from each column's observed values (NaN is missing); a column
+        with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
+        seen = ~np.isnan(x).all(axis=0)
+        if not seen.all():
+            empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
+            raise ValueError(f"{noun} {empty} have no observed values in X; drop them or fill them.")
+        self.mean_ = np.nanmean(x, axis=0)
+        scale = np.nanstd(x, axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+
+    def _standardized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """X standardized in float32, missing values at the column mean (0), and the observed-value
+        mask as float32 (None when nothing is missing), as training and scoring take them."""
+        observed = ~np.isnan(x)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
+            rows = np.where(observed, (x - self.mean_) / self.scale_, 0.0).astype(np.float32)
+        return rows, None if observed.all() else observed.astype(np.float32)
+
     def _check_column_order(self, X: Any) -> None:
         """Name the columns of a DataFrame that has the fitted columns in another order."""
         fitted = getattr(self, "feature_names_in_", None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from vae_anomaly.base import (
@@ -30,6 +31,12 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     Parameters
     ----------
+    missing : {"error", "skip"}, default="error"
+        What a missing value (NaN) does. "error" refuses it, naming the column and row. "skip" leaves
+        it out of the ELBO's reconstruction term in training and in scoring, as the time-series
+        detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
+        and a row's reconstruction NLL is scaled from its observed features up to all of them, so a
+        row is not flagged for a gap alone. Infinite values are refused either way.
     %(shared_parameters)s
 
     Attributes
@@ -71,9 +78,15 @@ class VAEAnomalyDetector(BaseVAEDetector):
     array([ 1, -1])
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseVAEDetector._parameter_constraints,
+        "missing": [StrOptions({"error", "skip"})],
+    }
+
     def __init__(
         self,
         *,
+        missing: Literal["error", "skip"] = "error",
         latent_dim: int = 8,
         hidden_dims: tuple[int, ...] = (64, 32),
         beta: float = 1.0,
@@ -113,19 +126,24 @@ class VAEAnomalyDetector(BaseVAEDetector):
             random_state=random_state,
             verbose=verbose,
         )
+        self.missing = missing
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "skip"
+        return tags
 
     # ------------------------------------------------------------------ input
     def _validate_input(self, X: Any, *, reset: bool) -> np.ndarray:
-        """X's rows as float64: numeric, finite, with the columns seen in fit."""
-        return self._checked_values(
-            X,
-            reset=reset,
-            allow_nan=False,
-            advice="Impute or drop them first (e.g. a SimpleImputer in a Pipeline).",
+        """X's rows as float64: numeric, finite (NaN where missing values are skipped), with the
+        columns seen in fit."""
+        skip = self.missing == "skip"
+        advice = (
+            "Replace them with NaN to mark them missing."
+            if skip
+            else "Impute or drop them first, or pass missing='skip' to leave missing values out of the score."
         )
-
-    def _standardize(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean_) / self.scale_
+        return self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -145,14 +163,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
         """
         self._hidden_dims()  # a bad hidden_dims fails before any work
         x = self._validate_input(X, reset=True)
-        self.mean_ = x.mean(axis=0)
-        scale = x.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self._fit_scaling(x, "Columns")
+        rows, observed = self._standardized(x)
         self._fit_and_threshold(
-            X,
-            self._standardize(x).astype(np.float32),
-            None,
-            lambda: self._select(self._score_validated(x), self.score_method),
+            X, rows, observed, lambda: self._select(self._score_validated(x), self.score_method)
         )
         return self
 
@@ -162,8 +176,9 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return self._score_validated(self._validate_input(X, reset=False), per_feature)
 
     def _score_validated(self, x: np.ndarray, per_feature: bool = False) -> SampleScores:
+        rows, observed = self._standardized(x)
         with self._scoring_module() as module:
-            return score_rows(module, self._standardize(x), self.latent_noise_, per_feature)
+            return score_rows(module, rows, self.latent_noise_, per_feature, mask=observed)
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each row: higher is more anomalous.
@@ -200,30 +215,52 @@ class VAEAnomalyDetector(BaseVAEDetector):
         Returns
         -------
         DataFrame
-            Columns ``reconstruction_error`` (mean squared error, standardized units),
-            ``reconstruction_nll`` (-log p(x|z)), ``kl`` (KL(q(z|x) || N(0, I))) and ``neg_elbo``
-            (``reconstruction_nll + kl``).
+            Columns ``reconstruction_error`` (mean squared error over the observed features,
+            standardized units), ``reconstruction_nll`` (-log p(x|z), scaled to all features when some
+            are missing), ``kl`` (KL(q(z|x) || N(0, I))), ``neg_elbo`` (``reconstruction_nll + kl``)
+            and ``missing`` (how many of the row's features were missing).
         """
-        scores = self._score(X)
-        return pd.DataFrame(
-            scores.components(), columns=list(SCORE_COMPONENTS), index=self._index(X, len(scores.kl))
+        check_is_fitted(self, "module_")
+        x = self._validate_input(X, reset=False)
+        frame = pd.DataFrame(
+            self._score_validated(x).components(),
+            columns=list(SCORE_COMPONENTS),
+            index=self._index(X, len(x)),
         )
+        frame["missing"] = np.isnan(x).sum(axis=1)
+        return frame
 
-    def explain(self, X: Any) -> pd.DataFrame:
-        """Each feature's share of each row's reconstruction term: which features make a row anomalous.
+    def explain(self, X: Any, *, shares: bool = True) -> pd.DataFrame:
+        """How much each feature adds to each row's anomaly score: the whole score, KL term included.
 
-        The share of feature j is (x_j - mean_j)^2 / var_j over its sum across features, where mean and
-        var are the decoder's Gaussian for that row. Each row sums to 1.
+        For ``score_method="elbo"`` feature j's part is its reconstruction term, (x_j - mean_j)^2 /
+        (2 var_j) under the decoder's Gaussian for the row, plus its part of the KL term, found by
+        integrated gradients through the encoder along the line from the training-mean row to the row.
+        The parts add up to the row's negative ELBO less a baseline that does not depend on the row's
+        values (the decoder's normalizing constant and the KL of the training-mean row), up to the
+        integration's small error: no part of what makes a row anomalous is left out, not even when
+        the KL term is most of the score. For ``score_method="reconstruction"`` the parts are the
+        features' squared errors over the number of observed features, which add up to the score.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Rows to explain; a DataFrame's index is kept.
+        shares : bool, default=True
+            True: each part as a share of the row's total, rows summing to 1. A feature that pulls
+            the row's code towards the prior's centre, making it look more normal, gets a negative
+            share; a row whose parts add up to 0 or less gets equal shares. False: the parts in the
+            score's own units.
 
         Returns
         -------
         DataFrame of shape (n_samples, n_features)
-            Columns are ``feature_names_in_`` when fitted on a DataFrame, else ``x0, x1, ...``.
+            Columns are ``feature_names_in_`` when fitted on a DataFrame, else ``x0, x1, ...``. A
+            missing value (``missing="skip"``) has no part.
         """
-        shares = contribution_shares(self._score(X, per_feature=True).feature_contributions)
-        return pd.DataFrame(shares, columns=self._feature_names(), index=self._index(X, len(shares)))
+        check_is_fitted(self, "module_")
+        x = self._validate_input(X, reset=False)
+        parts = self._score_validated(x, per_feature=True).feature_parts(self.score_method)
+        if shares:
+            parts = contribution_shares(parts, (~np.isnan(x)).any(axis=1))
+        return pd.DataFrame(parts, columns=self._feature_names(), index=self._index(X, len(parts)))

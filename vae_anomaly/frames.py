@@ -27,8 +27,10 @@ def score_frame(model: Any, frame: pd.DataFrame, *, contributions: bool = False)
     frame : DataFrame
         Input as the model's ``fit`` took it.
     contributions : bool, default=False
-        Add one ``contribution_<feature>`` column per feature the detector sees (after a Pipeline's
-        preprocessing): that feature's share of the reconstruction term, from ``explain``.
+        Add one ``contribution_<column>`` column per input column: its share of the row's anomaly
+        score, from the detector's ``explain``. For a Pipeline the shares of the features its
+        preprocessing makes from one input column (e.g. the one-hot levels of ``region``) are added
+        up into that column's share.
 
     Returns
     -------
@@ -44,6 +46,40 @@ def score_frame(model: Any, frame: pd.DataFrame, *, contributions: bool = False)
         {ANOMALY_SCORE: scores, IS_ANOMALY: scores > detector.anomaly_threshold_}, index=frame.index
     )
     if contributions:
-        shares = detector.explain(features).add_prefix(CONTRIBUTION_PREFIX)
-        output = pd.concat([output, shares.set_axis(frame.index)], axis=1)
+        shares = detector.explain(features).set_axis(frame.index)
+        if isinstance(model, Pipeline):
+            shares = by_input_column(shares, [str(name) for name in model.feature_names_in_])
+        output = pd.concat([output, shares.add_prefix(CONTRIBUTION_PREFIX)], axis=1)
     return output
+
+
+def by_input_column(parts: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
+    """Add up the parts of the features made from one input column, e.g. its one-hot levels.
+
+    A feature belongs to the input column it is named after, as scikit-learn's transformers name
+    their outputs: the column itself (``cpu_pct``), with a transformer prefix (``numeric__cpu_pct``),
+    or with a suffix after an underscore (``categorical__region_eu-west``, a one-hot level of
+    ``region``); the longest such column wins. A feature that matches none keeps its own name.
+
+    Parameters
+    ----------
+    parts : DataFrame
+        One column per feature the detector sees, e.g. its ``explain``.
+    input_columns : list of str
+        The Pipeline's input columns (``feature_names_in_``).
+
+    Returns
+    -------
+    DataFrame
+        One column per input column that has features, in input order, then the unmatched ones.
+    """
+
+    def owner(feature: str) -> str:
+        bare = feature.split("__", 1)[-1]
+        matches = [c for c in input_columns if bare == c or bare.startswith(f"{c}_") or feature == c]
+        return max(matches, key=len) if matches else feature
+
+    owners = [owner(str(feature)) for feature in parts.columns]
+    grouped = parts.T.groupby(owners, sort=False).sum().T
+    order = [c for c in input_columns if c in grouped.columns]
+    return grouped[order + [c for c in grouped.columns if c not in order]]

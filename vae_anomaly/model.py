@@ -160,5 +160,9 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
         normalizer = mask.to(dtype) @ log_normalizer
     # The variance is per feature, so the weighted sum over features is one matrix-vector product.
     reconstruction_nll = squared_error @ (0.5 * torch.exp(-x_log_var)) + normalizer
-    kl = 0.5 * (z_mean.square() + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)
-    return NegELBOTerms(reconstruction_nll, kl, squared_error)
+    return NegELBOTerms(reconstruction_nll, kl_divergence(z_mean, z_log_var), squared_error)
+
+
+def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) of each row's diagonal Gaussian posterior, in closed form."""
+    return 0.5 * (z_mean.square() + torch.exp(z_log_var) - 1.0 - z_log_var).sum(dim=1)

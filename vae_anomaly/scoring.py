@@ -7,11 +7,15 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import torch
 
-from vae_anomaly.model import GaussianVAE, VAEOutput, neg_elbo_terms
+from vae_anomaly.model import GaussianVAE, VAEOutput, kl_divergence, neg_elbo_terms
 
 SCORING_BATCH_ROWS = 8192
 # The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
 SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
+# Integrated gradients of the KL term use this many points between the training mean and the row.
+KL_ATTRIBUTION_STEPS = 32
+_FEATURE_PARTS = ("feature_squared_error", "feature_nll", "feature_kl")
+_PARTS = ("error", "nll", "kl", *_FEATURE_PARTS)
 
 
 class SampleScores(NamedTuple):
@@ -26,15 +30,22 @@ class SampleScores(NamedTuple):
         The ELBO's reconstruction term, -log p(x|z), summed over features.
     kl : ndarray of shape (n_samples,)
         KL(q(z|x) || N(0, I)).
-    feature_contributions : ndarray of shape (n_samples, n_features) or None
-        Each feature's data-dependent part of the reconstruction term, (x - mean)^2 / (2 var): the
-        reconstruction term less its constant. Only computed when asked for.
+    feature_squared_error : ndarray of shape (n_samples, n_features) or None
+        Each feature's part of ``reconstruction_error``: they add up to it. Only computed when asked.
+    feature_nll : ndarray of shape (n_samples, n_features) or None
+        Each feature's data-dependent part of the reconstruction term, (x - mean)^2 / (2 var) (scaled
+        like the term when values are missing): the term less its constant normalizer.
+    feature_kl : ndarray of shape (n_samples, n_features) or None
+        Each feature's part of the KL term above the KL of the training-mean row, by integrated
+        gradients through the encoder (see ``score_rows``).
     """
 
     reconstruction_error: np.ndarray
     reconstruction_nll: np.ndarray
     kl: np.ndarray
-    feature_contributions: np.ndarray | None
+    feature_squared_error: np.ndarray | None = None
+    feature_nll: np.ndarray | None = None
+    feature_kl: np.ndarray | None = None
 
     @property
     def neg_elbo(self) -> np.ndarray:
@@ -44,6 +55,17 @@ class SampleScores(NamedTuple):
     def components(self) -> np.ndarray:
         """The scores as columns, in the order of ``SCORE_COMPONENTS``: shape (n_samples, 4)."""
         return np.column_stack([self.reconstruction_error, self.reconstruction_nll, self.kl, self.neg_elbo])
+
+    def feature_parts(self, kind: str) -> np.ndarray:
+        """Each feature's part of the ``kind`` score ("elbo" or "reconstruction") of each row.
+
+        For "reconstruction" they add up to the score; for "elbo" to the score less a baseline that
+        does not depend on the row's values: the reconstruction term's normalizer and the KL of the
+        training-mean row.
+        """
+        if self.feature_nll is None or self.feature_kl is None or self.feature_squared_error is None:
+            raise ValueError("The feature parts were not computed: score with per_feature=True.")
+        return self.feature_nll + self.feature_kl if kind == "elbo" else self.feature_squared_error
 
 
 class RowSource(Protocol):
@@ -77,7 +99,9 @@ def score_rows(
         z = mu + sigma * eps for these fixed eps: the same draws for every row, so a row's score never
         depends on the other rows.
     per_feature : bool
-        Also return each feature's contribution to the reconstruction term.
+        Also return each feature's parts of the scores: of the reconstruction error, of the
+        reconstruction term and of the KL term (integrated gradients through the encoder, which
+        costs 32 encoder passes and their gradients).
     mask : ndarray of shape (n_samples, n_features) or RowSource or None
         1 for observed values, 0 for missing ones, which the reconstruction terms skip. The
         reconstruction error is then the mean over the observed values, and the reconstruction NLL
@@ -98,7 +122,7 @@ def score_rows(
         if latent_noise is None
         else torch.as_tensor(latent_noise, dtype=dtype, device=device)
     )
-    parts: dict[str, list[np.ndarray]] = {"error": [], "nll": [], "kl": [], "features": []}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _PARTS}
     for start in range(0, len(x), SCORING_BATCH_ROWS):
         rows = slice(start, start + SCORING_BATCH_ROWS)
         values = np.asarray(x[rows])
@@ -110,7 +134,7 @@ def score_rows(
             else _fixed_shape(torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device))
         )
         z_mean, z_log_var = module.encode(batch)
-        squared_error = nll = contributions = kl = None
+        squared_error = nll = kl = feature_squared_error = feature_nll = None
         for eps in noise:
             x_mean, x_log_var = module.decode(module.reparameterize(z_mean, z_log_var, eps))
             terms = neg_elbo_terms(batch, VAEOutput(z_mean, z_log_var, x_mean, x_log_var), observed)
@@ -118,7 +142,8 @@ def score_rows(
             squared_error = _accumulate(squared_error, terms.squared_error.sum(dim=1))
             nll = _accumulate(nll, terms.reconstruction_nll)
             if per_feature:
-                contributions = _accumulate(contributions, 0.5 * terms.squared_error * torch.exp(-x_log_var))
+                feature_squared_error = _accumulate(feature_squared_error, terms.squared_error)
+                feature_nll = _accumulate(feature_nll, 0.5 * terms.squared_error * torch.exp(-x_log_var))
         n_observed = batch.shape[1] if observed is None else observed.sum(dim=1).clamp(min=1)
         # Scaled from the observed values to all of them, so rows with gaps compare with full rows.
         coverage = batch.shape[1] / n_observed
@@ -128,33 +153,60 @@ def score_rows(
             "kl": _numpy(kl, n_rows),
         }
         if per_feature:
-            batch_parts["features"] = _numpy(contributions / len(noise), n_rows)
+            per_row = torch.as_tensor(n_observed * len(noise), dtype=dtype, device=device).reshape(-1, 1)
+            scale = torch.as_tensor(coverage / len(noise), dtype=dtype, device=device).reshape(-1, 1)
+            batch_parts["feature_squared_error"] = _numpy(feature_squared_error / per_row, n_rows)
+            batch_parts["feature_nll"] = _numpy(feature_nll * scale, n_rows)
+            batch_parts["feature_kl"] = _numpy(_kl_attribution(module, batch), n_rows)
         _score_overflow_as_most_anomalous(batch_parts, values)
         for name, part in batch_parts.items():
             parts[name].append(part)
+    joined = {name: np.concatenate(part) if part else None for name, part in parts.items()}
     return SampleScores(
-        reconstruction_error=np.concatenate(parts["error"]),
-        reconstruction_nll=np.concatenate(parts["nll"]),
-        kl=np.concatenate(parts["kl"]),
-        feature_contributions=np.concatenate(parts["features"]) if per_feature else None,
+        reconstruction_error=joined["error"],
+        reconstruction_nll=joined["nll"],
+        kl=joined["kl"],
+        feature_squared_error=joined["feature_squared_error"],
+        feature_nll=joined["feature_nll"],
+        feature_kl=joined["feature_kl"],
     )
+
+
+def _kl_attribution(module: GaussianVAE, batch: torch.Tensor) -> torch.Tensor:
+    """Each input feature's part of its row's KL term above the KL of the all-zero (training-mean) row.
+
+    Integrated gradients (Sundararajan et al., ICML 2017) along the line from 0 to the row, by the
+    midpoint rule: the parts add up to KL(x) - KL(0) up to the rule's error, and a missing value
+    (its placeholder is 0) gets none.
+    """
+    total = torch.zeros_like(batch)
+    with torch.enable_grad():
+        for step in range(KL_ATTRIBUTION_STEPS):
+            point = (batch * ((step + 0.5) / KL_ATTRIBUTION_STEPS)).requires_grad_(True)
+            kl = kl_divergence(*module.encode(point)).sum()
+            total += torch.autograd.grad(kl, point)[0]
+    return batch * total / KL_ATTRIBUTION_STEPS
 
 
 def _score_overflow_as_most_anomalous(parts: dict[str, np.ndarray], values: np.ndarray) -> None:
     """Give rows whose terms overflowed float32 (NaN or inf) an infinite score in every term.
 
     Only a value far beyond anything seen in training overflows; such a row is the most anomalous
-    there is, never NaN and never normal. Its feature contributions become the squared standardized
-    values, which point at the value that overflowed.
+    there is, never NaN and never normal. Its feature parts become the squared standardized values,
+    which point at the value that overflowed.
     """
     overflowed = ~(np.isfinite(parts["error"]) & np.isfinite(parts["nll"]) & np.isfinite(parts["kl"]))
     if not overflowed.any():
         return
     for name in ("error", "nll", "kl"):
         parts[name][overflowed] = np.inf
-    if "features" in parts:
-        with np.errstate(over="ignore"):
-            parts["features"][overflowed] = np.square(values[overflowed].astype(np.float64))
+    with np.errstate(over="ignore"):
+        squares = np.square(values[overflowed].astype(np.float64))
+    for name in _FEATURE_PARTS:
+        if name in parts:
+            parts[name][overflowed] = squares
+            if name == "feature_kl":
+                parts[name][overflowed] = 0.0
 
 
 def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:

@@ -304,16 +304,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             raise ValueError(
                 f"X has n_samples={len(x)} timestamps, but window={self.window} needs at least {self.window}."
             )
-        observed = ~np.isnan(x)
-        if reset and not observed.any(axis=0).all():
-            empty = [
-                column_name
-                for column_name, seen in zip(self._feature_names(), observed.any(axis=0), strict=True)
-                if not seen
-            ]
-            raise ValueError(f"Channels {empty} have no observed values in X; drop them or fill them.")
         self._report_sampling(index, reset=reset)
-        return _Series(x, index, observed)
+        return _Series(x, index, ~np.isnan(x))
 
     def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
         series = self._validate_series(X, reset=False)
@@ -321,16 +313,10 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     def _windows(self, series: _Series) -> _SeriesWindows:
         """Standardized windows (missing values at the channel mean), their mask, and their starts."""
-        standardized = np.where(series.observed, (series.values - self.mean_) / self.scale_, 0.0)
+        standardized, observed = self._standardized(series.values)
         starts = window_starts(len(series.values), self.window, self.stride)
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
-            rows = Windows(standardized.astype(np.float32), self.window, starts)
-        mask = (
-            None
-            if series.observed.all()
-            else Windows(series.observed.astype(np.float32), self.window, starts)
-        )
-        return _SeriesWindows(rows, mask, starts)
+        mask = None if observed is None else Windows(observed, self.window, starts)
+        return _SeriesWindows(Windows(standardized, self.window, starts), mask, starts)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -350,11 +336,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         """
         self._hidden_dims()  # a bad hidden_dims fails before any work
         series = self._validate_series(X, reset=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices were refused above
-            self.mean_ = np.nanmean(series.values, axis=0)
-            scale = np.nanstd(series.values, axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self._fit_scaling(series.values, "Channels")
         windows = self._windows(series)
         rows, mask, _ = windows
         self._fit_and_threshold(
@@ -423,17 +405,22 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         frame["missing"] = (~series.observed).sum(axis=1)
         return frame
 
-    def explain(self, X: Any) -> pd.DataFrame:
-        """Each channel's share of each timestamp's reconstruction term: which channel is anomalous.
+    def explain(self, X: Any, *, shares: bool = True) -> pd.DataFrame:
+        """How much each channel adds to each timestamp's anomaly score: which channel is anomalous.
 
-        A point's contribution is (x - mean)^2 / (2 var) under the decoder's Gaussian, averaged over
-        the windows that hold it; a timestamp's shares are the channels' contributions over their sum.
-        Missing points contribute 0; a timestamp with every channel missing gets all zeros.
+        Each window's score is split over its points and channels as
+        :meth:`VAEAnomalyDetector.explain` splits a row's (for ``score_method="elbo"``: each point's
+        reconstruction term plus its part of the window's KL term by integrated gradients through
+        the encoder), and a point's part is averaged over the windows that hold it. Missing points
+        have no part; a timestamp with every channel missing gets all zeros.
 
         Parameters
         ----------
         X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
             The series to explain; its timestamps become the index.
+        shares : bool, default=True
+            True: shares of the timestamp's total, summing to 1 (negative for a channel that makes
+            it look more normal). False: the parts in the score's own units.
 
         Returns
         -------
@@ -456,12 +443,14 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                     per_feature=True,
                     mask=None if mask is None else mask[chunk],
                 )
-            point_values = scores.feature_contributions.reshape(-1, self.window, n_channels)
+            point_values = scores.feature_parts(self.score_method).reshape(-1, self.window, n_channels)
             chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
             sums += chunk_sums
             counts += chunk_counts
-        shares = contribution_shares(sums / counts[:, None], series.observed.any(axis=1))
-        return pd.DataFrame(shares, columns=self._feature_names(), index=series.index)
+        parts = sums / counts[:, None]
+        if shares:
+            parts = contribution_shares(parts, series.observed.any(axis=1))
+        return pd.DataFrame(parts, columns=self._feature_names(), index=series.index)
 
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:
