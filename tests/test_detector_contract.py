@@ -50,6 +50,7 @@ def _assert_same_detector(loaded, original, data):
     np.testing.assert_array_equal(loaded.score_samples(data), original.score_samples(data))
     np.testing.assert_array_equal(loaded.predict(data), original.predict(data))
     np.testing.assert_array_equal(loaded.explain(data), original.explain(data))
+    np.testing.assert_array_equal(loaded.predict_proba(data), original.predict_proba(data))
     assert loaded.offset_ == original.offset_
     assert list(loaded.feature_names_in_) == list(original.feature_names_in_)
     assert loaded.get_params() == original.get_params()
@@ -167,6 +168,17 @@ def test_a_value_the_model_cannot_represent_scores_as_most_anomalous(fitted, val
     assert not shares.isna().any().any()
     assert shares.iloc[row].idxmax() == data.columns[1]
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+
+
+def test_the_anomaly_probability_agrees_with_predict_and_rises_with_the_score(fitted):
+    detector, data = fitted
+    probability = detector.predict_proba(data)
+    assert probability.shape == (len(data), 2)
+    np.testing.assert_allclose(probability.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(probability[:, 1] > 0.5, detector.predict(data) == -1)
+    order = np.argsort(detector.anomaly_score(data))
+    assert (np.diff(probability[order, 1]) >= 0).all()
+    assert probability[:, 1].min() >= 0 and probability[:, 1].max() <= 1
 
 
 # ---------------------------------------------------------------------------------- determinism

@@ -165,7 +165,8 @@ def test_logged_model_has_signature_example_and_pinned_requirements(fitted_pipel
     assert signature.inputs.input_names() == list(tabular[0].columns)
     assert signature.outputs.input_names() == ["anomaly_score", "is_anomaly"]
     assert signature.params.to_dict() == [
-        {"name": "contributions", "type": "boolean", "default": False, "shape": None}
+        {"name": "contributions", "type": "boolean", "default": False, "shape": None},
+        {"name": "probability", "type": "boolean", "default": False, "shape": None},
     ]
     folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     requirements = (folder / "requirements.txt").read_text().split()
@@ -185,6 +186,17 @@ def test_logged_model_explains_rows_on_request(fitted_pipeline, tabular):
     assert list(shares.columns) == [f"contribution_{column}" for column in tabular[0].columns]
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
     assert list(model.predict(tabular[0].head(20)).columns) == ["anomaly_score", "is_anomaly"]
+
+
+def test_logged_model_gives_the_anomaly_probability_on_request(fitted_pipeline, tabular):
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    scored = mlflow.pyfunc.load_model(info.model_uri).predict(
+        tabular[0].head(50), params={"probability": True}
+    )
+    np.testing.assert_allclose(
+        scored["anomaly_probability"], fitted_pipeline.predict_proba(tabular[0].head(50))[:, 1]
+    )
 
 
 def test_logged_model_refuses_input_without_a_column(fitted_pipeline, tabular):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.special
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
@@ -107,6 +108,17 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
 _DEVICE_COPIES: weakref.WeakKeyDictionary[GaussianVAE, dict[torch.device, GaussianVAE]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _robust_spread(scores: np.ndarray) -> float:
+    """The spread of training scores as a standard deviation would be for normal data: IQR / 1.349,
+    else their standard deviation, else 1 (all equal)."""
+    finite = scores[np.isfinite(scores)]
+    q1, q3 = np.percentile(finite, [25, 75]) if finite.size else (0.0, 0.0)
+    for spread in ((q3 - q1) / 1.349, float(np.std(finite)) if finite.size else 0.0):
+        if spread > 0:
+            return float(spread)
+    return 1.0
 
 
 def _device_copy(module: GaussianVAE, device: torch.device) -> GaussianVAE:
@@ -374,6 +386,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             self._fit_vae(rows, mask, epoch_ended)
             scores = training_anomaly_scores()
             self.offset_ = self._offset_from(-scores)
+            self.score_scale_ = _robust_spread(scores)
         except BaseException as error:
             for callback in callbacks:
                 callback.on_fit_error(self, error)
@@ -502,12 +515,59 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability that each sample is normal (column 0) and anomalous (column 1).
+
+        The anomaly probability is Phi((s - t) / scale): s is the sample's ``anomaly_score``, t the
+        ``anomaly_threshold_`` and ``scale`` the robust spread of the training scores (their IQR /
+        1.349), Gaussian scaling as in Kriegel et al. (2011). It is 0.5 at the threshold, so it is
+        above 0.5 exactly for the samples ``predict`` flags, and it grows with the score. Without
+        labels it is calibrated to the training scores, not to how often a flagged sample really is
+        an anomaly; with labels, check it (``sklearn.calibration.calibration_curve``) or recalibrate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), float64
+            Rows sum to 1.
+
+        References
+        ----------
+        .. [1] H.-P. Kriegel, P. Kroger, E. Schubert and A. Zimek, "Interpreting and Unifying Outlier
+           Scores", SDM 2011.
+        """
+        outlier = self.probability_of_anomaly(self.anomaly_score(X))
+        return np.column_stack([1.0 - outlier, outlier])
+
+    def probability_of_anomaly(self, anomaly_scores: np.ndarray) -> np.ndarray:
+        """The anomaly probability of ``predict_proba`` for scores already computed.
+
+        Parameters
+        ----------
+        anomaly_scores : ndarray of shape (n_samples,)
+            Scores from ``anomaly_score`` (the ``score_method`` kind).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self, "score_scale_")
+        standardized = (
+            np.asarray(anomaly_scores, dtype=np.float64) - self.anomaly_threshold_
+        ) / self.score_scale_
+        return 0.5 * scipy.special.erfc(-standardized / np.sqrt(2.0))
+
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:
         """Fitted attributes besides the weights, as JSON values; subclasses add their own."""
         attributes: dict[str, Any] = {
             "n_features_in_": int(self.n_features_in_),
             "offset_": float(self.offset_),
+            "score_scale_": float(self.score_scale_),
             "history_": self.history_,
         }
         if hasattr(self, "feature_names_in_"):
@@ -518,6 +578,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """Set what ``_saved_attributes`` wrote; subclasses restore their own too."""
         self.n_features_in_ = attributes["n_features_in_"]
         self.offset_ = attributes["offset_"]
+        self.score_scale_ = attributes["score_scale_"]
         self.history_ = attributes["history_"]
         if "feature_names_in_" in attributes:
             self.feature_names_in_ = np.asarray(attributes["feature_names_in_"], dtype=object)

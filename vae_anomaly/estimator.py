@@ -53,6 +53,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
         ``decision_function`` is ``score_samples - offset_``.
     anomaly_threshold_ : float
         ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
+    score_scale_ : float
+        Robust spread of the training anomaly scores (IQR / 1.349), which ``predict_proba`` scales by.
     history_ : list of dict
         Per-epoch training record: loss, reconstruction, kl, beta, learning_rate, validation_loss.
     n_features_in_ : int

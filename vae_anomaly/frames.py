@@ -15,10 +15,13 @@ from vae_anomaly.bundle import final_detector
 
 ANOMALY_SCORE = "anomaly_score"
 IS_ANOMALY = "is_anomaly"
+ANOMALY_PROBABILITY = "anomaly_probability"
 CONTRIBUTION_PREFIX = "contribution_"
 
 
-def score_frame(model: Any, frame: pd.DataFrame, *, contributions: bool = False) -> pd.DataFrame:
+def score_frame(
+    model: Any, frame: pd.DataFrame, *, contributions: bool = False, probability: bool = False
+) -> pd.DataFrame:
     """Score each row (or timestamp) of ``frame``: anomaly score, flag, and optionally why.
 
     Parameters
@@ -31,13 +34,15 @@ def score_frame(model: Any, frame: pd.DataFrame, *, contributions: bool = False)
         score, from the detector's ``explain``. For a Pipeline the shares of the features its
         preprocessing makes from one input column (e.g. the one-hot levels of ``region``) are added
         up into that column's share.
+    probability : bool, default=False
+        Add ``anomaly_probability``, the detector's ``predict_proba`` of an anomaly.
 
     Returns
     -------
     DataFrame
         Indexed like ``frame``: ``anomaly_score`` (float64, higher = more anomalous) and
         ``is_anomaly`` (bool, the score is above the detector's ``anomaly_threshold_``), then the
-        contributions.
+        probability and the contributions when asked for.
     """
     detector = final_detector(model)
     features = model[:-1].transform(frame) if isinstance(model, Pipeline) else frame
@@ -45,6 +50,8 @@ def score_frame(model: Any, frame: pd.DataFrame, *, contributions: bool = False)
     output = pd.DataFrame(
         {ANOMALY_SCORE: scores, IS_ANOMALY: scores > detector.anomaly_threshold_}, index=frame.index
     )
+    if probability:
+        output[ANOMALY_PROBABILITY] = detector.probability_of_anomaly(scores)
     if contributions:
         shares = detector.explain(features).set_axis(frame.index)
         if isinstance(model, Pipeline):

@@ -15,8 +15,9 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
     """A vae-anomaly detector or Pipeline served through ``mlflow.pyfunc``.
 
     ``predict`` takes a DataFrame and returns ``score_frame``'s table: ``anomaly_score`` and
-    ``is_anomaly`` per row, plus ``contribution_<feature>`` columns when called with
-    ``params={"contributions": True}``. Log it with ``vae_anomaly.tracking.log_model``.
+    ``is_anomaly`` per row, plus ``anomaly_probability`` with ``params={"probability": True}`` and
+    ``contribution_<column>`` columns with ``params={"contributions": True}``. Log it with
+    ``vae_anomaly.tracking.log_model``.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -41,11 +42,17 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
         model_input : DataFrame
             Rows (or a series) with the columns of the input example.
         params : dict or None
-            ``{"contributions": True}`` adds per-feature contribution columns.
+            ``{"contributions": True}`` adds a ``contribution_<column>`` column per input column;
+            ``{"probability": True}`` adds ``anomaly_probability``.
 
         Returns
         -------
         DataFrame
         """
-        contributions = bool((params or {}).get("contributions", False))
-        return score_frame(self.model, model_input, contributions=contributions)
+        options = params or {}
+        return score_frame(
+            self.model,
+            model_input,
+            contributions=bool(options.get("contributions", False)),
+            probability=bool(options.get("probability", False)),
+        )

@@ -127,6 +127,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         Threshold on ``score_samples``: timestamps below it are anomalies.
     anomaly_threshold_ : float
         ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
+    score_scale_ : float
+        Robust spread of the training anomaly scores (IQR / 1.349), which ``predict_proba`` scales by.
     history_ : list of dict
         Per-epoch training record.
     sampling_interval_ : pandas.Timedelta or None

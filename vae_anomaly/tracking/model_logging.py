@@ -43,7 +43,8 @@ def log_model(
     """Log a fitted detector or Pipeline as an MLflow pyfunc model that scores DataFrames.
 
     The logged model's ``predict`` takes a DataFrame and returns ``anomaly_score`` and ``is_anomaly``
-    per row (per timestamp for time series), plus ``contribution_<feature>`` columns when called with
+    per row (per timestamp for time series), plus ``anomaly_probability`` with
+    ``params={"probability": True}`` and ``contribution_<column>`` columns with
     ``params={"contributions": True}``. It is logged "from code": MLflow runs
     ``vae_anomaly/mlflow_model_code.py``, which loads the model from a bundle artifact (JSON,
     safetensors, and skops for a Pipeline's preprocessing) with no pickle. The vae_anomaly source is
@@ -77,7 +78,9 @@ def log_model(
     if not isinstance(input_example, pd.DataFrame):
         raise TypeError(f"input_example must be a pandas DataFrame, got {type(input_example).__name__}.")
     signature = infer_signature(
-        input_example, score_frame(model, input_example), params={"contributions": False}
+        input_example,
+        score_frame(model, input_example),
+        params={"contributions": False, "probability": False},
     )
     with tempfile.TemporaryDirectory() as scratch:
         bundle = save_bundle(model, Path(scratch) / BUNDLE_ARTIFACT)
