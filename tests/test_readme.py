@@ -1,0 +1,62 @@
+"""Every Python block of the README runs as pasted, from a folder like the repository root, and prints
+what the README says it prints."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+# What a block must print, by a line of its code; blocks absent here need only run.
+EXPECTED_OUTPUT = {
+    "print(pd.crosstab(": r"-1\s+\d+\s+53\b",  # "53 of the 80 planted anomalies"
+    "rows flagged, {data.is_anomaly": r"80 rows flagged, 85% of them planted anomalies\n"
+    r"1 of the 60 rows with a missing memory_gb flagged",
+    ".sum())  # 20 missing points": r"\n20\n",
+    "print(registration.version,": r"1 True no champion yet",
+}
+# Blocks for software this project does not install by default; the Spark one is slow too.
+NEEDS = {"from airflow import": "airflow", "from pyspark.sql import": "pyspark"}
+
+
+def _param(number: int, block: str) -> object:
+    first = next(line for line in block.splitlines() if line.startswith(("from ", "import ")))
+    needed = [module for fragment, module in NEEDS.items() if fragment in block]
+    marks = [pytest.mark.slow] if "pyspark" in needed else []
+    return pytest.param(block, needed, marks=marks, id=f"{number}:{first}")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A folder like the repository root: the sample data, and no tracking store yet."""
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "sample_data").symlink_to(ROOT / "sample_data")
+    return folder
+
+
+@pytest.mark.parametrize(("block", "needed"), [_param(n, b) for n, b in enumerate(BLOCKS)])
+def test_readme_block_runs_as_pasted(block, needed, workdir):
+    for module in needed:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}, which this project does not install by default")
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    environment["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", block],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for fragment, pattern in EXPECTED_OUTPUT.items():
+        if fragment in block:
+            assert re.search(pattern, done.stdout), done.stdout
