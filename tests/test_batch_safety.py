@@ -226,3 +226,10 @@ def test_a_value_beyond_float32_in_a_file_is_flagged_not_nan(model_folder, tmp_p
     scored = pd.read_parquet(tmp_path / "out" / "in.parquet")
     assert scored.loc[7, "anomaly_score"] == np.inf and scored.loc[7, "is_anomaly"]
     assert not scored["anomaly_score"].isna().any()
+
+
+def test_a_trusted_pickle_that_fails_to_load_is_one_line_error(data, tmp_path, capsys):
+    (tmp_path / "broken.pkl").write_bytes(b"\x80\x04not a pickle")
+    arguments = ["score", str(tmp_path / "broken.pkl"), str(data), str(tmp_path / "out"), "--trust-pickle"]
+    assert main(arguments) == 2
+    assert "Cannot unpickle" in capsys.readouterr().err

@@ -37,3 +37,19 @@ def test_the_command_line_help_imports_neither_torch_nor_mlflow():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_score_option_has_help(capsys):
+    from vae_anomaly.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    lines = capsys.readouterr().out.split("options:")[1].splitlines()
+    options = [line.split()[0] for line in lines if line.strip().startswith("--")]
+    assert "--drop-columns" in options and "--progress" in options and "--no-progress" in options
+    described = [line for line in lines if line.strip().startswith("--") and len(line.split()) > 2]
+    undescribed = [o for o in options if not any(line.split()[0] == o for line in described)]
+    # An option whose help starts on its own line is followed by an indented description.
+    for option in undescribed:
+        following = lines[[line.split()[0] if line.strip() else "" for line in lines].index(option) + 1]
+        assert following.startswith(" " * 10) and not following.strip().startswith("--"), option

@@ -589,7 +589,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         path : str or PathLike
-            Folder to write; created if absent.
+            Folder to write, atomically: an existing model folder there is replaced only once the new
+            one is complete, and a path holding anything else is refused (``FileExistsError``).
         """
         check_is_fitted(self, "module_")
         params = self.get_params()

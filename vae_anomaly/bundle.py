@@ -76,7 +76,8 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     ----------
     model : fitted VAEAnomalyDetector, TimeSeriesVAEDetector or Pipeline ending in one
     path : str or PathLike
-        Folder to write; created if absent.
+        Folder to write, atomically: an existing model folder there is replaced only once the new one
+        is complete (see ``persistence.write_model_folder``).
 
     Returns
     -------
@@ -87,6 +88,8 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     ------
     TypeError
         If ``model`` is not a detector or a Pipeline ending in one.
+    FileExistsError
+        If ``path`` is a file, or a folder that holds something other than a saved model.
     ValueError
         If a preprocessing step holds a type that :func:`load_bundle` would refuse to load.
     """

@@ -87,7 +87,11 @@ def load_from(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> 
                 f"{path} is a pickle file, and unpickling runs code from it. Pass trust_pickle=True "
                 "(--trust-pickle) only if you trust its origin, or save the model with its save() method."
             )
-        return LoadedModel(_checked_model(joblib.load(path), path), None)
+        try:
+            model = joblib.load(path)
+        except Exception as error:  # unpickling runs the file's code: any error can come out of it
+            raise ValueError(f"Cannot unpickle {path}: {type(error).__name__}: {error}") from error
+        return LoadedModel(_checked_model(model, path), None)
     raise ValueError(
         f"{source} is not a model: expected a saved model folder, a .joblib/.pkl file or an MLflow URI."
     )
@@ -156,6 +160,6 @@ def _load_mlflow(text: str, trust_pickle: bool) -> LoadedModel:
             model = mlflow.sklearn.load_model(str(local))
         else:
             model = getattr(mlflow.pyfunc.load_model(str(local)).unwrap_python_model(), "model", None)
-    except (MlflowException, OSError) as error:
-        raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
+    except Exception as error:  # loading a trusted model runs its code: any error can come out of it
+        raise ValueError(f"Cannot load the MLflow model {text}: {type(error).__name__}: {error}") from error
     return LoadedModel(_checked_model(model, text), types)
