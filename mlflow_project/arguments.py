@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,24 @@ def holdout_fraction(text: str) -> float:
     return value
 
 
-def epochs(text: str) -> int | str:
-    """'auto' or a positive integer."""
+def _auto_or(parse: Callable[[str], int], text: str) -> int | str:
+    """'auto', or what ``parse`` makes of ``text``."""
     if text == "auto":
         return "auto"
     try:
-        return positive_int(text)
+        return parse(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}") from None
+
+
+def epochs(text: str) -> int | str:
+    """'auto' or a positive integer."""
+    return _auto_or(positive_int, text)
+
+
+def window(text: str) -> int | str:
+    """'auto' or a positive integer."""
+    return _auto_or(positive_int, text)
 
 
 def contamination(text: str) -> float | str:

@@ -28,6 +28,7 @@ from arguments import (
     non_negative_int,
     positive_int,
     read_table,
+    window,
 )
 
 
@@ -41,7 +42,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=epochs, default="auto")
     parser.add_argument("--contamination", type=contamination, default="auto")
     parser.add_argument("--latent-dim", type=positive_int, default=8)
-    parser.add_argument("--window", type=positive_int, default=128, help="timeseries window length")
+    parser.add_argument("--window", type=window, default="auto", help="timeseries window length or 'auto'")
     parser.add_argument("--detector-params", type=json_object, default={}, help="JSON of more parameters")
     parser.add_argument("--holdout-fraction", type=holdout_fraction, default=0.2)
     parser.add_argument("--random-state", type=non_negative_int, default=0)
@@ -108,7 +109,7 @@ def main() -> None:
             model = build_model(arguments, table[columns]).fit(training[columns])
         except ValueError as error:  # a bad detector parameter or unusable data: the message says which
             raise SystemExit(f"error: {error}") from None
-        example_rows = arguments.window if arguments.kind == "timeseries" else 5
+        example_rows = model[-1].window_ if arguments.kind == "timeseries" else 5
         info = tracking.log_model(model, "model", input_example=training[columns].head(example_rows))
         validation = validation_labels = None
         if holdout is not None:

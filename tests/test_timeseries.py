@@ -201,6 +201,20 @@ def test_bad_values_are_named(values, message):
         TimeSeriesVAEDetector(window=32, epochs=2).fit(values)
 
 
+@pytest.mark.parametrize(("n_channels", "window"), [(1, 128), (4, 128), (5, 64), (8, 64), (9, 32), (25, 32)])
+def test_auto_window_holds_at_most_512_values(n_channels, window):
+    values = seasonal_series(400, n_channels=max(n_channels, 2))[:, :n_channels]
+    detector = TimeSeriesVAEDetector(epochs=1, random_state=0).fit(values)
+    assert detector.window_ == window
+    assert detector.module_.to_x_mean.out_features == window * n_channels
+
+
+def test_the_chosen_window_is_kept_through_save_load(tmp_path):
+    detector = TimeSeriesVAEDetector(epochs=1, random_state=0).fit(seasonal_series(400, n_channels=8))
+    detector.save(tmp_path / "model")
+    assert TimeSeriesVAEDetector.load(tmp_path / "model").window_ == 64
+
+
 @pytest.mark.parametrize("stride", [33, 100])
 def test_a_stride_longer_than_the_window_is_refused(seasonal, stride):
     with pytest.raises(ValueError, match=f"stride={stride} is larger than window=32"):

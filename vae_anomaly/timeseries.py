@@ -30,6 +30,27 @@ from vae_anomaly.windowing import (
 
 # explain() scores this many windows at a time, so its per-point arrays stay bounded for long series.
 EXPLAIN_CHUNK_WINDOWS = 65536
+# window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
+# values, else the shortest. On the multivariate dev series 32-step windows of 19 and 25 channels beat
+# 128-step ones by far, and on NAB (one channel) 128 beat 64 and 32 (benchmarks/RESULTS.md).
+AUTO_WINDOW_STEPS = (128, 64, 32)
+AUTO_WINDOW_VALUES = 512
+
+
+def auto_window(n_channels: int) -> int:
+    """The window length ``window="auto"`` picks for a series of ``n_channels`` channels.
+
+    Parameters
+    ----------
+    n_channels : int
+
+    Returns
+    -------
+    int
+        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on.
+    """
+    fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
+    return fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
 
 
 class IrregularSamplingWarning(UserWarning):
@@ -96,8 +117,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     Parameters
     ----------
-    window : int, default=128
-        Timestamps per window. Longer windows see more context: on NAB, 128 beat 64 and 32 by far.
+    window : int or "auto", default="auto"
+        Timestamps per window. "auto" picks by the number of channels: 128 for up to 4 channels (on
+        NAB's univariate series 128 beat 64 and 32 by far), 64 for 5 to 8, 32 from 9 on (on the
+        multivariate dev series, where a 128-step window of 25 channels is a 3,200-wide input, 32
+        beat 128 by far): the longest window of at most 512 values. ``window_`` holds the choice.
     stride : int, default=4
         Steps between consecutive windows, in training and scoring, at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores
@@ -115,8 +139,10 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     Attributes
     ----------
+    window_ : int
+        The window length in use: ``window``, or the one "auto" picked.
     module_ : GaussianVAE
-        The trained torch module (CPU, float32), with ``window * n_features_in_`` inputs.
+        The trained torch module (CPU, float32), with ``window_ * n_features_in_`` inputs.
     mean_ : ndarray of shape (n_features_in_,)
         Training mean of each channel, ignoring missing values.
     scale_ : ndarray of shape (n_features_in_,)
@@ -162,7 +188,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     scores_whole_series: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
-        "window": [Interval(Integral, 1, None, closed="left")],
+        "window": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions(set(WINDOW_RULES))],
         "time_column": [None, str],
@@ -171,7 +197,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     def __init__(
         self,
         *,
-        window: int = 128,
+        window: int | Literal["auto"] = "auto",
         stride: int = 4,
         aggregation: WindowRule = "max",
         time_column: str | None = None,
@@ -282,11 +308,6 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     def _validate_series(self, X: Any, *, reset: bool) -> _Series:
         """Split off the timestamps and check them, then the values (``_checked_values``) and length."""
-        if self.stride > self.window:
-            raise ValueError(
-                f"stride={self.stride} is larger than window={self.window}: the timestamps between "
-                "two windows would be in none and get no score. Use a stride of at most the window."
-            )
         if isinstance(X, pd.Series):
             X = X.to_frame()
         n_rows = len(X) if hasattr(X, "__len__") else 0
@@ -302,9 +323,17 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         x = self._checked_values(
             X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
         )
-        if len(x) < self.window:
+        if reset:
+            self.window_ = auto_window(x.shape[1]) if self.window == "auto" else int(self.window)
+        if self.stride > self.window_:
             raise ValueError(
-                f"X has n_samples={len(x)} timestamps, but window={self.window} needs at least {self.window}."
+                f"stride={self.stride} is larger than window={self.window_}: the timestamps between "
+                "two windows would be in none and get no score. Use a stride of at most the window."
+            )
+        if len(x) < self.window_:
+            raise ValueError(
+                f"X has n_samples={len(x)} timestamps, but window={self.window_} needs at least "
+                f"{self.window_}."
             )
         self._report_sampling(index, reset=reset)
         return _Series(x, index, ~np.isnan(x))
@@ -316,9 +345,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     def _windows(self, series: _Series) -> _SeriesWindows:
         """Standardized windows (missing values at the channel mean), their mask, and their starts."""
         standardized, observed = self._standardized(series.values)
-        starts = window_starts(len(series.values), self.window, self.stride)
-        mask = None if observed is None else Windows(observed, self.window, starts)
-        return _SeriesWindows(Windows(standardized, self.window, starts), mask, starts)
+        starts = window_starts(len(series.values), self.window_, self.stride)
+        mask = None if observed is None else Windows(observed, self.window_, starts)
+        return _SeriesWindows(Windows(standardized, self.window_, starts), mask, starts)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -356,7 +385,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             return score_rows(module, rows, self.latent_noise_, mask=mask)
 
     def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
-        return window_scores_to_points(window_scores, starts, self.window, n_timestamps, self.aggregation)
+        return window_scores_to_points(window_scores, starts, self.window_, n_timestamps, self.aggregation)
 
     def _point_scores(self, windows: _SeriesWindows, n_timestamps: int, kind: str) -> np.ndarray:
         return self._to_points(self._select(self._window_scores(windows), kind), windows.starts, n_timestamps)
@@ -445,7 +474,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                     per_feature=True,
                     mask=None if mask is None else mask[chunk],
                 )
-            point_values = scores.feature_parts(self.score_method).reshape(-1, self.window, n_channels)
+            point_values = scores.feature_parts(self.score_method).reshape(-1, self.window_, n_channels)
             chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
             sums += chunk_sums
             counts += chunk_counts
@@ -460,9 +489,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         return {
             **super()._saved_attributes(),
             "sampling_interval_": None if interval is None else str(interval),
+            "window_": int(self.window_),
         }
 
     def _restore_attributes(self, attributes: dict[str, Any]) -> None:
         super()._restore_attributes(attributes)
+        self.window_ = attributes["window_"]
         interval = attributes["sampling_interval_"]
         self.sampling_interval_ = None if interval is None else pd.Timedelta(interval)
