@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
 
@@ -72,3 +73,32 @@ def test_a_series_trains_and_scores_on_cuda(seasonal):
     on_gpu = detector.score_samples(seasonal)
     on_cpu = _on(detector, "cpu").score_samples(seasonal)
     np.testing.assert_allclose(on_gpu, on_cpu, rtol=DEVICE_RTOL)
+
+
+def test_a_cuda_fit_finds_planted_anomalies_as_well_as_a_cpu_fit(planted):
+    # Default settings: epochs="auto" with early stopping, as a user fits.
+    cuda_default = VAEAnomalyDetector(device="cuda", random_state=0).fit(planted[0])
+    cpu_fitted = VAEAnomalyDetector(device="cpu", random_state=0).fit(planted[0])
+    cuda_auc = roc_auc_score(planted[1], -cuda_default.score_samples(planted[0]))
+    assert cuda_auc > 0.99
+    assert cuda_auc >= roc_auc_score(planted[1], -cpu_fitted.score_samples(planted[0])) - 0.01
+
+
+@pytest.mark.parametrize("n_rows", [3, 40, 700])
+def test_cuda_fits_capture_the_step_whatever_the_number_of_steps_per_epoch(planted, n_rows):
+    # 3 rows: one step per epoch, the capture falls in epoch 4; 700 rows: two steps, a padded last batch.
+    detector = VAEAnomalyDetector(
+        device="cuda", epochs=6, batch_size=512, validation_fraction=0, random_state=0
+    )
+    detector.fit(planted[0][:n_rows])
+    losses = [record["loss"] for record in detector.history_]
+    assert len(losses) == 6 and np.isfinite(losses).all()
+    assert np.isfinite(detector.score_samples(planted[0])).all()
+
+
+def test_missing_values_train_on_cuda(planted):
+    x = planted[0].copy()
+    x[::7, 2] = np.nan
+    detector = VAEAnomalyDetector(device="cuda", missing="skip", random_state=0).fit(x)
+    assert np.isfinite(detector.score_samples(x)).all()
+    assert roc_auc_score(planted[1], -detector.score_samples(x)) > 0.99

@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
-from vae_anomaly.model import GaussianVAE
-from vae_anomaly.training import TrainingConfig, epochs_for, resolve_device, train_vae
+from vae_anomaly.graphed_steps import GraphedSteps
+from vae_anomaly.model import GaussianVAE, neg_elbo_terms
+from vae_anomaly.training import (
+    TrainingConfig,
+    batch_size_for,
+    epochs_for,
+    resolve_device,
+    train_vae,
+    training_device,
+)
 
 
 def _config(**overrides) -> TrainingConfig:
@@ -71,6 +80,75 @@ def test_auto_epochs_target_a_step_budget(n_rows, expected):
     assert epochs_for(_config(epochs="auto", batch_size=512), n_rows) == expected
 
 
+@pytest.mark.parametrize(
+    "n_rows,batch,epochs",
+    [
+        (200, 200, 500),
+        (262_144, 512, 10),
+        (262_145, 1024, 10),
+        (2_000_000, 4096, 10),
+        (20_000_000, 65536, 10),
+    ],
+)
+def test_auto_batch_keeps_epochs_within_512_steps(n_rows, batch, epochs):
+    config = _config(epochs="auto", batch_size="auto")
+    assert (batch_size_for(config, n_rows), epochs_for(config, n_rows)) == (batch, epochs)
+
+
+def test_an_explicit_batch_size_is_kept_up_to_the_row_count():
+    assert batch_size_for(_config(batch_size=100), 5_000_000) == 100
+    assert batch_size_for(_config(batch_size=100), 30) == 30
+
+
+def _recording_step(seen: list[torch.Tensor]):
+    def step(rows, mask, noise, beta):
+        seen.append(rows[:, 0].clone())
+        return torch.stack([rows.square().mean(), noise.square().mean(), beta])
+
+    return step
+
+
+def test_buffered_steps_cover_every_row_each_epoch_in_full_batches():
+    # Row i holds the value i, so the batches a step received name the rows it was given.
+    x = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)
+    seen: list[torch.Tensor] = []
+    steps = GraphedSteps(_recording_step(seen), x, None, 4, 2, torch.optim.SGD([torch.zeros(1)], lr=0.1))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    means = steps.run_epoch(order, 0.5, torch.Generator().manual_seed(0))
+    assert [len(batch) for batch in seen] == [4, 4, 4]
+    assert torch.cat(seen).long().tolist() == order.tolist() + order[:2].tolist()
+    assert means[2].item() == 0.5 and 0.3 < means[1].item() < 3.0
+    steps.run_epoch(order.flip(0), 1.0, torch.Generator().manual_seed(1))
+    assert torch.cat(seen[3:]).long().tolist()[:10] == order.flip(0).tolist()
+
+
+def test_buffered_steps_train_a_vae_as_the_plain_loop_does(planted):
+    # The CUDA graph replays these buffered steps; run eagerly here, they must train as well as the loop.
+    x = torch.from_numpy(planted[0].astype(np.float32))
+    module = _module()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+
+    def step(rows, mask, noise, beta):
+        terms = neg_elbo_terms(rows, module(rows, noise), mask)
+        loss = (terms.reconstruction_nll + beta * terms.kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return torch.stack([loss, terms.reconstruction_nll.mean(), terms.kl.mean()]).detach()
+
+    steps = GraphedSteps(step, x, None, 128, 2, optimizer)
+    generator = torch.Generator().manual_seed(0)
+    losses = [steps.run_epoch(torch.randperm(len(x), generator=generator), 1.0, generator)[0].item()]
+    losses += [
+        steps.run_epoch(torch.randperm(len(x), generator=generator), 1.0, generator)[0].item()
+        for _ in range(30)
+    ]
+    with torch.no_grad():
+        terms = neg_elbo_terms(x, module(x, torch.zeros(1)))
+    assert losses[-1] < losses[0] - 5
+    assert roc_auc_score(planted[1], (terms.reconstruction_nll + terms.kl).numpy()) > 0.95
+
+
 def test_verbose_shows_a_progress_bar_with_losses(planted, capsys):
     VAEAnomalyDetector(epochs=3, verbose=1, random_state=0).fit(planted[0])
     err = capsys.readouterr().err
@@ -83,6 +161,12 @@ def test_fit_leaves_the_global_torch_rng_alone(planted):
     torch.manual_seed(123)
     VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_auto_trains_small_sets_on_the_cpu_whatever_the_machine():
+    assert training_device("auto", 999) == torch.device("cpu")
+    assert training_device("auto", 1000) == resolve_device("auto")
+    assert training_device("cpu", 10**6) == torch.device("cpu")
 
 
 def test_auto_device_is_cpu_without_accelerators():

@@ -29,7 +29,7 @@ from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, SampleScores
 from vae_anomaly.threads import choose_threads, torch_threads
-from vae_anomaly.training import TrainingConfig, resolve_device, train_vae
+from vae_anomaly.training import TrainingConfig, batch_size_for, resolve_device, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
 # Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
@@ -93,6 +93,9 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
     Such a value would make its column's scale infinite or its standardized values overflow, so
     training refuses it rather than learn a column it cannot see.
     """
+    # Column extremes first (reductions, no temporary the size of X); the mask only when one is out.
+    if len(x) == 0 or max(np.fmax.reduce(x, axis=0).max(), -np.fmin.reduce(x, axis=0).min()) <= FLOAT32_MAX:
+        return
     with np.errstate(invalid="ignore"):
         bad = np.abs(x) > FLOAT32_MAX
     if bad.any():
@@ -102,6 +105,9 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
             "those columns first (e.g. other units or a log transform) or drop the rows."
         )
 
+
+# Rows standardized at a time: float64 temporaries of this many rows stay in cache.
+STANDARDIZE_BLOCK_ROWS = 16_384
 
 # Copies of fitted modules on a scoring device, kept as long as the module lives. They are kept outside
 # the detector, so that scoring leaves it unchanged and a pickle of it never holds a GPU tensor.
@@ -160,8 +166,11 @@ SHARED_PARAMETERS_DOC = """\
         Maximum number of passes over the training samples (rows; windows for a series). "auto"
         trains for about 1,250 optimiser steps: ceil(1250 / batches per epoch) epochs, at least 10
         and at most 500.
-    batch_size : int, default=512
-        Samples per optimisation step; smaller training sets use one batch of all samples.
+    batch_size : int or "auto", default="auto"
+        Samples per optimisation step; smaller training sets use one batch of all samples. ``"auto"``
+        takes 512, or for more than 262,144 training samples the smallest power of two that keeps an
+        epoch within 512 steps (4,096 for 2M samples): on a GPU a step of 512 rows costs about as much
+        as one of 8,192, so big tables train in fewer, larger steps. The learning rate is not scaled.
     learning_rate : float, default=1e-2
         Initial AdamW learning rate; it decays along a cosine to zero over the planned epochs.
     weight_decay : float, default=1e-5
@@ -183,16 +192,18 @@ SHARED_PARAMETERS_DOC = """\
         A float flags that fraction of them; "auto" flags those whose anomaly score lies above
         Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
     device : str, default="auto"
-        Training device: "auto" picks CUDA, then MPS, then CPU; or any torch device string. CUDA
-        trains under bf16 autocast. The fitted model is kept and pickled on the CPU in float32;
+        Training device: "auto" picks CUDA, then MPS, then CPU, except that fewer than 1,000 training
+        samples train on the CPU (an epoch of one small batch costs a GPU more in launches than in
+        arithmetic); or any torch device string. CUDA trains under bf16 autocast, each step replayed
+        from a captured CUDA graph. The fitted model is kept and pickled on the CPU in float32;
         ``scoring_device`` says where it scores.
     scoring_device : str, default="auto"
         Device of the forward passes that score (``score_samples``, ``predict``, ``explain``, the
-        MLflow model, ``vae-anomaly score``): "auto" picks CUDA, then MPS, then CPU, as ``device``
-        does; or any torch device string. The fitted model itself stays on the CPU, so it pickles and
-        loads anywhere; a copy goes to the scoring device when first needed. On CUDA every batch is
-        padded to one shape, so scores do not depend on batching there either; on any device they
-        agree with the CPU's to float32 rounding.
+        MLflow model, ``vae-anomaly score``): "auto" picks CUDA, then MPS, then CPU, whatever the
+        number of rows; or any torch device string. The fitted model itself stays on the CPU, so it
+        pickles and loads anywhere; a copy goes to the scoring device when first needed. On CUDA
+        every batch is padded to one shape, so scores do not depend on batching there either; on any
+        device they agree with the CPU's to float32 rounding.
     n_threads : int or "auto", default="auto"
         Torch CPU threads for training and scoring. "auto" gives one thread to a model whose batch
         pass takes under 1G multiply-adds (the defaults, up to 7,000-wide windows), which does not
@@ -234,7 +245,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "epochs": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -265,7 +276,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         beta: float = 1.0,
         kl_warmup_epochs: int = 10,
         epochs: int | Literal["auto"] = "auto",
-        batch_size: int = 512,
+        batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         validation_fraction: float = 0.1,
@@ -326,16 +337,22 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if not seen.all():
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
             raise ValueError(f"{noun} {empty} have no observed values in X; drop them or fill them.")
-        self.mean_ = np.nanmean(x, axis=0)
-        scale = np.nanstd(x, axis=0)
+        # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
+        complete = not np.isnan(x).any()
+        self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
+        scale = x.std(axis=0) if complete else np.nanstd(x, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
 
     def _standardized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """X standardized in float32, missing values at the column mean (0), and the observed-value
         mask as float32 (None when nothing is missing), as training and scoring take them."""
+        rows = np.empty(x.shape, dtype=np.float32)
         observed = ~np.isnan(x)
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
-            rows = np.where(observed, (x - self.mean_) / self.scale_, 0.0).astype(np.float32)
+        # In blocks of rows, so that the float64 temporaries stay small and in cache.
+        for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
+            block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
+            with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
+                rows[block] = np.where(observed[block], (x[block] - self.mean_) / self.scale_, 0.0)
         return rows, None if observed.all() else observed.astype(np.float32)
 
     def _check_column_order(self, X: Any) -> None:
@@ -402,7 +419,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
         config = TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
-        work = min(self.batch_size, len(rows)) * module.multiply_adds_per_row()
+        work = batch_size_for(config, len(rows)) * module.multiply_adds_per_row()
         with torch_threads(choose_threads(self.n_threads, work)):
             self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
         self.module_ = module.to(self._module_dtype)

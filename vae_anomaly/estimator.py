@@ -94,7 +94,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         beta: float = 1.0,
         kl_warmup_epochs: int = 10,
         epochs: int | Literal["auto"] = "auto",
-        batch_size: int = 512,
+        batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         validation_fraction: float = 0.1,
@@ -168,7 +168,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
         self._fit_scaling(x, "Columns")
         rows, observed = self._standardized(x)
         self._fit_and_threshold(
-            X, rows, observed, lambda: self._select(self._score_validated(x), self.score_method)
+            X,
+            rows,
+            observed,
+            lambda: self._select(self._score_standardized(rows, observed), self.score_method),
         )
         return self
 
@@ -178,7 +181,11 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return self._score_validated(self._validate_input(X, reset=False), per_feature)
 
     def _score_validated(self, x: np.ndarray, per_feature: bool = False) -> SampleScores:
-        rows, observed = self._standardized(x)
+        return self._score_standardized(*self._standardized(x), per_feature)
+
+    def _score_standardized(
+        self, rows: np.ndarray, observed: np.ndarray | None, per_feature: bool = False
+    ) -> SampleScores:
         with self._scoring_module() as module:
             return score_rows(module, rows, self.latent_noise_, per_feature, mask=observed)
 

@@ -206,7 +206,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         beta: float = 1.0,
         kl_warmup_epochs: int = 10,
         epochs: int | Literal["auto"] = "auto",
-        batch_size: int = 512,
+        batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         validation_fraction: float = 0.1,

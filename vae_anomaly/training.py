@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
 
 # Norm at which gradients are clipped: keeps one bad minibatch from throwing the weights away.
@@ -22,7 +24,16 @@ MIN_VALIDATION_ROWS = 16
 # need few passes, small ones many, and a fixed step budget bounds the cost of either.
 AUTO_TARGET_STEPS = 1250
 AUTO_EPOCH_RANGE = (10, 500)
+# batch_size="auto" takes AUTO_BATCH_ROWS rows per step, or for big tables the smallest power of two that
+# keeps an epoch within AUTO_MAX_STEPS_PER_EPOCH steps: on a GPU a step costs about the same at 512 rows
+# as at 8,192, so the step count, not the row count, sets the training time.
+AUTO_BATCH_ROWS = 512
+AUTO_MAX_STEPS_PER_EPOCH = 512
 VALIDATION_BATCH_ROWS = 8192
+# device="auto" trains sets of fewer rows than this on the CPU: an epoch of one small batch costs a GPU
+# more in launches and synchronisations than in arithmetic (ADBench sets of 150-350 rows trained up to
+# 2x slower on an H200 than on its CPU; see benchmarks/RESULTS.md).
+AUTO_GPU_MIN_ROWS = 1000
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -34,7 +45,7 @@ class TrainingConfig:
     """Settings of one training run; see the estimators for their meaning and defaults."""
 
     epochs: int | Literal["auto"]
-    batch_size: int
+    batch_size: int | Literal["auto"]
     learning_rate: float
     beta: float
     kl_warmup_epochs: int
@@ -84,6 +95,14 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def training_device(device: str, n_rows: int) -> torch.device:
+    """The device that trains ``n_rows`` rows: :func:`resolve_device`, but the CPU for ``"auto"`` and
+    fewer than ``AUTO_GPU_MIN_ROWS`` rows."""
+    if device == "auto" and n_rows < AUTO_GPU_MIN_ROWS:
+        return torch.device("cpu")
+    return resolve_device(device)
+
+
 def _split_rows(
     n_rows: int, validation_fraction: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -94,11 +113,20 @@ def _split_rows(
     return order[n_validation:], order[:n_validation]
 
 
+def batch_size_for(config: TrainingConfig, n_train_rows: int) -> int:
+    """Rows per step: ``config.batch_size``, or the ``"auto"`` rule for ``n_train_rows``; at most all rows."""
+    if config.batch_size != "auto":
+        return min(config.batch_size, n_train_rows)
+    rows_per_step = math.ceil(n_train_rows / AUTO_MAX_STEPS_PER_EPOCH)
+    power_of_two = 1 << max(rows_per_step - 1, 0).bit_length()
+    return min(max(AUTO_BATCH_ROWS, power_of_two), n_train_rows)
+
+
 def epochs_for(config: TrainingConfig, n_train_rows: int) -> int:
     """Number of epochs to run: ``config.epochs``, or the ``"auto"`` rule for ``n_train_rows``."""
     if config.epochs != "auto":
         return config.epochs
-    batches_per_epoch = math.ceil(n_train_rows / min(config.batch_size, n_train_rows))
+    batches_per_epoch = math.ceil(n_train_rows / batch_size_for(config, n_train_rows))
     return min(
         max(math.ceil(AUTO_TARGET_STEPS / batches_per_epoch), AUTO_EPOCH_RANGE[0]),
         AUTO_EPOCH_RANGE[1],
@@ -195,7 +223,7 @@ def _train_step(
     batch: torch.Tensor,
     mask: torch.Tensor | None,
     noise: torch.Tensor,
-    beta: float,
+    beta: float | torch.Tensor,
     autocast: torch.autocast,
 ) -> torch.Tensor:
     """One optimiser step on a minibatch; returns its loss, reconstruction and KL means, detached."""
@@ -235,6 +263,70 @@ def _run_epoch(
             batch
         )
     return (sums / len(train.x)).tolist()
+
+
+def _optimizer_for(module: GaussianVAE, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW for ``module``; on CUDA capturable, its rate a device tensor, so a CUDA graph can replay it."""
+    if device.type == "cuda":
+        return torch.optim.AdamW(
+            module.parameters(),
+            lr=torch.tensor(config.learning_rate, device=device),
+            weight_decay=config.weight_decay,
+            fused=True,
+            capturable=True,
+        )
+    return torch.optim.AdamW(
+        module.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.type == "cpu",
+    )
+
+
+def _epoch_runner(
+    module: GaussianVAE,
+    optimizer: torch.optim.Optimizer,
+    train: _Rows,
+    batch_size: int,
+    generators: tuple[torch.Generator, torch.Generator],
+) -> Callable[[float], list[float]]:
+    """A function that trains one epoch at a given beta and returns its mean loss, reconstruction and KL.
+
+    On CUDA the steps replay one captured graph (see ``graphed_steps``) under bf16 autocast; elsewhere
+    each minibatch is a plain eager step.
+    """
+    device = train.x.device
+    # The autocast cache must stay off where the step is captured: cached casts would outlive the graph.
+    autocast = torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False
+    )
+    if device.type != "cuda":
+        return functools.partial(
+            _run_epoch,
+            module,
+            optimizer,
+            train,
+            batch_size=batch_size,
+            generators=generators,
+            autocast=autocast,
+        )
+    noise_generator = generators[1]
+    steps = GraphedSteps(
+        functools.partial(_train_step, module, optimizer, autocast=autocast),
+        train.x,
+        train.mask,
+        batch_size,
+        module.to_z_mean.out_features,
+        optimizer,
+    )
+
+    def run_graphed_epoch(beta: float) -> list[float]:
+        module.train()
+        # Shuffled on the device: a CPU permutation of millions of rows costs more than the epoch.
+        order = torch.randperm(len(train.x), generator=noise_generator, device=device)
+        return steps.run_epoch(order, beta, noise_generator).tolist()
+
+    return run_graphed_epoch
 
 
 def train_vae(
@@ -279,18 +371,12 @@ def train_vae(
     TrainingDivergedError
         If the loss becomes NaN or infinite.
     """
-    device = resolve_device(config.device)
+    device = training_device(config.device, len(x))
     generators = (torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed))
     train, validation = _rows_on_device(x, mask, config, generators[0], device)
     module.to(device)
-    optimizer = torch.optim.AdamW(
-        module.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=device.type in ("cpu", "cuda"),
-    )
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    batch_size = min(config.batch_size, len(train.x))
+    optimizer = _optimizer_for(module, config, device)
+    run_epoch = _epoch_runner(module, optimizer, train, batch_size_for(config, len(train.x)), generators)
     n_epochs = epochs_for(config, len(train.x))
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
@@ -299,14 +385,14 @@ def train_vae(
     progress = tqdm(range(n_epochs), desc="VAE", unit="epoch", disable=not config.verbose)
     for epoch in progress:
         beta = _beta_at(epoch, config)
-        means = _run_epoch(module, optimizer, train, beta, batch_size, generators, autocast)
+        means = run_epoch(beta)
         if not np.isfinite(means).all():
             raise TrainingDivergedError(
                 f"Training diverged in epoch {epoch + 1}: the loss is {means[0]}. "
                 f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
             )
         record = {"epoch": epoch + 1, "loss": means[0], "reconstruction": means[1], "kl": means[2]}
-        record.update(beta=beta, learning_rate=schedule.get_last_lr()[0])
+        record.update(beta=beta, learning_rate=float(schedule.get_last_lr()[0]))
         schedule.step()
         if validation is not None:
             module.eval()
