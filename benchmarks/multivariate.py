@@ -35,6 +35,7 @@ import pandas as pd
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
+from vae_anomaly.timeseries import auto_window
 from vae_anomaly.windowing import Windows, window_scores_to_points, window_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multivariate"
@@ -115,7 +116,7 @@ def vae(params: dict) -> Callable[[np.ndarray, int], np.ndarray]:
 
     def score(values: np.ndarray, n_train: int) -> np.ndarray:
         detector = TimeSeriesVAEDetector(random_state=SEED, **params)
-        window = detector.window
+        window = auto_window(values.shape[1]) if detector.window == "auto" else detector.window
         if n_train < window:  # a series too short to train on at this window: no score
             raise ValueError(f"{n_train} training rows, fewer than window={window}")
         detector.fit(values[:n_train])

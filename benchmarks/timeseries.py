@@ -1,10 +1,15 @@
-"""Time-series benchmark: TimeSeriesVAEDetector beside IForest, PyOD's VAE and a rolling z-score on NAB.
+"""Time-series benchmark: TimeSeriesVAEDetector beside Sub-PCA, KNN, IForest, PyOD's VAE and a rolling
+z-score on NAB.
 
 Every labelled series in ../shared/data/nab/**.parquet (columns timestamp, value, label): fit on the first
 30%, score the whole series, report metrics on the remaining 70%. Series whose last 70% holds no labelled
-anomaly are skipped (no metric is defined there). IForest and PyOD's VAE see the same windows as the
-detector (its ``window`` and ``stride``) and map window scores to timestamps by the same rule. The rolling
-z-score scores x[t] against the mean and standard deviation of the ``window`` points before it.
+anomaly are skipped (no metric is defined there). The window baselines see the same windows as the
+detector (its ``window`` and ``stride``) and map window scores to timestamps by the same rule:
+``sub_pca`` scores a window by its squared reconstruction error from the principal components that
+explain 95% of the training windows' variance (TSB-AD's univariate leader, Sub-PCA, is PCA on
+subsequences); ``knn_window`` is PyOD's KNN (distance to the 5th nearest training window);
+``iforest`` is PyOD's IForest and ``pyod_vae`` PyOD's VAE. The rolling z-score scores x[t] against the
+mean and standard deviation of the ``window`` points before it.
 
 Then scoring speed: a univariate synthetic series of --speed-points timestamps, scored by a detector
 fitted on its first 20,000 points, in timestamps per second (median of three runs).
@@ -22,14 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
+from vae_anomaly.timeseries import auto_window
 from vae_anomaly.windowing import Windows, window_scores_to_points, window_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 TRAIN_SHARE = 0.3
 SEED = 0
+SUB_PCA_VARIANCE = 0.95
 METRICS = ("vus_pr", "pr_auc", "roc_auc", "vus_roc", "best_f1", "point_adjusted_f1")
 
 
@@ -55,7 +63,7 @@ def _baseline_scores(
 ) -> np.ndarray:
     """Anomaly scores of a window baseline (fitted on the training windows) or of the rolling z-score."""
     values = series["value"].to_numpy()
-    window = detector.window
+    window = auto_window(1) if detector.window == "auto" else detector.window
     if name == "rolling_zscore":
         past = pd.Series(values).shift(1).rolling(window, min_periods=2)
         scale = past.std().to_numpy()
@@ -64,10 +72,18 @@ def _baseline_scores(
     mean, scale = values[:n_train].mean(), values[:n_train].std() or 1.0
     train_rows, _ = _window_rows(values[:n_train], window, detector.stride, mean, scale)
     rows, starts = _window_rows(values, window, detector.stride, mean, scale)
+    if name == "sub_pca":
+        pca = PCA(n_components=SUB_PCA_VARIANCE, svd_solver="full").fit(train_rows)
+        scores = np.square(rows - pca.inverse_transform(pca.transform(rows))).sum(axis=1)
+        return window_scores_to_points(scores, starts, window, len(values), detector.aggregation)
     if name == "iforest":
         from pyod.models.iforest import IForest
 
         model = IForest(random_state=SEED)
+    elif name == "knn_window":
+        from pyod.models.knn import KNN
+
+        model = KNN()
     else:
         from pyod.models.vae import VAE
 
@@ -129,7 +145,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--methods", default="vae,iforest,pyod_vae,rolling_zscore")
+    parser.add_argument("--methods", default="vae,sub_pca,knn_window,iforest,pyod_vae,rolling_zscore")
     parser.add_argument("--vae-params", default="{}", help="JSON of TimeSeriesVAEDetector parameters")
     parser.add_argument("--speed-points", type=int, default=2_000_000, help="0 skips the speed run")
     parser.add_argument("--csv", type=Path, help="also write the per-series results here")

@@ -1,0 +1,72 @@
+"""The benchmark scripts run end to end on tiny data shaped like ../shared/data, with every cheap method.
+
+They are not timed here: this catches a script that a change of the package broke (as window="auto"
+once broke the window baselines) before a benchmark run of many minutes does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_VAE = '{"epochs": 2}'
+
+
+def _run(script: str, *arguments: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *arguments, "--vae-params", QUICK_VAE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _series(n_rows: int, n_channels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_rows)[:, None]
+    values = np.sin(2 * np.pi * t / 40 + np.arange(n_channels)) + 0.1 * rng.normal(size=(n_rows, n_channels))
+    labels = np.zeros(n_rows, dtype=int)
+    labels[-150:-130] = 1
+    values[-150:-130] += 3.0
+    return values, labels
+
+
+def test_the_multivariate_benchmark_runs(tmp_path):
+    for name, seed in (("smap_A-1", 0), ("omi-1", 1), ("skab_valve1_0", 2)):
+        values, labels = _series(700, 3, seed)
+        frame = pd.DataFrame(values, columns=["a", "b", "c"])
+        frame.insert(0, "timestamp", pd.date_range("2026-01-01", periods=len(frame), freq="min"))
+        frame["label"] = labels
+        frame["split"] = np.where(np.arange(len(frame)) < 300, "train", "test")
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    methods = "vae,pca_point,pca_window,knn_window,iforest_window,iforest_point"
+    output = _run("multivariate.py", "--data", str(tmp_path), "--methods", methods)
+    assert output.count("overall") >= 6 and "## even half" in output
+
+
+def test_the_nab_benchmark_runs(tmp_path):
+    values, labels = _series(1000, 1, 0)
+    frame = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=1000, freq="5min")})
+    frame["value"], frame["label"] = values[:, 0], labels
+    frame.to_parquet(tmp_path / "toy.parquet")
+    methods = "vae,sub_pca,knn_window,iforest,rolling_zscore"
+    output = _run("timeseries.py", "--data", str(tmp_path), "--methods", methods, "--speed-points", "0")
+    assert all(f"| {method}" in output for method in methods.split(","))
+
+
+def test_the_tabular_benchmark_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = np.zeros(400, dtype=int)
+    y[:20] = 1
+    x[:20] += 4.0
+    np.savez(tmp_path / "1_toy.npz", X=x, y=y)
+    output = _run("tabular.py", "--data", str(tmp_path), "--methods", "vae,iforest,ecod")
+    assert "## unsupervised" in output and "## novelty" in output
