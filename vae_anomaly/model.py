@@ -151,7 +151,9 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     dtype = torch.promote_types(x.dtype, torch.float32)
     x_mean, x_log_var = output.x_mean.to(dtype), output.x_log_var.to(dtype)
     z_mean, z_log_var = output.z_mean.to(dtype), output.z_log_var.to(dtype)
-    squared_error = (x.to(dtype) - x_mean).square()
+    squared_error = x.to(dtype) - x_mean
+    # In place where no gradient is taken (scoring): a second array the size of x costs page faults.
+    squared_error = squared_error.square() if torch.is_grad_enabled() else squared_error.square_()
     log_normalizer = 0.5 * (x_log_var + _LOG_2PI)
     if mask is None:
         normalizer = log_normalizer.sum()
