@@ -21,6 +21,7 @@ _EXPORTS = {
     "BatchSummary": "vae_anomaly.batch.run",
     "OutputBusyError": "vae_anomaly.batch.files",
     "SchemaError": "vae_anomaly.batch.schema",
+    "ScoringModel": "vae_anomaly.batch.model",
     "load_scoring_model": "vae_anomaly.batch.model",
     "prepare_model": "vae_anomaly.batch.model",
     "score_parquet": "vae_anomaly.batch.run",
@@ -32,6 +33,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "BatchSummary",
     "OutputBusyError",
     "SchemaError",
+    "ScoringModel",
     "load_scoring_model",
     "prepare_model",
     "score_parquet",
@@ -39,6 +41,6 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
     from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS, OutputBusyError
-    from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
+    from vae_anomaly.batch.model import BatchModel, ScoringModel, load_scoring_model, prepare_model
     from vae_anomaly.batch.run import BatchSummary, score_parquet
     from vae_anomaly.batch.schema import SchemaError

@@ -37,6 +37,10 @@ class BatchModel:
     whole_files: bool
 
 
+# The class's name until the batch package was split up; kept so that existing imports still work.
+ScoringModel = BatchModel
+
+
 _SIGNATURE_KINDS = {
     "double": "numeric",
     "float": "numeric",
