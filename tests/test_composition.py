@@ -50,6 +50,18 @@ def test_scorers_orient_labels_as_one_is_anomaly(planted):
     assert anomaly_roc_auc_scorer(detector, x, 1 - y) < 0.05
 
 
+def test_scorers_rank_a_value_beyond_float32_as_the_most_anomalous(planted):
+    x, y = planted
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(x)
+    beyond, labels = x.copy(), y.copy()
+    beyond[0, 3], labels[0] = 1e39, 1  # score_samples gives -inf there
+    assert detector.score_samples(beyond)[0] == -np.inf
+    normal_only = labels == 0
+    normal_only[0] = True
+    assert anomaly_roc_auc_scorer(detector, beyond[normal_only], labels[normal_only]) == 1.0
+    assert anomaly_average_precision_scorer(detector, beyond[normal_only], labels[normal_only]) == 1.0
+
+
 def test_grid_search_picks_the_better_model_with_the_anomaly_scorer(planted):
     x, y = planted
     search = GridSearchCV(

@@ -14,7 +14,8 @@ from sklearn.metrics import (
 
 
 def _anomaly_scores(estimator: Any, X: Any) -> np.ndarray:
-    # score_samples is higher for normal rows; labels are 1 for anomalies, so the score is negated.
+    # score_samples is higher for normal rows; labels are 1 for anomalies, so the score is negated. A row
+    # beyond what the model can represent scores -inf there, +inf here: the scorers rank it first.
     return -np.asarray(estimator.score_samples(X), dtype=np.float64)
 
 
@@ -38,7 +39,7 @@ def anomaly_roc_auc_scorer(estimator: Any, X: Any, y: Any) -> float:
     -------
     float
     """
-    return float(roc_auc_score(y, _anomaly_scores(estimator, X)))
+    return float(roc_auc_score(*_checked_labels(y, _anomaly_scores(estimator, X))))
 
 
 def anomaly_average_precision_scorer(estimator: Any, X: Any, y: Any) -> float:
@@ -57,7 +58,7 @@ def anomaly_average_precision_scorer(estimator: Any, X: Any, y: Any) -> float:
     -------
     float
     """
-    return float(average_precision_score(y, _anomaly_scores(estimator, X)))
+    return float(average_precision_score(*_checked_labels(y, _anomaly_scores(estimator, X))))
 
 
 def check_anomaly_labels(y_true: Any, n_samples: int | None = None) -> np.ndarray:
