@@ -340,9 +340,11 @@ def train_vae(
     """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
 
     The learning rate starts at ``config.learning_rate`` and decays along a cosine to zero over the
-    planned epochs. The whole array is moved to the device once; on CUDA the forward pass runs under
-    bf16 autocast. With a validation split the weights of the epoch with the lowest validation loss
-    are restored. The module is returned to the CPU when training ends.
+    planned epochs. The whole array is moved to the device once (see :func:`training_device`); on
+    CUDA the forward pass runs under bf16 autocast and each step replays one captured CUDA graph,
+    with no host synchronisation inside an epoch. With a validation split the weights of the epoch
+    with the lowest validation loss are restored. The module is returned to the CPU when training
+    ends.
 
     Parameters
     ----------
