@@ -352,13 +352,19 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """X standardized in float32, missing values at the column mean (0), and the observed-value
         mask as float32 (None when nothing is missing), as training and scoring take them."""
         rows = np.empty(x.shape, dtype=np.float32)
-        observed = ~np.isnan(x)
+        # A finite sum rules out NaN in one pass; only otherwise is the mask computed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            observed = None if np.isfinite(np.add.reduce(x, axis=None)) else ~np.isnan(x)
         # In blocks of rows, so that the float64 temporaries stay small and in cache.
         for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
             block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
             with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
-                rows[block] = np.where(observed[block], (x[block] - self.mean_) / self.scale_, 0.0)
-        return rows, None if observed.all() else observed.astype(np.float32)
+                values = x[block] - self.mean_
+                values /= self.scale_
+                if observed is not None:
+                    values[~observed[block]] = 0.0
+                rows[block] = values
+        return rows, None if observed is None or observed.all() else observed.astype(np.float32)
 
     def _check_column_order(self, X: Any) -> None:
         """Name the columns of a DataFrame that has the fitted columns in another order."""
