@@ -71,13 +71,19 @@ def _listed_columns(bad: np.ndarray, feature_names: np.ndarray | None, describe:
     return "; ".join(problems)
 
 
+def surely_finite(x: np.ndarray) -> bool:
+    """True when a summing pass shows no NaN or inf in ``x``: one pass, no temporary the size of X.
+
+    False means "check exactly": a NaN, an inf, or finite values whose sum overflows.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(x, axis=None)))
+
+
 def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str) -> None:
     """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first row."""
-    # A finite sum means no NaN or inf anywhere, in one pass with no temporary the size of X; an
-    # infinite one (a NaN, an inf, or finite values that overflow in the sum) takes the exact check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(x, axis=None)):
-            return
+    if surely_finite(x):
+        return
     bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
     if not bad.any():
         return
@@ -338,12 +344,12 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _fit_scaling(self, x: np.ndarray, noun: str) -> None:
         """Set ``mean_`` and ``scale_`` from each column's observed values (NaN is missing); a column
         with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
-        seen = ~np.isnan(x).all(axis=0)
+        # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
+        complete = surely_finite(x) or not np.isnan(x).any()
+        seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
         if not seen.all():
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
             raise ValueError(f"{noun} {empty} have no observed values in X; drop them or fill them.")
-        # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
-        complete = not np.isnan(x).any()
         self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
         scale = x.std(axis=0) if complete else np.nanstd(x, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
@@ -352,9 +358,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """X standardized in float32, missing values at the column mean (0), and the observed-value
         mask as float32 (None when nothing is missing), as training and scoring take them."""
         rows = np.empty(x.shape, dtype=np.float32)
-        # A finite sum rules out NaN in one pass; only otherwise is the mask computed.
-        with np.errstate(over="ignore", invalid="ignore"):
-            observed = None if np.isfinite(np.add.reduce(x, axis=None)) else ~np.isnan(x)
+        observed = None if surely_finite(x) else ~np.isnan(x)
         # In blocks of rows, so that the float64 temporaries stay small and in cache.
         for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
             block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
