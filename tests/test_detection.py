@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
-from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly import VAEAnomalyDetector, scoring
+from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,22 @@ def test_score_method_picks_the_score_behind_score_samples(planted):
     np.testing.assert_array_equal(
         detector.score_samples(x), -detector.anomaly_score(x, kind="reconstruction")
     )
+
+
+def test_cpu_scoring_batches_are_sized_by_their_bytes():
+    cpu = torch.device("cpu")
+    assert scoring_batch_rows(32, cpu) == SCORING_BATCH_ROWS
+    assert scoring_batch_rows(800, cpu) == 1024  # 4 MiB of float32: 1,310 rows, down to a power of two
+    assert scoring_batch_rows(10**7, cpu) == 1
+    assert scoring_batch_rows(800, torch.device("cuda")) == SCORING_BATCH_ROWS  # padded to one shape
+
+
+def test_scores_do_not_depend_on_the_scoring_batch(fitted, planted, monkeypatch):
+    x, _ = planted
+    whole = fitted.anomaly_score(x)
+    monkeypatch.setattr(scoring, "CPU_SCORING_BATCH_BYTES", 4 * x.shape[1] * 7)
+    assert scoring_batch_rows(x.shape[1], torch.device("cpu")) == 4
+    np.testing.assert_allclose(fitted.anomaly_score(x), whole, rtol=1e-6)
 
 
 def test_unknown_score_kind_is_rejected(fitted, planted):

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
-from vae_anomaly.scoring import SCORING_BATCH_ROWS, SampleScores
+from vae_anomaly.scoring import SampleScores, scoring_batch_rows
 from vae_anomaly.threads import choose_threads, torch_threads
 from vae_anomaly.training import TrainingConfig, batch_size_for, resolve_device, train_vae
 
@@ -485,7 +485,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """The fitted module on the scoring device (``scoring_device``), with torch's threads set."""
         device = resolve_device(self.scoring_device)
         module = self.module_ if device.type == "cpu" else _device_copy(self.module_, device)
-        work = SCORING_BATCH_ROWS * self.module_.multiply_adds_per_row()
+        work = scoring_batch_rows(self.module_.n_features, device) * self.module_.multiply_adds_per_row()
         with torch_threads(choose_threads(self.n_threads, work)):
             yield module
 

@@ -106,6 +106,11 @@ class GaussianVAE(nn.Module):
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         nn.init.zeros_(self.x_log_var_raw)
 
+    @property
+    def n_features(self) -> int:
+        """Width of the input (and of the reconstruction)."""
+        return self.x_log_var_raw.numel()
+
     def multiply_adds_per_row(self) -> int:
         """Multiply-adds of one forward pass for one row: the weights of its linear layers."""
         return sum(m.in_features * m.out_features for m in self.modules() if isinstance(m, nn.Linear))

@@ -10,6 +10,11 @@ import torch
 from vae_anomaly.model import GaussianVAE, VAEOutput, kl_divergence, neg_elbo_terms
 
 SCORING_BATCH_ROWS = 8192
+# On the CPU a scoring batch holds at most this many bytes of float32 input (a power of two of rows, at
+# most SCORING_BATCH_ROWS): the batch's temporaries of the same size (reconstruction, squared error)
+# then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
+# batch. A 25-channel series in 32-step windows scores 1.35x faster (benchmarks/RESULTS.md, issue 14).
+CPU_SCORING_BATCH_BYTES = 4 * 2**20
 # The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
 SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 # Integrated gradients of the KL term use this many points between the training mean and the row.
@@ -68,6 +73,28 @@ class SampleScores(NamedTuple):
         return self.feature_nll + self.feature_kl if kind == "elbo" else self.feature_squared_error
 
 
+def scoring_batch_rows(n_features: int, device: torch.device) -> int:
+    """Rows per batch of ``score_rows`` for ``n_features``-wide input on ``device``.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of a row.
+    device : torch.device
+        Where the module runs.
+
+    Returns
+    -------
+    int
+        ``SCORING_BATCH_ROWS`` on CUDA (every batch is padded to it); elsewhere the largest power of
+        two of rows within ``CPU_SCORING_BATCH_BYTES``, at most ``SCORING_BATCH_ROWS``.
+    """
+    if device.type == "cuda":
+        return SCORING_BATCH_ROWS
+    fitting = max(1, CPU_SCORING_BATCH_BYTES // (4 * max(1, n_features)))
+    return min(SCORING_BATCH_ROWS, 1 << (fitting.bit_length() - 1))
+
+
 class RowSource(Protocol):
     """Rows that can be read a slice at a time, e.g. an ndarray or windows cut from a series on demand."""
 
@@ -92,7 +119,7 @@ def score_rows(
         Trained model; it is run on its own device and dtype. On CUDA every batch is padded to
         ``SCORING_BATCH_ROWS`` rows, so scores stay independent of batching there too.
     x : ndarray of shape (n_samples, n_features) or RowSource
-        Standardized rows; read ``SCORING_BATCH_ROWS`` at a time, so a RowSource that builds rows on
+        Standardized rows; read ``scoring_batch_rows`` at a time, so a RowSource that builds rows on
         demand is never held in memory whole.
     latent_noise : ndarray of shape (n_draws, latent_dim) or None
         None scores at the posterior mean z = mu. Otherwise each row's terms are averaged over
@@ -123,8 +150,9 @@ def score_rows(
         else torch.as_tensor(latent_noise, dtype=dtype, device=device)
     )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in _PARTS}
-    for start in range(0, len(x), SCORING_BATCH_ROWS):
-        rows = slice(start, start + SCORING_BATCH_ROWS)
+    batch_rows = scoring_batch_rows(module.n_features, device)
+    for start in range(0, len(x), batch_rows):
+        rows = slice(start, start + batch_rows)
         values = np.asarray(x[rows])
         n_rows = len(values)
         batch = _fixed_shape(torch.as_tensor(values, dtype=dtype, device=device))
