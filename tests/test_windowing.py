@@ -7,7 +7,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from vae_anomaly.windowing import Windows, window_scores_to_points, window_starts, window_values_to_points
+from vae_anomaly.windowing import (
+    MAX_TRAINING_WINDOWS,
+    Windows,
+    training_stride,
+    window_scores_to_points,
+    window_starts,
+    window_values_to_points,
+)
 
 
 def test_window_starts_end_with_a_window_on_the_last_timestamp():
@@ -19,6 +26,23 @@ def test_window_starts_end_with_a_window_on_the_last_timestamp():
 def test_window_starts_refuse_a_series_shorter_than_the_window():
     with pytest.raises(ValueError, match="3 timestamps is shorter than window=4"):
         window_starts(3, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("n_timestamps", "stride", "expected"),
+    [
+        (2_000, 4, 1),  # a short series: every window
+        (MAX_TRAINING_WINDOWS + 31, 4, 1),  # exactly the cap at stride 1
+        (MAX_TRAINING_WINDOWS + 32, 4, 2),
+        (150_000, 4, 3),
+        (1_000_000, 4, 4),  # never above the scoring stride
+        (1_000_000, 1, 1),
+    ],
+)
+def test_training_takes_every_window_up_to_the_cap(n_timestamps, stride, expected):
+    chosen = training_stride(n_timestamps, 32, stride)
+    assert chosen == expected
+    assert chosen == stride or len(window_starts(n_timestamps, 32, chosen)) <= MAX_TRAINING_WINDOWS
 
 
 def test_windows_are_time_major_rows_of_every_channel():

@@ -23,6 +23,7 @@ from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
     Windows,
+    training_stride,
     window_scores_to_points,
     window_starts,
     window_values_to_points,
@@ -107,7 +108,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     timestamp), and each window, flattened, is one row for the same VAE, training loop and scoring as
     :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
     cut from a strided view of the series and scored in batches, so scoring never holds all windows;
-    training does hold its windows, ``n_timestamps / stride * window * n_channels`` float32 values.
+    training does hold its windows: every window of the training series (stride 1) up to 65,536 of
+    them, else the smallest stride that keeps within that, at most ``stride``.
 
     Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
     the ELBO's reconstruction term (as Donut does), in training and in scoring, where a window's
@@ -123,9 +125,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         multivariate dev series, where a 128-step window of 25 channels is a 3,200-wide input, 32
         beat 128 by far): the longest window of at most 512 values. ``window_`` holds the choice.
     stride : int, default=4
-        Steps between consecutive windows, in training and scoring, at most ``window``; every
+        Steps between consecutive windows when scoring (and the threshold), at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores
         four times as fast as stride 1, at a small cost in accuracy (``benchmarks/RESULTS.md``).
+        Training takes every window of a series up to 65,536 windows (see above): on NAB and the
+        multivariate dev series that beat training at stride 4.
     aggregation : {"max", "mean", "last"}, default="max"
         How a timestamp's score comes from the windows covering it: their maximum; their mean; or
         the score of the window ending at it (causal, as an online detector). "max" had the best
@@ -343,9 +347,12 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         return series.values, series.index
 
     def _windows(self, series: _Series) -> _SeriesWindows:
-        """Standardized windows (missing values at the channel mean), their mask, and their starts."""
-        standardized, observed = self._standardized(series.values)
-        starts = window_starts(len(series.values), self.window_, self.stride)
+        """Standardized windows (missing values at the channel mean) at ``stride``, their mask and starts."""
+        return self._cut(*self._standardized(series.values), self.stride)
+
+    def _cut(self, standardized: np.ndarray, observed: np.ndarray | None, stride: int) -> _SeriesWindows:
+        """The windows every ``stride`` steps of a standardized series and of its observed-value mask."""
+        starts = window_starts(len(standardized), self.window_, stride)
         mask = None if observed is None else Windows(observed, self.window_, starts)
         return _SeriesWindows(Windows(standardized, self.window_, starts), mask, starts)
 
@@ -368,13 +375,17 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         self._hidden_dims()  # a bad hidden_dims fails before any work
         series = self._validate_series(X, reset=True)
         self._fit_scaling(series.values, "Channels")
-        windows = self._windows(series)
-        rows, mask, _ = windows
+        n_timestamps = len(series.values)
+        standardized, observed = self._standardized(series.values)
+        rows, mask, _ = self._cut(
+            standardized, observed, training_stride(n_timestamps, self.window_, self.stride)
+        )
+        scored = self._cut(standardized, observed, self.stride)
         self._fit_and_threshold(
             X,
             rows[:],
             None if mask is None else mask[:],
-            lambda: self._point_scores(windows, len(series.values), self.score_method),
+            lambda: self._point_scores(scored, n_timestamps, self.score_method),
         )
         return self
 
