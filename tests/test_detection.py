@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -131,6 +132,15 @@ def with_gaps(planted):
     x = x.copy()
     x[gapped, rng.integers(0, x.shape[1], len(gapped))] = np.nan
     return x, y, gapped, VAEAnomalyDetector(missing="skip", random_state=0).fit(x)
+
+
+def test_scores_do_not_depend_on_the_memory_layout_of_x():
+    x = np.random.default_rng(0).normal(size=(20_000, 32))
+    x[::100, 3] = np.nan
+    detector = VAEAnomalyDetector(missing="skip", epochs=1, random_state=0).fit(x)
+    row_major = detector.score_components(np.ascontiguousarray(x))
+    column_major = detector.score_components(np.asfortranarray(x))  # as pandas hands its columns over
+    pd.testing.assert_frame_equal(column_major, row_major, check_exact=True)
 
 
 def test_missing_values_are_refused_by_default_with_the_way_to_skip_them(planted):

@@ -16,7 +16,7 @@ from vae_anomaly.base import (
     contribution_shares,
     document_shared_parameters,
 )
-from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, score_rows
+from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores, score_rows
 
 
 @document_shared_parameters
@@ -181,10 +181,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return self._score_validated(self._validate_input(X, reset=False), per_feature)
 
     def _score_validated(self, x: np.ndarray, per_feature: bool = False) -> SampleScores:
-        return self._score_standardized(*self._standardized(x), per_feature)
+        return self._score_standardized(*self._standardized_rows(x), per_feature)
 
     def _score_standardized(
-        self, rows: np.ndarray, observed: np.ndarray | None, per_feature: bool = False
+        self, rows: RowSource, observed: RowSource | None, per_feature: bool = False
     ) -> SampleScores:
         with self._scoring_module() as module:
             return score_rows(module, rows, self.latent_noise_, per_feature, mask=observed)
