@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.batch import score_parquet
 from vae_anomaly.model import GaussianVAE
-from vae_anomaly.training import TrainingConfig, _epoch_runner, _optimizer_for, _Rows, _run_epoch
+from vae_anomaly.training import _epoch_runner, _optimizer_for, _Rows, _run_epoch
 
 N_FEATURES = 32
 HIDDEN, LATENT = (64, 32), 8
@@ -74,18 +74,7 @@ def step_times(batch: int, n_steps: int) -> dict[str, float]:
     eager()  # warm-up: cuBLAS handles, AdamW state
     result["eager_ms"] = 1e3 * _synchronized_seconds(eager) / n_steps
     module = GaussianVAE(N_FEATURES, HIDDEN, LATENT, torch.Generator().manual_seed(SEED)).to(device)
-    config = TrainingConfig(
-        epochs=1,
-        batch_size=batch,
-        learning_rate=1e-3,
-        beta=1.0,
-        kl_warmup_epochs=0,
-        validation_fraction=0.0,
-        patience=0,
-        weight_decay=0.0,
-        device="cuda",
-        verbose=0,
-    )
+    config = VAEAnomalyDetector(learning_rate=1e-3, weight_decay=0.0, device="cuda")._training_config()
     run = _epoch_runner(module, _optimizer_for(module, config, device), rows, batch, generators)
     run(1.0)  # warm-up and capture
     result["graphed_ms"] = 1e3 * _synchronized_seconds(lambda: run(1.0)) / n_steps

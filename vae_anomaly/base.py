@@ -80,6 +80,12 @@ def surely_finite(x: np.ndarray) -> bool:
         return bool(np.isfinite(np.add.reduce(x, axis=None)))
 
 
+def has_no_nan(x: np.ndarray) -> bool:
+    """True when ``x`` (already refused if it holds inf) has no missing value: the summing pass of
+    :func:`surely_finite` first, the exact scan only when that is inconclusive."""
+    return surely_finite(x) or not np.isnan(x).any()
+
+
 def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str) -> None:
     """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first row."""
     if surely_finite(x):
@@ -390,7 +396,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """Set ``mean_`` and ``scale_`` from each column's observed values (NaN is missing); a column
         with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
         # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
-        complete = surely_finite(x) or not np.isnan(x).any()
+        complete = has_no_nan(x)
         seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
         if not seen.all():
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
@@ -402,7 +408,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _standardized_rows(self, x: np.ndarray) -> tuple[StandardizedRows, ObservedRows | None]:
         """X standardized in float32 and its observed-value mask (None when nothing is missing), both
         read a slice of rows at a time, as scoring takes them."""
-        complete = surely_finite(x) or not np.isnan(x).any()
+        complete = has_no_nan(x)
         rows = StandardizedRows(x, self.mean_, self.scale_, complete)
         return rows, None if complete else ObservedRows(x)
 
@@ -480,7 +486,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
-        config = TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
+        config = self._training_config()
         work = batch_size_for(config, len(rows)) * module.multiply_adds_per_row()
         with torch_threads(choose_threads(self.n_threads, work)):
             self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
@@ -492,6 +498,10 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
             ).numpy()
         )
+
+    def _training_config(self) -> TrainingConfig:
+        """The training settings among this detector's parameters."""
+        return TrainingConfig(**{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__})
 
     def _offset_from(self, training_scores: np.ndarray) -> float:
         """Threshold on ``score_samples`` per ``contamination`` (see the class docstring)."""
