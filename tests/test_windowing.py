@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vae_anomaly.windowing import (
+    MAX_TRAINING_VALUES,
     MAX_TRAINING_WINDOWS,
     Windows,
     training_stride,
@@ -43,6 +44,22 @@ def test_training_takes_every_window_up_to_the_cap(n_timestamps, stride, expecte
     chosen = training_stride(n_timestamps, 32, stride)
     assert chosen == expected
     assert chosen == stride or len(window_starts(n_timestamps, 32, chosen)) <= MAX_TRAINING_WINDOWS
+
+
+@pytest.mark.parametrize(
+    ("n_timestamps", "n_channels", "expected"),
+    [
+        (20_000, 4, 1),  # 128 x 4 = 512 values a window: only the window cap applies
+        (20_000, 25, 2),  # 3,200 values: at most 10,485 windows, so every second one
+        (9_000, 25, 1),
+        (1_000_000, 25, 4),  # never above the scoring stride
+    ],
+)
+def test_wide_windows_are_capped_by_their_values(n_timestamps, n_channels, expected):
+    chosen = training_stride(n_timestamps, 128, 4, n_channels)
+    assert chosen == expected
+    n_values = len(window_starts(n_timestamps, 128, chosen)) * 128 * n_channels
+    assert chosen == 4 or n_values <= MAX_TRAINING_VALUES
 
 
 def test_windows_are_time_major_rows_of_every_channel():

@@ -109,7 +109,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
     cut from a strided view of the series and scored in batches, so scoring never holds all windows;
     training does hold its windows: every window of the training series (stride 1) up to 65,536 of
-    them, else the smallest stride that keeps within that, at most ``stride``.
+    them and 2^25 values (128 MiB as float32), else the smallest stride that keeps within that, at
+    most ``stride``.
 
     Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
     the ELBO's reconstruction term (as Donut does), in training and in scoring, where a window's
@@ -128,7 +129,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         Steps between consecutive windows when scoring (and the threshold), at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores
         four times as fast as stride 1, at a small cost in accuracy (``benchmarks/RESULTS.md``).
-        Training takes every window of a series up to 65,536 windows (see above): on NAB and the
+        Training takes every window of a series up to a cap (see above): on NAB and the
         multivariate dev series that beat training at stride 4.
     aggregation : {"max", "mean", "last"}, default="max"
         How a timestamp's score comes from the windows covering it: their maximum; their mean; or
@@ -377,9 +378,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         self._fit_scaling(series.values, "Channels")
         n_timestamps = len(series.values)
         standardized, observed = self._standardized(series.values)
-        rows, mask, _ = self._cut(
-            standardized, observed, training_stride(n_timestamps, self.window_, self.stride)
-        )
+        stride = training_stride(n_timestamps, self.window_, self.stride, standardized.shape[1])
+        rows, mask, _ = self._cut(standardized, observed, stride)
         scored = self._cut(standardized, observed, self.stride)
         self._fit_and_threshold(
             X,

@@ -13,6 +13,10 @@ WINDOW_RULES: tuple[str, ...] = ("last", "mean", "max")
 # scoring stride 4, that raised mean VUS-PR on NAB (0.572 -> 0.608, over three seeds +0.02 to +0.04)
 # and on the multivariate dev series (benchmarks/RESULTS.md); the cap bounds a long series' memory.
 MAX_TRAINING_WINDOWS = 65_536
+# ... and up to this many values in all (128 MiB as float32: 65,536 windows of 512 values, the widest
+# window="auto" picks), so that an explicit wide window (128 steps of 25 channels is 3,200 values) does
+# not make training hold 65,536 of them (840 MB, with copies for the device and the validation split).
+MAX_TRAINING_VALUES = 65_536 * 512
 
 
 def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
@@ -40,9 +44,10 @@ def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
     return starts
 
 
-def training_stride(n_timestamps: int, window: int, stride: int) -> int:
+def training_stride(n_timestamps: int, window: int, stride: int, n_channels: int = 1) -> int:
     """Stride of the windows a series is trained on: every window while there are at most
-    ``MAX_TRAINING_WINDOWS``, else the smallest stride that keeps within them, never above ``stride``.
+    ``MAX_TRAINING_WINDOWS`` holding at most ``MAX_TRAINING_VALUES`` values, else the smallest stride
+    that keeps within both caps, never above ``stride``.
 
     Parameters
     ----------
@@ -52,6 +57,8 @@ def training_stride(n_timestamps: int, window: int, stride: int) -> int:
         Timestamps per window.
     stride : int
         The scoring stride.
+    n_channels : int, default=1
+        Channels of the series: a window holds ``window * n_channels`` values.
 
     Returns
     -------
@@ -59,8 +66,9 @@ def training_stride(n_timestamps: int, window: int, stride: int) -> int:
         Between 1 and ``stride``.
     """
     span = n_timestamps - window
+    max_windows = min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
     for candidate in range(1, stride):
-        if span // candidate + 1 + (span % candidate != 0) <= MAX_TRAINING_WINDOWS:
+        if span // candidate + 1 + (span % candidate != 0) <= max_windows:
             return candidate
     return stride
 
