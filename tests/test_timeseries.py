@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from vae_anomaly import IrregularSamplingWarning, TimeSeriesVAEDetector, anomaly_roc_auc_scorer
 from vae_anomaly.metrics import vus_pr
+from vae_anomaly.windowing import MAX_TRAINING_VALUES
 
 FAST = dict(window=32, epochs=60, random_state=0)
 
@@ -266,3 +268,17 @@ def test_a_1d_series_for_a_multichannel_model_says_how_to_reshape():
     detector = TimeSeriesVAEDetector(window=8, epochs=2).fit(seasonal_series(200, n_channels=2))
     with pytest.raises(ValueError, match=r"fitted on 2 channels\. Reshape your data to \(n_timestamps, 2\)"):
         detector.score_samples(np.zeros(100))
+
+
+def test_training_on_wide_windows_holds_at_most_the_value_cap():
+    # 128 steps of 25 channels are 3,200 values a window: all 19,873 windows of this series would be
+    # 254 MB (a traced peak of 328 MB); within the cap the peak is the capped windows and change.
+    series = np.random.default_rng(0).normal(size=(20_000, 25))
+    detector = TimeSeriesVAEDetector(window=128, epochs=1, validation_fraction=0.0, random_state=0)
+    tracemalloc.start()
+    try:
+        detector.fit(series)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MAX_TRAINING_VALUES * 4
