@@ -209,3 +209,22 @@ def test_the_explanation_points_at_the_feature_that_is_off(fitted, planted, feat
     row = x[np.flatnonzero(y == 0)[:1]].copy()
     row[0, feature] += 6 * x[:, feature].std()
     assert fitted.explain(row).iloc[0].idxmax() == f"x{feature}"
+
+
+@pytest.mark.parametrize(("min_relative_scale", "flagged_share"), [(0.01, 0.05), (0.0, 0.95)])
+def test_a_small_drift_of_a_reading_with_a_large_level_is_not_an_anomaly(min_relative_scale, flagged_share):
+    # A thermocouple at 22.1 degrees that moved by 0.02 in training, then drifts by a tenth of a degree.
+    rng = np.random.default_rng(0)
+    train = np.column_stack([rng.normal(size=(1000, 3)), 22.1 + rng.normal(0, 0.02, 1000)])
+    drifted = np.column_stack([rng.normal(size=(200, 3)), 22.2 + rng.normal(0, 0.02, 200)])
+    detector = VAEAnomalyDetector(min_relative_scale=min_relative_scale, epochs=30, random_state=0)
+    detector.fit(train)
+    assert detector.scale_[3] == pytest.approx(max(0.02, min_relative_scale * 22.1), rel=0.05)
+    share = np.mean(detector.predict(drifted) == -1)
+    assert share <= flagged_share if min_relative_scale else share >= flagged_share
+
+
+def test_a_constant_feature_keeps_the_scale_one():
+    x = np.column_stack([np.random.default_rng(0).normal(size=(200, 2)), np.full(200, 50.0)])
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(x)
+    assert detector.scale_[2] == 1.0

@@ -95,6 +95,7 @@ def test_the_training_configuration_takes_shared_parameters_only():
         ({"hidden_dims": (32, 0)}, "hidden_dims must be positive integers"),
         ({"contamination": 0.7}, "'contamination' parameter"),
         ({"latent_dim": 0}, "'latent_dim' parameter"),
+        ({"min_relative_scale": -0.01}, "'min_relative_scale' parameter"),
         ({"score_method": "mse"}, "'score_method' parameter"),
         ({"device": 3}, "'device' parameter"),
     ],

@@ -27,7 +27,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
     decoder to a Gaussian p(x|z) with a learned per-feature variance. It is trained by minimising the
     negative ELBO (reconstruction NLL + beta * KL(q(z|x) || N(0, I))) with KL warm-up and early
     stopping. Each row then gets two anomaly scores: its negative ELBO and its reconstruction error.
-    Inputs are standardized with the training mean and standard deviation.
+    Inputs are standardized with the training mean and standard deviation (at least
+    ``min_relative_scale`` of the feature's absolute mean).
 
     Parameters
     ----------
@@ -46,7 +47,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
     mean_ : ndarray of shape (n_features_in_,)
         Training mean of each feature.
     scale_ : ndarray of shape (n_features_in_,)
-        Training standard deviation of each feature (1 for constant features).
+        Training standard deviation of each feature, at least ``min_relative_scale`` times its
+        absolute mean (1 for constant features).
     latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
         Fixed latent draws used for scoring when ``mc_samples`` is set.
     offset_ : float
@@ -89,6 +91,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         self,
         *,
         missing: Literal["error", "skip"] = "error",
+        min_relative_scale: float = 0.01,
         latent_dim: int = 8,
         hidden_dims: tuple[int, ...] = (64, 32),
         beta: float = 1.0,
@@ -109,6 +112,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         verbose: int = 0,
     ) -> None:
         super().__init__(
+            min_relative_scale=min_relative_scale,
             latent_dim=latent_dim,
             hidden_dims=hidden_dims,
             beta=beta,

@@ -103,10 +103,10 @@ def _steps_ns(times: pd.DatetimeIndex) -> np.ndarray:
 class TimeSeriesVAEDetector(BaseVAEDetector):
     """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
 
-    The series is standardized per channel with the training mean and standard deviation, cut into
-    windows of ``window`` timestamps every ``stride`` steps (plus one window ending at the last
-    timestamp), and each window, flattened, is one row for the same VAE, training loop and scoring as
-    :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
+    The series is standardized per channel with the training mean and standard deviation (at least
+    ``min_relative_scale`` of the channel's absolute mean), cut into windows of ``window`` timestamps
+    every ``stride`` steps (plus one window ending at the last timestamp), and each window, flattened,
+    is one row for the same VAE, training loop and scoring as :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
     cut from a strided view of the series and scored in batches, so scoring never holds all windows;
     training does hold its windows: every window of the training series (stride 1) up to 65,536 of
     them and 2^25 values (128 MiB as float32), else the smallest stride that keeps within that, at
@@ -151,7 +151,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     mean_ : ndarray of shape (n_features_in_,)
         Training mean of each channel, ignoring missing values.
     scale_ : ndarray of shape (n_features_in_,)
-        Training standard deviation of each channel (1 where it is 0).
+        Training standard deviation of each channel, at least ``min_relative_scale`` times its
+        absolute mean (1 where it is 0).
     latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
         The fixed latent draws used for scoring.
     offset_ : float
@@ -206,6 +207,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         stride: int = 4,
         aggregation: WindowRule = "max",
         time_column: str | None = None,
+        min_relative_scale: float = 0.01,
         latent_dim: int = 8,
         hidden_dims: tuple[int, ...] = (64, 32),
         beta: float = 1.0,
@@ -226,6 +228,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         verbose: int = 0,
     ) -> None:
         super().__init__(
+            min_relative_scale=min_relative_scale,
             latent_dim=latent_dim,
             hidden_dims=hidden_dims,
             beta=beta,
