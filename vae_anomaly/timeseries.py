@@ -106,8 +106,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     The series is standardized per channel with the training mean and standard deviation (at least
     ``min_relative_scale`` of the channel's absolute mean), cut into windows of ``window`` timestamps
     every ``stride`` steps (plus one window ending at the last timestamp), and each window, flattened,
-    is one row for the same VAE, training loop and scoring as :class:`VAEAnomalyDetector`. Window scores map back to timestamps by ``aggregation``. Windows are
-    cut from a strided view of the series and scored in batches, so scoring never holds all windows;
+    is one row for the same VAE, training loop and scoring as :class:`VAEAnomalyDetector`. Window
+    scores map back to timestamps by ``aggregation``. Windows are cut from a strided view of the
+    series and scored in batches, so scoring never holds all windows;
     training does hold its windows: every window of the training series (stride 1) up to 65,536 of
     them and 2^25 values (128 MiB as float32), else the smallest stride that keeps within that, at
     most ``stride``.
