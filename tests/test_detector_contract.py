@@ -389,3 +389,23 @@ def test_missing_folder_is_reported(cls, tmp_path):
 def test_unfitted_detector_cannot_be_saved(cls, tmp_path):
     with pytest.raises(NotFittedError):
         cls().save(tmp_path / "model")
+
+
+def test_a_model_saved_before_the_scale_floor_loads_without_it(fitted, tmp_path):
+    detector, x = fitted
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", lambda c: c["params"].pop("min_relative_scale"))
+    loaded = type(detector).load(tmp_path / "model")
+    assert loaded.get_params()["min_relative_scale"] == 0.0
+    np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
+
+
+def test_a_detector_pickled_before_the_scale_floor_unpickles_without_it(fitted):
+    detector, x = fitted
+    state = detector.__getstate__()
+    del state["min_relative_scale"]
+    restored = type(detector).__new__(type(detector))
+    restored.__setstate__(state)
+    assert restored.get_params()["min_relative_scale"] == 0.0
+    assert "min_relative_scale=0.0" in repr(restored)
+    np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))

@@ -288,6 +288,9 @@ SHARED_PARAMETERS_DOC = """\
         1 shows a progress bar over epochs with the current losses.
 """
 _SHARED_PARAMETERS_MARKER = "    %(shared_parameters)s\n"
+# Values that reproduce how a detector saved or pickled before a parameter existed was fitted: such a
+# detector loads with these, not the new defaults, so get_params and clone tell the truth about it.
+_PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {"min_relative_scale": 0.0}
 
 
 def document_shared_parameters(cls: type) -> type:
@@ -382,6 +385,10 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A detector pickled before a parameter existed was fitted with the behaviour it now turns on.
+        super().__setstate__({**_PARAMETERS_BEFORE_THEY_EXISTED, **state})
 
     def _feature_names(self) -> list[str]:
         """Column names for outputs: ``feature_names_in_`` when fitted on names, else x0, x1, ..."""
@@ -729,7 +736,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """
         saved: SavedModel = load_model(path, cls.__name__)
         try:
-            detector = cls(**{**saved.params, "hidden_dims": tuple(saved.params["hidden_dims"])})
+            params = {**_PARAMETERS_BEFORE_THEY_EXISTED, **saved.params}
+            detector = cls(**{**params, "hidden_dims": tuple(params["hidden_dims"])})
             detector._validate_params()
             # Every weight is overwritten by the saved state below, so the generator's seed is moot.
             module = detector._new_module(saved.attributes["module_inputs"], torch.Generator())
