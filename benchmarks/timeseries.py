@@ -32,7 +32,7 @@ from sklearn.decomposition import PCA
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
 from vae_anomaly.timeseries import auto_window
-from vae_anomaly.windowing import Windows, window_scores_to_points, window_starts
+from vae_anomaly.windowing import WINDOW_RULES, Windows, window_scores_to_points, window_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 TRAIN_SHARE = 0.3
@@ -106,7 +106,7 @@ def run_series(
             detector.fit(series.iloc[:n_train])
             fit_seconds = time.perf_counter() - start
             default_rule = detector.aggregation
-            for rule in ("mean", "last", "max"):
+            for rule in WINDOW_RULES:
                 start = time.perf_counter()
                 scores = detector.set_params(aggregation=rule).anomaly_score(series)
                 label = "vae" if rule == default_rule else f"vae[{rule}]"

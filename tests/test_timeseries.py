@@ -53,6 +53,19 @@ def test_planted_anomalies_are_found(fitted_series_detector, kind):
     assert vus_pr(labels[2000:], scores[2000:]) > 0.5
 
 
+def test_min_aggregation_flags_the_burst_where_max_flags_its_windows(fitted_series_detector, seasonal):
+    values = seasonal.copy()
+    values[2500:2510] += 1.0  # a ten-point burst, as in the README
+    narrow = TimeSeriesVAEDetector(**FAST, aggregation="min").fit(seasonal[:2000])
+    # Timestamps after training: the threshold flags a few training timestamps by design.
+    flagged = 2000 + np.flatnonzero(narrow.predict(values)[2000:] == -1)
+    wide = 2000 + np.flatnonzero(fitted_series_detector.predict(values)[2000:] == -1)
+    stride = narrow.stride
+    assert set(range(2500, 2510)) <= set(flagged)
+    assert flagged.min() >= 2500 - stride and flagged.max() < 2510 + stride
+    assert wide.min() < 2500 - 16 and wide.max() > 2510 + 16  # "max" widens by up to window - 1
+
+
 @pytest.mark.parametrize(
     "make_input",
     [

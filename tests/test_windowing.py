@@ -87,7 +87,12 @@ def test_windows_of_a_long_series_are_not_copied():
 # Windows [0,1,2], [1,2,3], [2,3,4] with scores 1, 2, 6 over five timestamps.
 @pytest.mark.parametrize(
     ("rule", "expected"),
-    [("last", [1, 1, 1, 2, 6]), ("mean", [1, 1.5, 3, 4, 6]), ("max", [1, 2, 6, 6, 6])],
+    [
+        ("last", [1, 1, 1, 2, 6]),
+        ("mean", [1, 1.5, 3, 4, 6]),
+        ("max", [1, 2, 6, 6, 6]),
+        ("min", [1, 1, 1, 2, 6]),
+    ],
 )
 def test_each_rule_by_hand(rule, expected):
     points = window_scores_to_points(np.array([1.0, 2.0, 6.0]), np.array([0, 1, 2]), 3, 5, rule)
@@ -97,7 +102,12 @@ def test_each_rule_by_hand(rule, expected):
 # Stride 2 over six timestamps: windows start at 0, 2 and (covering the end) 3; scores 1, 5, 2.
 @pytest.mark.parametrize(
     ("rule", "expected"),
-    [("last", [1, 1, 1, 5, 5, 2]), ("mean", [1, 1, 3, 3.5, 3.5, 2]), ("max", [1, 1, 5, 5, 5, 2])],
+    [
+        ("last", [1, 1, 1, 5, 5, 2]),
+        ("mean", [1, 1, 3, 3.5, 3.5, 2]),
+        ("max", [1, 1, 5, 5, 5, 2]),
+        ("min", [1, 1, 1, 2, 2, 2]),
+    ],
 )
 def test_each_rule_by_hand_with_a_stride(rule, expected):
     starts = window_starts(6, 3, 2)
@@ -114,9 +124,16 @@ def test_rules_match_a_brute_force_loop(n, window, stride):
         "last": np.array([scores[c[0]] for c in covering]),
         "mean": np.array([scores[c].mean(axis=0) for c in covering]),
         "max": np.array([scores[c].max(axis=0) for c in covering]),
+        "min": np.array([scores[c].min(axis=0) for c in covering]),
     }
     for rule, values in expected.items():
         np.testing.assert_allclose(window_scores_to_points(scores, starts, window, n, rule), values)
+
+
+def test_min_rule_keeps_an_infinite_window_to_the_points_only_it_covers():
+    # Windows [0,1,2], [1,2,3], [2,3,4]: only timestamp 4 lies in the infinite window alone.
+    points = window_scores_to_points(np.array([1.0, 2.0, np.inf]), np.array([0, 1, 2]), 3, 5, "min")
+    assert points.tolist() == [1, 1, 1, 2, np.inf]
 
 
 def test_unknown_rule_is_refused():

@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-WindowRule = Literal["last", "mean", "max"]
-WINDOW_RULES: tuple[str, ...] = ("last", "mean", "max")
+WindowRule = Literal["last", "mean", "max", "min"]
+WINDOW_RULES: tuple[str, ...] = ("last", "mean", "max", "min")
 # A series is trained on every window (stride 1) up to this many windows. Against training at the
 # scoring stride 4, that raised mean VUS-PR on NAB (0.572 -> 0.608, over three seeds +0.02 to +0.04)
 # and on the multivariate dev series (benchmarks/RESULTS.md); the cap bounds a long series' memory.
@@ -146,12 +146,15 @@ def window_scores_to_points(
         Timestamps per window.
     n_timestamps : int
         Length of the series.
-    rule : {"last", "mean", "max"}, default="mean"
+    rule : {"last", "mean", "max", "min"}, default="mean"
         "last": the score of the earliest-ending window that covers the timestamp, i.e. with stride 1
         the window that ends at it; it uses no later data, as an online detector would. The first
         ``window - 1`` timestamps take the first window's score. "mean": the mean over all covering
-        windows. "max": their maximum. An infinite window score (a value the model cannot represent)
-        makes every timestamp it covers infinite under "mean" and "max".
+        windows. "max": their maximum. "min": their minimum, so a timestamp scores high only if every
+        window that holds it does: an anomaly of a few points then raises those points (give or take
+        a stride) rather than the ``window - 1`` points either side that "max" raises with them. An
+        infinite window score (a value the model cannot represent) makes every timestamp it covers
+        infinite under "mean" and "max", and under "min" where every covering window is infinite.
 
     Returns
     -------
@@ -164,6 +167,8 @@ def window_scores_to_points(
         return window_scores[first]
     if rule == "max":
         return _range_max(window_scores, first, last)
+    if rule == "min":
+        return -_range_max(-window_scores, first, last)
     infinite = np.isinf(window_scores)
     counts = (last - first + 1).reshape(-1, *([1] * (window_scores.ndim - 1)))
     means = _range_sums(np.where(infinite, 0.0, window_scores), first, last) / counts
