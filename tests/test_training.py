@@ -57,16 +57,32 @@ def test_early_stopping_restores_the_best_epoch(planted):
 
 def _validation_loss_of(module: GaussianVAE, x: np.ndarray, seed: int) -> float:
     """The restored module's loss on the validation rows the loop held out for this seed."""
-    from vae_anomaly.training import _split_rows, _validation_loss
+    from vae_anomaly.training import _Rows, _split_rows, _validation_loss
 
     _, validation = _split_rows(len(x), 0.1, torch.Generator().manual_seed(seed))
-    return _validation_loss(module, torch.from_numpy(x[validation.numpy()]), None, _config())
+    return _validation_loss(module, _Rows(torch.from_numpy(x[validation.numpy()]), None), _config())
 
 
 def test_no_validation_split_runs_every_epoch(planted):
     history = train_vae(_module(), planted[0].astype(np.float32), _config(validation_fraction=0.0), 0)
     assert len(history) == 30
     assert "validation_loss" not in history[0]
+
+
+@pytest.mark.parametrize("validation_fraction", [0.0, 0.1])
+def test_cpu_training_reads_the_callers_rows_without_copying_them(validation_fraction):
+    from vae_anomaly.training import _rows_on_device
+
+    x = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+    config = _config(validation_fraction=validation_fraction)
+    generator = torch.Generator().manual_seed(0)
+    train, validation = _rows_on_device(x, None, config, generator, torch.device("cpu"))
+    parts = [train] if validation is None else [train, validation]
+    assert all(part.x.data_ptr() == x.ctypes.data for part in parts)
+    assert sum(part.n_rows for part in parts) == len(x)
+    if validation is not None:  # the two parts are disjoint and cover every row
+        rows = torch.cat([train.index, validation.index]).sort().values
+        assert rows.tolist() == list(range(len(x)))
 
 
 def test_divergence_raises_a_clear_error():

@@ -7,7 +7,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 import torch
@@ -145,11 +145,24 @@ def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tens
     return None if values is None else values[rows]
 
 
-class _Rows(NamedTuple):
-    """Training or validation rows on the device, with their observed-value mask (None: all observed)."""
+@dataclass(frozen=True)
+class _Rows:
+    """Training or validation rows on the device, with their observed-value mask (None: all observed):
+    all of ``x`` in order, or the rows of ``x`` at positions ``index``."""
 
     x: torch.Tensor
     mask: torch.Tensor | None
+    index: torch.Tensor | None = None
+
+    @property
+    def n_rows(self) -> int:
+        """How many rows these are."""
+        return len(self.x) if self.index is None else len(self.index)
+
+    def take(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The values and mask of the ``rows``-th of these rows."""
+        positions = rows if self.index is None else self.index[rows]
+        return self.x[positions], _take(self.mask, positions)
 
 
 def _rows_on_device(
@@ -159,32 +172,36 @@ def _rows_on_device(
     generator: torch.Generator,
     device: torch.device,
 ) -> tuple[_Rows, _Rows | None]:
-    """Move the rows to ``device`` once and split off the validation rows (None without a split)."""
+    """Move the rows to ``device`` once and split off the validation rows (None without a split).
+
+    On the CPU both parts index the caller's array, so training holds no second copy of the rows; a
+    CUDA graph needs the training rows in one tensor of their own (``GraphedSteps``).
+    """
     train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     observed = (
         None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
     )
-    train_rows = train_rows.to(device)
-    train = _Rows(data[train_rows], _take(observed, train_rows))
     if validation_rows is None:
-        return train, None
-    validation_rows = validation_rows.to(device)
-    return train, _Rows(data[validation_rows], _take(observed, validation_rows))
+        return _Rows(data, observed), None
+    train_rows, validation_rows = train_rows.to(device), validation_rows.to(device)
+    train = (
+        _Rows(data[train_rows], _take(observed, train_rows))
+        if device.type == "cuda"
+        else _Rows(data, observed, train_rows)
+    )
+    return train, _Rows(data, observed, validation_rows)
 
 
 @torch.no_grad()
-def _validation_loss(
-    module: GaussianVAE, x: torch.Tensor, mask: torch.Tensor | None, config: TrainingConfig
-) -> float:
+def _validation_loss(module: GaussianVAE, validation: _Rows, config: TrainingConfig) -> float:
     """Mean negative ELBO at full beta, evaluated at the posterior mean as the scores are."""
     total = 0.0
-    for start in range(0, len(x), VALIDATION_BATCH_ROWS):
-        rows = slice(start, start + VALIDATION_BATCH_ROWS)
-        batch = x[rows]
-        terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=x.device)), _take(mask, rows))
+    for start in range(0, validation.n_rows, VALIDATION_BATCH_ROWS):
+        batch, mask = validation.take(slice(start, start + VALIDATION_BATCH_ROWS))
+        terms = neg_elbo_terms(batch, module(batch, torch.zeros(1, device=batch.device)), mask)
         total += float((terms.reconstruction_nll + config.beta * terms.kl).sum())
-    return total / len(x)
+    return total / validation.n_rows
 
 
 class EarlyStopping:
@@ -252,17 +269,14 @@ def _run_epoch(
     device = train.x.device
     module.train()
     sums = torch.zeros(3, device=device)
-    order = torch.randperm(len(train.x), generator=shuffle_generator).to(device)
-    for start in range(0, len(train.x), batch_size):
-        rows = order[start : start + batch_size]
-        batch = train.x[rows]
+    order = torch.randperm(train.n_rows, generator=shuffle_generator).to(device)
+    for start in range(0, train.n_rows, batch_size):
+        batch, mask = train.take(order[start : start + batch_size])
         noise = torch.randn(
             len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
         )
-        sums += _train_step(module, optimizer, batch, _take(train.mask, rows), noise, beta, autocast) * len(
-            batch
-        )
-    return (sums / len(train.x)).tolist()
+        sums += _train_step(module, optimizer, batch, mask, noise, beta, autocast) * len(batch)
+    return (sums / train.n_rows).tolist()
 
 
 def _optimizer_for(module: GaussianVAE, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
@@ -323,7 +337,7 @@ def _epoch_runner(
     def run_graphed_epoch(beta: float) -> list[float]:
         module.train()
         # Shuffled on the device: a CPU permutation of millions of rows costs more than the epoch.
-        order = torch.randperm(len(train.x), generator=noise_generator, device=device)
+        order = torch.randperm(train.n_rows, generator=noise_generator, device=device)
         return steps.run_epoch(order, beta, noise_generator).tolist()
 
     return run_graphed_epoch
@@ -378,8 +392,8 @@ def train_vae(
     train, validation = _rows_on_device(x, mask, config, generators[0], device)
     module.to(device)
     optimizer = _optimizer_for(module, config, device)
-    run_epoch = _epoch_runner(module, optimizer, train, batch_size_for(config, len(train.x)), generators)
-    n_epochs = epochs_for(config, len(train.x))
+    run_epoch = _epoch_runner(module, optimizer, train, batch_size_for(config, train.n_rows), generators)
+    n_epochs = epochs_for(config, train.n_rows)
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
     stopping = EarlyStopping(config.patience)
@@ -398,7 +412,7 @@ def train_vae(
         schedule.step()
         if validation is not None:
             module.eval()
-            record["validation_loss"] = _validation_loss(module, validation.x, validation.mask, config)
+            record["validation_loss"] = _validation_loss(module, validation, config)
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
