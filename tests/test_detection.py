@@ -228,3 +228,17 @@ def test_a_constant_feature_keeps_the_scale_one():
     x = np.column_stack([np.random.default_rng(0).normal(size=(200, 2)), np.full(200, 50.0)])
     detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(x)
     assert detector.scale_[2] == 1.0
+
+
+def test_scaling_matches_numpy_without_a_temporary_the_size_of_x():
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(5.0, 3.0, size=(100_000, 16))
+    detector = VAEAnomalyDetector(min_relative_scale=0.0)
+    detector.n_features_in_ = x.shape[1]
+    tracemalloc.start()
+    detector._fit_scaling(x, "Columns")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(detector.scale_, x.std(axis=0), rtol=1e-12)
+    assert peak < x.nbytes / 2  # x.std(axis=0) alone allocates a copy of x

@@ -178,6 +178,15 @@ _DEVICE_COPIES: weakref.WeakKeyDictionary[GaussianVAE, dict[torch.device, Gaussi
 )
 
 
+def _column_std(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``x.std(axis=0)`` given the column means, in blocks of rows: no temporary the size of X."""
+    squares = np.zeros(x.shape[1])
+    for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
+        deviations = x[start : start + STANDARDIZE_BLOCK_ROWS] - mean
+        squares += np.square(deviations, out=deviations).sum(axis=0)
+    return np.sqrt(squares / len(x))
+
+
 def _robust_spread(scores: np.ndarray) -> float:
     """The spread of training scores as a standard deviation would be for normal data: IQR / 1.349,
     else their standard deviation, else 1 (all equal)."""
@@ -421,7 +430,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
             raise ValueError(f"{noun} {empty} have no observed values in X; drop them or fill them.")
         self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
-        scale = x.std(axis=0) if complete else np.nanstd(x, axis=0)
+        scale = _column_std(x, self.mean_) if complete else np.nanstd(x, axis=0)
         floored = np.maximum(scale, self.min_relative_scale * np.abs(self.mean_))
         self.scale_ = np.where(scale > 0, floored, 1.0)
 
