@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Callable
@@ -223,10 +222,19 @@ class EarlyStopping:
         """Record an epoch's validation loss (keeping the weights if it is the best); True to stop."""
         if validation_loss < self.best_loss:
             self.best_loss, self.epochs_without_gain = validation_loss, 0
-            self.best_state = copy.deepcopy(module.state_dict())
+            self._keep(module)
             return False
         self.epochs_without_gain += 1
         return self.epochs_without_gain >= self.patience
+
+    def _keep(self, module: GaussianVAE) -> None:
+        """Copy the module's weights into ``best_state``, into the same tensors after the first time."""
+        with torch.no_grad():
+            if self.best_state is None:
+                self.best_state = {name: value.clone() for name, value in module.state_dict().items()}
+                return
+            for name, value in module.state_dict().items():
+                self.best_state[name].copy_(value)
 
     def restore_best(self, module: GaussianVAE) -> None:
         """Load the best epoch's weights into ``module``, if any epoch was recorded."""
