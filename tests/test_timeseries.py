@@ -233,8 +233,9 @@ def test_bad_values_are_named(values, message):
         TimeSeriesVAEDetector(window=32, epochs=2).fit(values)
 
 
+# The longest of 128, 64 and 32 steps within 512 values; 32 when none is (17 channels or more).
 @pytest.mark.parametrize(("n_channels", "window"), [(1, 128), (4, 128), (5, 64), (8, 64), (9, 32), (25, 32)])
-def test_auto_window_holds_at_most_512_values(n_channels, window):
+def test_auto_window_picks_by_the_number_of_channels(n_channels, window):
     values = seasonal_series(400, n_channels=max(n_channels, 2))[:, :n_channels]
     detector = TimeSeriesVAEDetector(epochs=1, random_state=0).fit(values)
     assert detector.window_ == window

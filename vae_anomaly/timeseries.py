@@ -125,7 +125,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         Timestamps per window. "auto" picks by the number of channels: 128 for up to 4 channels (on
         NAB's univariate series 128 beat 64 and 32 by far), 64 for 5 to 8, 32 from 9 on (on the
         multivariate dev series, where a 128-step window of 25 channels is a 3,200-wide input, 32
-        beat 128 by far): the longest window of at most 512 values. ``window_`` holds the choice.
+        beat 128 by far): the longest of the three whose window holds at most 512 values, and 32 when
+        none does. ``window_`` holds the choice.
     stride : int, default=4
         Steps between consecutive windows when scoring (and the threshold), at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores

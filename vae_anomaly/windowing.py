@@ -14,8 +14,8 @@ WINDOW_RULES: tuple[str, ...] = ("last", "mean", "max", "min")
 # and on the multivariate dev series (benchmarks/RESULTS.md); the cap bounds a long series' memory.
 MAX_TRAINING_WINDOWS = 65_536
 # ... and up to this many values in all (128 MiB as float32: 65,536 windows of 512 values, the widest
-# window="auto" picks), so that an explicit wide window (128 steps of 25 channels is 3,200 values) does
-# not make training hold 65,536 of them (840 MB, before the copies for the device and the validation split).
+# window="auto" picks for up to 16 channels), so that a wide window (128 steps of 25 channels is 3,200
+# values) does not make training hold 65,536 of them (840 MB, plus a copy on a CUDA device).
 MAX_TRAINING_VALUES = 65_536 * 512
 
 
