@@ -173,8 +173,9 @@ def _rows_on_device(
 ) -> tuple[_Rows, _Rows | None]:
     """Move the rows to ``device`` once and split off the validation rows (None without a split).
 
-    On the CPU both parts index the caller's array, so training holds no second copy of the rows; a
-    CUDA graph needs the training rows in one tensor of their own (``GraphedSteps``).
+    Off CUDA both parts index the caller's array, so training holds no second copy of the rows. On
+    CUDA each part is a tensor of its own, as a captured graph needs for its training rows
+    (``GraphedSteps``), and the device then holds the rows once.
     """
     train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
@@ -183,13 +184,14 @@ def _rows_on_device(
     )
     if validation_rows is None:
         return _Rows(data, observed), None
-    train_rows, validation_rows = train_rows.to(device), validation_rows.to(device)
-    train = (
-        _Rows(data[train_rows], _take(observed, train_rows))
-        if device.type == "cuda"
-        else _Rows(data, observed, train_rows)
-    )
-    return train, _Rows(data, observed, validation_rows)
+
+    def part(rows: torch.Tensor) -> _Rows:
+        rows = rows.to(device)
+        if device.type == "cuda":
+            return _Rows(data[rows], _take(observed, rows))
+        return _Rows(data, observed, rows)
+
+    return part(train_rows), part(validation_rows)
 
 
 @torch.no_grad()
