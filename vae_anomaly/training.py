@@ -335,10 +335,12 @@ def _epoch_runner(
             autocast=autocast,
         )
     noise_generator = generators[1]
+    # The training rows themselves: a view when they are a tensor of their own, as on CUDA.
+    rows, mask = train.take(slice(None))
     steps = GraphedSteps(
         functools.partial(_train_step, module, optimizer, autocast=autocast),
-        train.x,
-        train.mask,
+        rows,
+        mask,
         batch_size,
         module.to_z_mean.out_features,
         optimizer,
