@@ -37,12 +37,16 @@ def test_score_method_picks_the_score_behind_score_samples(planted):
     )
 
 
-def test_cpu_scoring_batches_are_sized_by_their_bytes():
+def test_scoring_batches_are_sized_by_their_bytes():
     cpu = torch.device("cpu")
     assert scoring_batch_rows(32, cpu) == SCORING_BATCH_ROWS
     assert scoring_batch_rows(800, cpu) == 1024  # 4 MiB of float32: 1,310 rows, down to a power of two
     assert scoring_batch_rows(10**7, cpu) == 1
-    assert scoring_batch_rows(800, torch.device("cuda")) == SCORING_BATCH_ROWS  # padded to one shape
+    # On CUDA every batch is padded to one shape per width: 32 MiB, from 8,192 up to 65,536 rows.
+    cuda = torch.device("cuda")
+    assert scoring_batch_rows(32, cuda) == 65536
+    assert scoring_batch_rows(800, cuda) == 8192
+    assert scoring_batch_rows(3200, cuda) == SCORING_BATCH_ROWS
 
 
 def test_scores_do_not_depend_on_the_scoring_batch(fitted, planted, monkeypatch):

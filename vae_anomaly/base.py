@@ -408,12 +408,15 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """The one place input values are checked: numeric columns, names and shape, then finiteness,
         and in training (``reset``) that values fit float32.
 
-        ``advice`` ends the error message about non-finite values; returns X as float64.
+        ``advice`` ends the error message about non-finite values. Returns X as float64, or for scoring
+        as float32 when it is float32: scoring standardizes a block of rows at a time in float64, so
+        the scores are the same, and a float32 X of 2M x 32 rows is not copied into 512 MB first.
         """
         check_numeric_columns(X)
         if not reset:
             self._check_column_order(X)
-        x = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        dtype = np.float64 if reset else (np.float64, np.float32)
+        x = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
         names = getattr(self, "feature_names_in_", None)
         check_finite(x, names, allow_nan=allow_nan, advice=advice)
         if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous

@@ -10,6 +10,11 @@ import torch
 from vae_anomaly.model import GaussianVAE, VAEOutput, kl_divergence, neg_elbo_terms
 
 SCORING_BATCH_ROWS = 8192
+# On CUDA every batch is padded to one shape per model: the largest power of two of rows within this
+# many bytes of float32 input, from SCORING_BATCH_ROWS up to CUDA_SCORING_BATCH_MAX_ROWS. Larger batches
+# cut the per-batch launches, copies and synchronisations that bound scoring on a GPU.
+CUDA_SCORING_BATCH_BYTES = 32 * 2**20
+CUDA_SCORING_BATCH_MAX_ROWS = 65536
 # On the CPU a scoring batch holds at most this many bytes of float32 input (a power of two of rows, at
 # most SCORING_BATCH_ROWS): the batch's temporaries of the same size (reconstruction, squared error)
 # then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
@@ -86,13 +91,23 @@ def scoring_batch_rows(n_features: int, device: torch.device) -> int:
     Returns
     -------
     int
-        ``SCORING_BATCH_ROWS`` on CUDA (every batch is padded to it); elsewhere the largest power of
-        two of rows within ``CPU_SCORING_BATCH_BYTES``, at most ``SCORING_BATCH_ROWS``.
+        On CUDA (where every batch is padded to it) the largest power of two of rows within
+        ``CUDA_SCORING_BATCH_BYTES``, kept between ``SCORING_BATCH_ROWS`` and
+        ``CUDA_SCORING_BATCH_MAX_ROWS``; elsewhere the largest power of two of rows within
+        ``CPU_SCORING_BATCH_BYTES``, at most ``SCORING_BATCH_ROWS``.
     """
     if device.type == "cuda":
-        return SCORING_BATCH_ROWS
-    fitting = max(1, CPU_SCORING_BATCH_BYTES // (4 * max(1, n_features)))
-    return min(SCORING_BATCH_ROWS, 1 << (fitting.bit_length() - 1))
+        return min(
+            CUDA_SCORING_BATCH_MAX_ROWS,
+            max(SCORING_BATCH_ROWS, _rows_within(CUDA_SCORING_BATCH_BYTES, n_features)),
+        )
+    return min(SCORING_BATCH_ROWS, _rows_within(CPU_SCORING_BATCH_BYTES, n_features))
+
+
+def _rows_within(n_bytes: int, n_features: int) -> int:
+    """The largest power of two of float32 rows of ``n_features`` within ``n_bytes`` (at least 1)."""
+    fitting = max(1, n_bytes // (4 * max(1, n_features)))
+    return 1 << (fitting.bit_length() - 1)
 
 
 class RowSource(Protocol):
@@ -117,7 +132,7 @@ def score_rows(
     ----------
     module : GaussianVAE
         Trained model; it is run on its own device and dtype. On CUDA every batch is padded to
-        ``SCORING_BATCH_ROWS`` rows, so scores stay independent of batching there too.
+        ``scoring_batch_rows`` rows, so scores stay independent of batching there too.
     x : ndarray of shape (n_samples, n_features) or RowSource
         Standardized rows; read ``scoring_batch_rows`` at a time, so a RowSource that builds rows on
         demand is never held in memory whole.
@@ -155,11 +170,11 @@ def score_rows(
         rows = slice(start, start + batch_rows)
         values = np.asarray(x[rows])
         n_rows = len(values)
-        batch = _fixed_shape(torch.as_tensor(values, dtype=dtype, device=device))
+        batch = _fixed_shape(torch.as_tensor(values, dtype=dtype, device=device), batch_rows)
         observed = (
             None
             if mask is None
-            else _fixed_shape(torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device))
+            else _fixed_shape(torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device), batch_rows)
         )
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = kl = feature_squared_error = feature_nll = None
@@ -241,12 +256,12 @@ def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     return part if total is None else total + part
 
 
-def _fixed_shape(batch: torch.Tensor) -> torch.Tensor:
-    """On CUDA, pad a batch with zero rows to ``SCORING_BATCH_ROWS``: cuBLAS picks its kernels by shape,
-    so one shape for every batch keeps a row's score independent of how rows are batched."""
-    if batch.device.type != "cuda" or len(batch) == SCORING_BATCH_ROWS:
+def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
+    """On CUDA, pad a batch with zero rows to ``batch_rows``: cuBLAS picks its kernels by shape, so one
+    shape for every batch keeps a row's score independent of how rows are batched."""
+    if batch.device.type != "cuda" or len(batch) == batch_rows:
         return batch
-    return torch.nn.functional.pad(batch, (0, 0, 0, SCORING_BATCH_ROWS - len(batch)))
+    return torch.nn.functional.pad(batch, (0, 0, 0, batch_rows - len(batch)))
 
 
 def _numpy(values: torch.Tensor, n_rows: int) -> np.ndarray:
