@@ -57,6 +57,16 @@ def test_scores_do_not_depend_on_the_scoring_batch(fitted, planted, monkeypatch)
     np.testing.assert_allclose(fitted.anomaly_score(x), whole, rtol=1e-6)
 
 
+def test_float32_input_scores_exactly_as_its_float64_values(fitted, planted):
+    # Scoring keeps float32 X as it is (no float64 copy) and standardizes each block in float64.
+    x32 = planted[0].astype(np.float32)
+    np.testing.assert_array_equal(fitted.anomaly_score(x32), fitted.anomaly_score(x32.astype(np.float64)))
+    frame = pd.DataFrame(x32)
+    np.testing.assert_array_equal(
+        fitted.explain(frame).to_numpy(), fitted.explain(frame.astype(np.float64)).to_numpy()
+    )
+
+
 def test_unknown_score_kind_is_rejected(fitted, planted):
     with pytest.raises(ValueError, match="kind must be 'elbo' or 'reconstruction', got 'mse'"):
         fitted.anomaly_score(planted[0], kind="mse")
