@@ -17,6 +17,7 @@ pyarrow read and write of the same files. The ADBench comparison of CUDA and CPU
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.batch import score_parquet
 from vae_anomaly.model import GaussianVAE
-from vae_anomaly.training import _epoch_runner, _optimizer_for, _Rows, _run_epoch
+from vae_anomaly.training import _epoch_runner, _optimizer_for, _Rows, _run_epoch, _train_step
 
 N_FEATURES = 32
 HIDDEN, LATENT = (64, 32), 8
@@ -70,7 +71,8 @@ def step_times(batch: int, n_steps: int) -> dict[str, float]:
     module = GaussianVAE(N_FEATURES, HIDDEN, LATENT, torch.Generator().manual_seed(SEED)).to(device)
     eager_optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
-    eager = lambda: _run_epoch(module, eager_optimizer, rows, 1.0, batch, generators, autocast)  # noqa: E731
+    step = functools.partial(_train_step, module, eager_optimizer, autocast=autocast)
+    eager = lambda: _run_epoch(step, module, rows, 1.0, batch, generators)  # noqa: E731
     eager()  # warm-up: cuBLAS handles, AdamW state
     result["eager_ms"] = 1e3 * _synchronized_seconds(eager) / n_steps
     module = GaussianVAE(N_FEATURES, HIDDEN, LATENT, torch.Generator().manual_seed(SEED)).to(device)

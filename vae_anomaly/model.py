@@ -52,6 +52,26 @@ class NegELBOTerms(NamedTuple):
     squared_error: torch.Tensor
 
 
+# A forward pass's record for the closed-form backward (vae_anomaly.gradients): each linear layer's input
+# and output.
+Trace = dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]]
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor, trace: Trace | None) -> torch.Tensor:
+    """``layer(x)``, recorded in ``trace`` if one is given."""
+    output = layer(x)
+    if trace is not None:
+        trace[layer] = (x, output)
+    return output
+
+
+def _run_mlp(mlp: nn.Sequential, x: torch.Tensor, trace: Trace | None) -> torch.Tensor:
+    """``mlp(x)``, its linear layers recorded in ``trace`` if one is given."""
+    for layer in mlp:
+        x = _linear(layer, x, trace) if isinstance(layer, nn.Linear) else layer(x)
+    return x
+
+
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for n_in, n_out in itertools.pairwise(sizes):
@@ -115,27 +135,30 @@ class GaussianVAE(nn.Module):
         """Multiply-adds of one forward pass for one row: the weights of its linear layers."""
         return sum(m.in_features * m.out_features for m in self.modules() if isinstance(m, nn.Linear))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, trace: Trace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the diagonal Gaussian posterior q(z|x)."""
-        hidden = self.encoder(x)
-        z_log_var = self.to_z_log_var(hidden).clamp(*ENCODER_LOG_VARIANCE_RANGE)
-        return self.to_z_mean(hidden), z_log_var
+        hidden = _run_mlp(self.encoder, x, trace)
+        z_log_var = _linear(self.to_z_log_var, hidden, trace).clamp(*ENCODER_LOG_VARIANCE_RANGE)
+        return _linear(self.to_z_mean, hidden, trace), z_log_var
 
     @staticmethod
     def reparameterize(z_mean: torch.Tensor, z_log_var: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw z = mu + sigma * eps, differentiable in mu and sigma; ``noise`` is eps ~ N(0, I)."""
         return z_mean + torch.exp(0.5 * z_log_var) * noise
 
-    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, z: torch.Tensor, trace: Trace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the Gaussian likelihood p(x|z)."""
-        x_mean = self.to_x_mean(self.decoder(z))
+        x_mean = _linear(self.to_x_mean, _run_mlp(self.decoder, z, trace), trace)
         floor = torch.full_like(self.x_log_var_raw, math.log(MIN_DECODER_VARIANCE))
         return x_mean, torch.logaddexp(self.x_log_var_raw, floor)  # smooth max: never below the floor
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> VAEOutput:
-        """Encode, sample z with the given standard-normal ``noise`` (zeros: posterior mean), decode."""
-        z_mean, z_log_var = self.encode(x)
-        x_mean, x_log_var = self.decode(self.reparameterize(z_mean, z_log_var, noise))
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, trace: Trace | None = None) -> VAEOutput:
+        """Encode, sample z with the given standard-normal ``noise`` (zeros: posterior mean), decode.
+
+        A ``trace`` dict, if given, receives each linear layer's input and output.
+        """
+        z_mean, z_log_var = self.encode(x, trace)
+        x_mean, x_log_var = self.decode(self.reparameterize(z_mean, z_log_var, noise), trace)
         return VAEOutput(z_mean, z_log_var, x_mean, x_log_var)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
 
@@ -253,7 +254,7 @@ def _train_step(
     beta: float | torch.Tensor,
     autocast: torch.autocast,
 ) -> torch.Tensor:
-    """One optimiser step on a minibatch; returns its loss, reconstruction and KL means, detached."""
+    """One optimiser step on a minibatch, through autograd; returns its loss, reconstruction and KL means."""
     with autocast:
         terms = neg_elbo_terms(batch, module(batch, noise), mask)
     reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
@@ -265,16 +266,35 @@ def _train_step(
     return torch.stack([loss, reconstruction, kl]).detach()
 
 
-def _run_epoch(
+def _closed_form_step(
     module: GaussianVAE,
     optimizer: torch.optim.Optimizer,
+    parameters: list[torch.nn.Parameter],
+    batch: torch.Tensor,
+    mask: torch.Tensor | None,
+    noise: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """:func:`_train_step` with the gradients in closed form (bit-identical, faster on a CPU)."""
+    means = neg_elbo_gradients(module, batch, noise, beta, mask)
+    total_norm = torch.nn.utils.get_total_norm([parameter.grad for parameter in parameters])
+    # clip_grad_norm_ scales by min(1, this ratio): skipping the scaling by exactly 1 changes nothing.
+    if GRADIENT_CLIP_NORM / (total_norm + 1e-6) < 1:
+        torch.nn.utils.clip_grads_with_norm_(parameters, GRADIENT_CLIP_NORM, total_norm)
+    optimizer.step()
+    return means
+
+
+def _run_epoch(
+    step: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor, float], torch.Tensor],
+    module: GaussianVAE,
     train: _Rows,
     beta: float,
     batch_size: int,
     generators: tuple[torch.Generator, torch.Generator],
-    autocast: torch.autocast,
 ) -> list[float]:
-    """One pass over the shuffled training rows; returns the mean loss, reconstruction and KL."""
+    """One pass of ``step`` (batch, mask, noise, beta) over the shuffled training rows; returns the mean
+    loss, reconstruction and KL."""
     shuffle_generator, noise_generator = generators
     device = train.x.device
     module.train()
@@ -285,7 +305,7 @@ def _run_epoch(
         noise = torch.randn(
             len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
         )
-        sums += _train_step(module, optimizer, batch, mask, noise, beta, autocast) * len(batch)
+        sums += step(batch, mask, noise, beta) * len(batch)
     return (sums / train.n_rows).tolist()
 
 
@@ -317,23 +337,16 @@ def _epoch_runner(
     """A function that trains one epoch at a given beta and returns its mean loss, reconstruction and KL.
 
     On CUDA the steps replay one captured graph (see ``graphed_steps``) under bf16 autocast; elsewhere
-    each minibatch is a plain eager step.
+    each minibatch is an eager step with its gradients in closed form (see ``gradients``).
     """
     device = train.x.device
-    # The autocast cache must stay off where the step is captured: cached casts would outlive the graph.
-    autocast = torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False
-    )
     if device.type != "cuda":
+        step = functools.partial(_closed_form_step, module, optimizer, list(module.parameters()))
         return functools.partial(
-            _run_epoch,
-            module,
-            optimizer,
-            train,
-            batch_size=batch_size,
-            generators=generators,
-            autocast=autocast,
+            _run_epoch, step, module, train, batch_size=batch_size, generators=generators
         )
+    # The autocast cache must stay off where the step is captured: cached casts would outlive the graph.
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
     noise_generator = generators[1]
     # The training rows themselves: a view when they are a tensor of their own, as on CUDA.
     rows, mask = train.take(slice(None))
@@ -368,9 +381,10 @@ def train_vae(
     The learning rate starts at ``config.learning_rate`` and decays along a cosine to zero over the
     planned epochs. The whole array is moved to the device once (see :func:`training_device`); on
     CUDA the forward pass runs under bf16 autocast and each step replays one captured CUDA graph,
-    with no host synchronisation inside an epoch. With a validation split the weights of the epoch
-    with the lowest validation loss are restored. The module is returned to the CPU when training
-    ends.
+    with no host synchronisation inside an epoch; elsewhere each step's gradients are computed in
+    closed form (:mod:`vae_anomaly.gradients`), equal to autograd's. With a validation split the
+    weights of the epoch with the lowest validation loss are restored. The module is returned to the
+    CPU when training ends.
 
     Parameters
     ----------
