@@ -1,4 +1,5 @@
-"""Torch's CPU threads: one for small work, the CPU quota for large work, and restored after a fit."""
+"""Torch's CPU threads: one for small work, the CPU quota for large work, and restored after a fit;
+scoring workers on Python threads for small work."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import torch
 
 import vae_anomaly.threads as threads
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.threads import SMALL_WORK_MACS, available_cpus, choose_threads, torch_threads
+from vae_anomaly.model import GaussianVAE
+from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
+from vae_anomaly.threads import (
+    SMALL_WORK_MACS,
+    available_cpus,
+    choose_threads,
+    scoring_workers,
+    torch_threads,
+)
 
 
 def test_small_work_gets_one_thread_and_large_work_every_cpu():
@@ -47,3 +56,28 @@ def test_scores_do_not_depend_on_the_thread_count(planted):
     one = VAEAnomalyDetector(epochs=3, n_threads=1, random_state=0).fit(planted[0])
     two = VAEAnomalyDetector(epochs=3, n_threads=2, random_state=0).fit(planted[0])
     np.testing.assert_allclose(one.score_samples(planted[0]), two.score_samples(planted[0]), rtol=1e-4)
+
+
+def test_small_work_is_scored_by_a_worker_per_cpu_and_large_or_pinned_work_by_one():
+    assert scoring_workers("auto", SMALL_WORK_MACS - 1) == available_cpus()
+    assert scoring_workers("auto", SMALL_WORK_MACS) == 1
+    assert scoring_workers(2, 1) == 1
+
+
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_scores_are_the_same_whatever_the_number_of_scoring_workers(per_feature):
+    module = GaussianVAE(4, (8,), 2, torch.Generator().manual_seed(0)).eval()
+    rows = np.random.default_rng(0).normal(size=(3 * SCORING_BATCH_ROWS + 5, 4)).astype(np.float32)
+    mask = (np.arange(rows.size).reshape(rows.shape) % 7 != 0).astype(np.float32)
+    noise = np.random.default_rng(1).normal(size=(2, 2))
+
+    one, three = (
+        score_rows(module, rows, noise, per_feature=per_feature, mask=mask, workers=workers)
+        for workers in (1, 3)
+    )
+
+    for name, values in one._asdict().items():
+        if values is None:
+            assert getattr(three, name) is None
+        else:
+            np.testing.assert_array_equal(getattr(three, name), values, err_msg=name)

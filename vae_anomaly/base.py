@@ -7,6 +7,7 @@ how they map row scores back to the input; everything else lives here, once.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import weakref
 from abc import ABCMeta, abstractmethod
@@ -27,8 +28,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
-from vae_anomaly.scoring import SampleScores, scoring_batch_rows
-from vae_anomaly.threads import choose_threads, torch_threads
+from vae_anomaly.scoring import SampleScores, score_rows, scoring_batch_rows
+from vae_anomaly.threads import choose_threads, scoring_workers, torch_threads
 from vae_anomaly.training import TrainingConfig, batch_size_for, resolve_device, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
@@ -289,7 +290,10 @@ SHARED_PARAMETERS_DOC = """\
         pass takes under 1G multiply-adds (the defaults, up to 7,000-wide windows), which does not
         collapse when the cores are shared with other processes (several threads slowed 4-5x beside
         one busy process), and a larger model every CPU the process may use (its CPU affinity,
-        capped by a cgroup or Kubernetes CPU limit). Torch's own setting is restored afterwards.
+        capped by a cgroup or Kubernetes CPU limit). Under "auto" the one-thread model is scored a
+        batch per CPU at once, each batch on a Python thread of its own: these threads never wait
+        for each other, so a busy neighbour slows them by its share only. An int scores one batch
+        at a time. Torch's own setting is restored afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split, shuffling and noise; an int makes fits
         repeatable.
@@ -570,13 +574,15 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """X's checked values (float64, NaN where missing) and the index its outputs carry."""
 
     @contextmanager
-    def _scoring_module(self) -> Iterator[GaussianVAE]:
-        """The fitted module on the scoring device (``scoring_device``), with torch's threads set."""
+    def _row_scorer(self) -> Iterator[Callable[..., SampleScores]]:
+        """``score_rows`` with the fitted module on the scoring device (``scoring_device``), its latent
+        draws and its scoring workers; torch's threads are set inside the block."""
         device = resolve_device(self.scoring_device)
         module = self.module_ if device.type == "cpu" else _device_copy(self.module_, device)
         work = scoring_batch_rows(self.module_.n_features, device) * self.module_.multiply_adds_per_row()
+        workers = scoring_workers(self.n_threads, work) if device.type == "cpu" else 1
         with torch_threads(choose_threads(self.n_threads, work)):
-            yield module
+            yield functools.partial(score_rows, module, latent_noise=self.latent_noise_, workers=workers)
 
     @staticmethod
     def _select(scores: SampleScores, kind: str) -> np.ndarray:

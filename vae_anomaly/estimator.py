@@ -16,7 +16,7 @@ from vae_anomaly.base import (
     contribution_shares,
     document_shared_parameters,
 )
-from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores, score_rows
+from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores
 
 
 @document_shared_parameters
@@ -190,8 +190,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
     def _score_standardized(
         self, rows: RowSource, observed: RowSource | None, per_feature: bool = False
     ) -> SampleScores:
-        with self._scoring_module() as module:
-            return score_rows(module, rows, self.latent_noise_, per_feature, mask=observed)
+        with self._row_scorer() as score:
+            return score(rows, per_feature=per_feature, mask=observed)
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each row: higher is more anomalous.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -118,13 +119,13 @@ class RowSource(Protocol):
     def __getitem__(self, rows: slice) -> np.ndarray: ...
 
 
-@torch.no_grad()
 def score_rows(
     module: GaussianVAE,
     x: RowSource,
     latent_noise: np.ndarray | None = None,
     per_feature: bool = False,
     mask: RowSource | None = None,
+    workers: int = 1,
 ) -> SampleScores:
     """Score rows with a trained VAE, deterministically and independently of how rows are batched.
 
@@ -149,6 +150,9 @@ def score_rows(
         reconstruction error is then the mean over the observed values, and the reconstruction NLL
         their sum scaled by n_features / n_observed: both stay comparable with rows that have no gap.
         None: all observed.
+    workers : int
+        Batches scored at once, each on a Python thread of its own (see
+        :func:`vae_anomaly.threads.scoring_workers`); the scores are the same for any number.
 
     Returns
     -------
@@ -164,9 +168,11 @@ def score_rows(
         if latent_noise is None
         else torch.as_tensor(latent_noise, dtype=dtype, device=device)
     )
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in _PARTS}
     batch_rows = scoring_batch_rows(module.n_features, device)
-    for start in range(0, len(x), batch_rows):
+
+    @torch.no_grad()  # grad mode is per thread, so each worker sets its own
+    def score_batch(start: int) -> dict[str, np.ndarray]:
+        """The parts of the scores of the batch of rows from ``start``."""
         rows = slice(start, start + batch_rows)
         values = np.asarray(x[rows])
         n_rows = len(values)
@@ -202,8 +208,15 @@ def score_rows(
             batch_parts["feature_nll"] = _numpy(feature_nll * scale, n_rows)
             batch_parts["feature_kl"] = _numpy(_kl_attribution(module, batch), n_rows)
         _score_overflow_as_most_anomalous(batch_parts, values)
-        for name, part in batch_parts.items():
-            parts[name].append(part)
+        return batch_parts
+
+    starts = range(0, len(x), batch_rows)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            batches = list(pool.map(score_batch, starts))
+    else:
+        batches = [score_batch(start) for start in starts]
+    parts = {name: [batch[name] for batch in batches if name in batch] for name in _PARTS}
     joined = {name: np.concatenate(part) if part else None for name, part in parts.items()}
     return SampleScores(
         reconstruction_error=joined["error"],

@@ -78,6 +78,29 @@ def choose_threads(n_threads: int | Literal["auto"], work_macs: float) -> int:
     return 1 if work_macs < SMALL_WORK_MACS else available_cpus()
 
 
+def scoring_workers(n_threads: int | Literal["auto"], work_macs: float) -> int:
+    """Scoring batches to run at once, each on a Python thread of its own, for ``work_macs`` per batch.
+
+    Torch runs an operation without holding the GIL, so batches on separate Python threads run in
+    parallel, each on one torch thread. Unlike torch's intra-op threads they never wait for each
+    other inside an operation, so a core taken by another process slows them down by its share, not
+    many times over.
+
+    Parameters
+    ----------
+    n_threads : int or "auto"
+        "auto": every CPU the process may use (``available_cpus``) for work that ``choose_threads``
+        gives one torch thread; otherwise 1 (torch's own threads then split each batch).
+    work_macs : float
+        Multiply-adds of one scoring batch's forward pass.
+
+    Returns
+    -------
+    int
+    """
+    return available_cpus() if n_threads == "auto" and work_macs < SMALL_WORK_MACS else 1
+
+
 @contextmanager
 def torch_threads(n_threads: int) -> Iterator[None]:
     """Run the body with torch's intra-op thread count set to ``n_threads``, then restore it.

@@ -18,7 +18,7 @@ from vae_anomaly.base import (
     contribution_shares,
     document_shared_parameters,
 )
-from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, score_rows
+from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
@@ -401,8 +401,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     # ---------------------------------------------------------------- scoring
     def _window_scores(self, windows: _SeriesWindows) -> SampleScores:
         rows, mask, _ = windows
-        with self._scoring_module() as module:
-            return score_rows(module, rows, self.latent_noise_, mask=mask)
+        with self._row_scorer() as score:
+            return score(rows, mask=mask)
 
     def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
         return window_scores_to_points(window_scores, starts, self.window_, n_timestamps, self.aggregation)
@@ -486,14 +486,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         counts = np.zeros(n_timestamps)
         for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
             chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
-            with self._scoring_module() as module:
-                scores = score_rows(
-                    module,
-                    rows[chunk],
-                    self.latent_noise_,
-                    per_feature=True,
-                    mask=None if mask is None else mask[chunk],
-                )
+            with self._row_scorer() as score:
+                scores = score(rows[chunk], per_feature=True, mask=None if mask is None else mask[chunk])
             point_values = scores.feature_parts(self.score_method).reshape(-1, self.window_, n_channels)
             chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
             sums += chunk_sums
