@@ -72,6 +72,12 @@ def _kl_backward(
     return grad * (2.0 * z_mean), -grad + grad * torch.exp(z_log_var)
 
 
+def _variance_floor_backward(raw_log_var: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient through the decoder's smooth floor, log_var = logaddexp(raw, log MIN_DECODER_VARIANCE)."""
+    floor = torch.full_like(raw_log_var, math.log(MIN_DECODER_VARIANCE))
+    return grad / (1 + torch.exp(floor - raw_log_var))
+
+
 def neg_elbo_gradients(
     module: GaussianVAE,
     x: torch.Tensor,
@@ -109,18 +115,19 @@ def neg_elbo_gradients(
         terms = neg_elbo_terms(x, output, mask)
         reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
         loss = reconstruction + beta * kl
+        # Each row's share of the two means, in float32 as autograd's MeanBackward computes it.
         n_rows = len(x)
         grad_loss = torch.ones_like(loss)
         grad_kl = (grad_loss * beta).expand(n_rows) / n_rows
+        # The KL's operations were recorded last, so autograd's engine runs them first: where a tensor
+        # gets several gradients (the posterior's), the KL's come first in the sum.
         grad_z_mean, grad_z_log_var = _kl_backward(output.z_mean, output.z_log_var, grad_kl)
         grad_x_mean, grad_x_log_var = _reconstruction_backward(
             x, output, terms, mask, grad_loss.expand(n_rows) / n_rows
         )
-        raw_log_var = module.x_log_var_raw
-        floor = torch.full_like(raw_log_var, math.log(MIN_DECODER_VARIANCE))
-        module.x_log_var_raw.grad = grad_x_log_var / (1 + torch.exp(floor - raw_log_var))
-        grad_decoded = _linear_backward(module.to_x_mean, trace, grad_x_mean)
-        grad_z = _mlp_backward(module.decoder, trace, grad_decoded)
+        module.x_log_var_raw.grad = _variance_floor_backward(module.x_log_var_raw, grad_x_log_var)
+        grad_z = _mlp_backward(module.decoder, trace, _linear_backward(module.to_x_mean, trace, grad_x_mean))
+        # z = mean + exp(0.5 * log_var) * noise, then the clamp of the encoder's log-variance.
         grad_z_mean = grad_z_mean + grad_z
         grad_z_log_var = grad_z_log_var + ((grad_z * noise) * torch.exp(0.5 * output.z_log_var)) * 0.5
         unclamped_log_var = trace[module.to_z_log_var][1]
