@@ -12,6 +12,7 @@ from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
 from vae_anomaly.threads import (
+    MAX_SCORING_WORKERS,
     SMALL_WORK_MACS,
     available_cpus,
     choose_threads,
@@ -58,8 +59,10 @@ def test_scores_do_not_depend_on_the_thread_count(planted):
     np.testing.assert_allclose(one.score_samples(planted[0]), two.score_samples(planted[0]), rtol=1e-4)
 
 
-def test_small_work_is_scored_by_a_worker_per_cpu_and_large_or_pinned_work_by_one():
-    assert scoring_workers("auto", SMALL_WORK_MACS - 1) == available_cpus()
+def test_small_work_is_scored_by_a_worker_per_cpu_and_large_or_pinned_work_by_one(monkeypatch):
+    assert scoring_workers("auto", SMALL_WORK_MACS - 1) == min(available_cpus(), MAX_SCORING_WORKERS)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 64)
+    assert scoring_workers("auto", SMALL_WORK_MACS - 1) == MAX_SCORING_WORKERS
     assert scoring_workers("auto", SMALL_WORK_MACS) == 1
     assert scoring_workers(2, 1) == 1
 

@@ -24,6 +24,10 @@ import torch
 # one beside a single busy process (benchmarks/cpu_threads.py): below this size the idle gain is not
 # worth that risk.
 SMALL_WORK_MACS = 1_000_000_000
+# At most this many scoring batches run at once (scoring_workers): each holds a batch's temporaries (about
+# 16 MiB), and the part of a batch that holds the GIL (about a tenth of it on 2 cores) caps the gain of
+# more workers near 5x at 8.
+MAX_SCORING_WORKERS = 8
 _CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 _CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -89,8 +93,9 @@ def scoring_workers(n_threads: int | Literal["auto"], work_macs: float) -> int:
     Parameters
     ----------
     n_threads : int or "auto"
-        "auto": every CPU the process may use (``available_cpus``) for work that ``choose_threads``
-        gives one torch thread; otherwise 1 (torch's own threads then split each batch).
+        "auto": every CPU the process may use (``available_cpus``), at most ``MAX_SCORING_WORKERS``,
+        for work that ``choose_threads`` gives one torch thread; otherwise 1 (torch's own threads
+        then split each batch).
     work_macs : float
         Multiply-adds of one scoring batch's forward pass.
 
@@ -98,7 +103,9 @@ def scoring_workers(n_threads: int | Literal["auto"], work_macs: float) -> int:
     -------
     int
     """
-    return available_cpus() if n_threads == "auto" and work_macs < SMALL_WORK_MACS else 1
+    if n_threads == "auto" and work_macs < SMALL_WORK_MACS:
+        return min(available_cpus(), MAX_SCORING_WORKERS)
+    return 1
 
 
 @contextmanager
