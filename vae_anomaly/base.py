@@ -291,9 +291,9 @@ SHARED_PARAMETERS_DOC = """\
         collapse when the cores are shared with other processes (several threads slowed 4-5x beside
         one busy process), and a larger model every CPU the process may use (its CPU affinity,
         capped by a cgroup or Kubernetes CPU limit). Under "auto" the one-thread model is scored a
-        batch per CPU (at most 8) at once, each batch on a Python thread of its own: these threads never wait
-        for each other, so a busy neighbour slows them by its share only. An int scores one batch
-        at a time. Torch's own setting is restored afterwards.
+        batch per CPU (at most 8) at once, each batch on a Python thread of its own: these threads
+        never wait for each other, so a busy neighbour slows them by its share only. An int scores
+        one batch at a time. Torch's own setting is restored afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split, shuffling and noise; an int makes fits
         repeatable.
