@@ -484,14 +484,14 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         n_timestamps, n_channels = series.values.shape
         sums = np.zeros((n_timestamps, n_channels))
         counts = np.zeros(n_timestamps)
-        for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
-            chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
-            with self._row_scorer() as score:
+        with self._row_scorer() as score:
+            for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
+                chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
                 scores = score(rows[chunk], per_feature=True, mask=None if mask is None else mask[chunk])
-            point_values = scores.feature_parts(self.score_method).reshape(-1, self.window_, n_channels)
-            chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
-            sums += chunk_sums
-            counts += chunk_counts
+                point_values = scores.feature_parts(self.score_method).reshape(-1, self.window_, n_channels)
+                chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
+                sums += chunk_sums
+                counts += chunk_counts
         parts = sums / counts[:, None]
         if shares:
             parts = contribution_shares(parts, series.observed.any(axis=1))
