@@ -275,7 +275,11 @@ def _closed_form_step(
     noise: torch.Tensor,
     beta: float,
 ) -> torch.Tensor:
-    """:func:`_train_step` with the gradients in closed form (bit-identical, faster on a CPU)."""
+    """:func:`_train_step` with the gradients in closed form (bit-identical, faster on a CPU).
+
+    ``parameters`` are the module's, listed once by the caller: walking the module for them at every
+    step cost about 20 us, a fifth of the clipping.
+    """
     means = neg_elbo_gradients(module, batch, noise, beta, mask)
     total_norm = torch.nn.utils.get_total_norm([parameter.grad for parameter in parameters])
     # clip_grad_norm_ scales by min(1, this ratio): skipping the scaling by exactly 1 changes nothing.
