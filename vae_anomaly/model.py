@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
 # unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
@@ -58,8 +59,9 @@ Trace = dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]]
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor, trace: Trace | None) -> torch.Tensor:
-    """``layer(x)``, recorded in ``trace`` if one is given."""
-    output = layer(x)
+    """``layer(x)``, recorded in ``trace`` if one is given. The functional form is the same operation
+    without the module call's hook machinery (a few microseconds a layer)."""
+    output = F.linear(x, layer.weight, layer.bias)
     if trace is not None:
         trace[layer] = (x, output)
     return output
