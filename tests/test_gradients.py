@@ -9,7 +9,7 @@ import torch
 
 from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
-from vae_anomaly.training import GRADIENT_CLIP_NORM, _closed_form_step, _train_step
+from vae_anomaly.training import GRADIENT_CLIP_NORM, _AdamWStep, _closed_form_step, _train_step
 
 # (features, hidden widths, latent width, rows, beta, share of values missing, scale of the
 # log-variance head's bias: 300 pushes most posterior log-variances past their clamp)
@@ -70,8 +70,9 @@ def test_the_clamp_case_clamps_posterior_log_variances():
     assert (z_log_var == 8.0).any() and (z_log_var == -12.0).any()
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
 @pytest.mark.parametrize("input_scale", [0.1, 100.0], ids=["unclipped", "clipped"])
-def test_closed_form_steps_train_the_same_weights_as_autograd_steps(input_scale):
+def test_closed_form_steps_train_the_same_weights_as_autograd_steps(input_scale, fused):
     module, x, noise, mask = _problem(12, (16, 8), 4, 64, 0.2, 1.0)
     x = x * input_scale
     neg_elbo_gradients(module, x, noise, 1.0, mask)
@@ -79,14 +80,17 @@ def test_closed_form_steps_train_the_same_weights_as_autograd_steps(input_scale)
     assert (float(norm) > GRADIENT_CLIP_NORM) == (input_scale > 1)
     module.zero_grad(set_to_none=True)
     twin = copy.deepcopy(module)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2, weight_decay=1e-3, fused=True)
-    twin_optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-2, weight_decay=1e-3, fused=True)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2, weight_decay=1e-3, fused=fused)
+    twin_optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-2, weight_decay=1e-3, fused=fused)
     autocast = torch.autocast("cpu", enabled=False)
     parameters = list(module.parameters())
+    optimizer_step = _AdamWStep(optimizer, parameters)
 
-    for _ in range(5):
-        means = _closed_form_step(module, optimizer, parameters, x, mask, noise, 0.5)
+    for step in range(5):
+        means = _closed_form_step(module, optimizer_step, parameters, x, mask, noise, 0.5)
         expected = _train_step(twin, twin_optimizer, x, mask, noise, 0.5, autocast)
         assert torch.equal(means, expected)
+        for group in (*optimizer.param_groups, *twin_optimizer.param_groups):
+            group["lr"] = 1e-2 / (step + 2)  # as a schedule sets it between steps
     for (name, parameter), twin_parameter in zip(module.named_parameters(), twin.parameters(), strict=True):
         assert torch.equal(parameter, twin_parameter), name

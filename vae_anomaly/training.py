@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
 from vae_anomaly.gradients import neg_elbo_gradients
@@ -140,9 +141,15 @@ def _beta_at(epoch: int, config: TrainingConfig) -> float:
     return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_epochs)
 
 
+def _gather(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+    """``values[rows]``. A tensor of positions goes through ``index_select``: the same rows as indexing
+    with it, at half the cost on a CPU (about 15 us of a training step)."""
+    return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
+
+
 def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tensor | None:
     """``values[rows]``, or None for an absent mask."""
-    return None if values is None else values[rows]
+    return None if values is None else _gather(values, rows)
 
 
 @dataclass(frozen=True)
@@ -161,8 +168,8 @@ class _Rows:
 
     def take(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The values and mask of the ``rows``-th of these rows."""
-        positions = rows if self.index is None else self.index[rows]
-        return self.x[positions], _take(self.mask, positions)
+        positions = rows if self.index is None else _gather(self.index, rows)
+        return _gather(self.x, positions), _take(self.mask, positions)
 
 
 def _rows_on_device(
@@ -189,7 +196,7 @@ def _rows_on_device(
     def part(rows: torch.Tensor) -> _Rows:
         rows = rows.to(device)
         if device.type == "cuda":
-            return _Rows(data[rows], _take(observed, rows))
+            return _Rows(_gather(data, rows), _take(observed, rows))
         return _Rows(data, observed, rows)
 
     return part(train_rows), part(validation_rows)
@@ -266,9 +273,53 @@ def _train_step(
     return torch.stack([loss, reconstruction, kl]).detach()
 
 
+class _AdamWStep:
+    """``optimizer.step()`` for the AdamW of :func:`_optimizer_for`, through torch's functional ``adamw``
+    on the optimizer's own state and hyperparameters (its learning rate as the schedule sets it).
+
+    The same arithmetic on the same tensors, without the method's per-call bookkeeping (hooks, profiler
+    records, the state look-ups), about 45 us of a 1 ms step on a CPU. The first call is
+    ``optimizer.step()`` itself, which creates the state.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter]) -> None:
+        self.optimizer = optimizer
+        self.parameters = parameters
+        self.state: dict[str, list[torch.Tensor]] = {}
+
+    @torch.no_grad()  # as Optimizer.step runs: the update is in place on leaf parameters
+    def __call__(self) -> None:
+        if not self.state:
+            self.optimizer.step()
+            states = [self.optimizer.state[parameter] for parameter in self.parameters]
+            self.state = {key: [state[key] for state in states] for key in ("exp_avg", "exp_avg_sq", "step")}
+            return
+        group = self.optimizer.param_groups[0]
+        beta1, beta2 = group["betas"]
+        adamw(
+            self.parameters,
+            [parameter.grad for parameter in self.parameters],
+            self.state["exp_avg"],
+            self.state["exp_avg_sq"],
+            [],  # the maxima that amsgrad keeps; _optimizer_for leaves amsgrad off
+            self.state["step"],
+            foreach=group["foreach"],
+            capturable=group["capturable"],
+            differentiable=group["differentiable"],
+            fused=group["fused"],
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
+
+
 def _closed_form_step(
     module: GaussianVAE,
-    optimizer: torch.optim.Optimizer,
+    optimizer_step: Callable[[], None],
     parameters: list[torch.nn.Parameter],
     batch: torch.Tensor,
     mask: torch.Tensor | None,
@@ -277,15 +328,16 @@ def _closed_form_step(
 ) -> torch.Tensor:
     """:func:`_train_step` with the gradients in closed form (bit-identical, faster on a CPU).
 
-    ``parameters`` are the module's, listed once by the caller: walking the module for them at every
-    step cost about 20 us, a fifth of the clipping.
+    ``optimizer_step`` applies the clipped gradients (an :class:`_AdamWStep`). ``parameters`` are the
+    module's, listed once by the caller: walking the module for them at every step cost about 20 us,
+    a fifth of the clipping.
     """
     means = neg_elbo_gradients(module, batch, noise, beta, mask)
     total_norm = torch.nn.utils.get_total_norm([parameter.grad for parameter in parameters])
     # clip_grad_norm_ scales by min(1, this ratio): skipping the scaling by exactly 1 changes nothing.
     if GRADIENT_CLIP_NORM / (total_norm + 1e-6) < 1:
         torch.nn.utils.clip_grads_with_norm_(parameters, GRADIENT_CLIP_NORM, total_norm)
-    optimizer.step()
+    optimizer_step()
     return means
 
 
@@ -345,7 +397,8 @@ def _epoch_runner(
     """
     device = train.x.device
     if device.type != "cuda":
-        step = functools.partial(_closed_form_step, module, optimizer, list(module.parameters()))
+        parameters = list(module.parameters())
+        step = functools.partial(_closed_form_step, module, _AdamWStep(optimizer, parameters), parameters)
         return functools.partial(
             _run_epoch, step, module, train, batch_size=batch_size, generators=generators
         )
