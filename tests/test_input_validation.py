@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly import VAEAnomalyDetector, base
+from vae_anomaly.base import has_no_nan, surely_finite
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,19 @@ def test_fewer_rows_than_batch_size_train(planted, n_rows):
     detector = VAEAnomalyDetector(batch_size=128, epochs=5, random_state=0).fit(x)
     assert detector.predict(x).shape == (n_rows,)
     assert np.isfinite(detector.score_samples(x)).all()
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "reversed"])
+def test_the_finiteness_pass_finds_nan_and_inf_in_a_large_array_of_any_layout(layout):
+    x = np.zeros(
+        (base.THREADED_SUM_MIN_VALUES // 4 + 1, 4), dtype=np.float32, order="F" if layout == "F" else "C"
+    )
+    if layout == "reversed":
+        x = x[::-1]  # negative strides: torch cannot view it, numpy sums it
+    assert surely_finite(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        x[-3, 2] = bad
+        assert not surely_finite(x)
+        x[-3, 2] = 0.0
+    big = np.full_like(x, np.finfo(np.float32).max)  # finite, but the sum overflows: check exactly
+    assert not surely_finite(big) and has_no_nan(big)

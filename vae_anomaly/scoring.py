@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -119,6 +119,16 @@ class RowSource(Protocol):
     def __getitem__(self, rows: slice) -> np.ndarray: ...
 
 
+@runtime_checkable
+class DeviceRowSource(RowSource, Protocol):
+    """A RowSource that can also make a slice of its rows on an accelerator itself, e.g. from raw values
+    that cross to the device and are standardized there rather than on the host."""
+
+    def tensor(self, rows: slice, device: torch.device) -> torch.Tensor:
+        """``self[rows]`` as a float32 tensor on ``device``, the same numbers as on the host."""
+        ...
+
+
 def score_rows(
     module: GaussianVAE,
     x: RowSource,
@@ -135,8 +145,9 @@ def score_rows(
         Trained model; it is run on its own device and dtype. On CUDA every batch is padded to
         ``scoring_batch_rows`` rows, so scores stay independent of batching there too.
     x : ndarray of shape (n_samples, n_features) or RowSource
-        Standardized rows; read ``scoring_batch_rows`` at a time, so a RowSource that builds rows on
-        demand is never held in memory whole.
+        Standardized rows, at least one; read ``scoring_batch_rows`` at a time, so a RowSource that
+        builds rows on demand is never held in memory whole. On CUDA a DeviceRowSource makes its rows
+        there.
     latent_noise : ndarray of shape (n_draws, latent_dim) or None
         None scores at the posterior mean z = mu. Otherwise each row's terms are averaged over
         z = mu + sigma * eps for these fixed eps: the same draws for every row, so a row's score never
@@ -170,18 +181,19 @@ def score_rows(
     )
     batch_rows = scoring_batch_rows(module.n_features, device)
 
+    def batch_tensor(source: RowSource, rows: slice) -> torch.Tensor:
+        if device.type == "cuda" and isinstance(source, DeviceRowSource):
+            return source.tensor(rows, device).to(dtype)
+        return torch.as_tensor(np.asarray(source[rows]), dtype=dtype, device=device)
+
     @torch.no_grad()  # grad mode is per thread, so each worker sets its own
-    def score_batch(start: int) -> dict[str, np.ndarray]:
-        """The parts of the scores of the batch of rows from ``start``."""
+    def score_batch(start: int) -> dict[str, torch.Tensor]:
+        """The parts of the scores of the batch of rows from ``start``, left on the module's device."""
         rows = slice(start, start + batch_rows)
-        values = np.asarray(x[rows])
+        values = batch_tensor(x, rows)
         n_rows = len(values)
-        batch = _fixed_shape(torch.as_tensor(values, dtype=dtype, device=device), batch_rows)
-        observed = (
-            None
-            if mask is None
-            else _fixed_shape(torch.as_tensor(np.asarray(mask[rows]), dtype=dtype, device=device), batch_rows)
-        )
+        batch = _fixed_shape(values, batch_rows)
+        observed = None if mask is None else _fixed_shape(batch_tensor(mask, rows), batch_rows)
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = kl = feature_squared_error = feature_nll = None
         for eps in noise:
@@ -197,18 +209,17 @@ def score_rows(
         # Scaled from the observed values to all of them, so rows with gaps compare with full rows.
         coverage = batch.shape[1] / n_observed
         batch_parts = {
-            "error": _numpy(squared_error / (n_observed * len(noise)), n_rows),
-            "nll": _numpy(nll * coverage / len(noise), n_rows),
-            "kl": _numpy(kl, n_rows),
+            "error": squared_error / (n_observed * len(noise)),
+            "nll": nll * coverage / len(noise),
+            "kl": kl,
         }
         if per_feature:
             per_row = torch.as_tensor(n_observed * len(noise), dtype=dtype, device=device).reshape(-1, 1)
             scale = torch.as_tensor(coverage / len(noise), dtype=dtype, device=device).reshape(-1, 1)
-            batch_parts["feature_squared_error"] = _numpy(feature_squared_error / per_row, n_rows)
-            batch_parts["feature_nll"] = _numpy(feature_nll * scale, n_rows)
-            batch_parts["feature_kl"] = _numpy(_kl_attribution(module, batch), n_rows)
-        _score_overflow_as_most_anomalous(batch_parts, values)
-        return batch_parts
+            batch_parts["feature_squared_error"] = feature_squared_error / per_row
+            batch_parts["feature_nll"] = feature_nll * scale
+            batch_parts["feature_kl"] = _kl_attribution(module, batch)
+        return {name: part[:n_rows] for name, part in batch_parts.items()}  # the rest is padding
 
     starts = range(0, len(x), batch_rows)
     if workers > 1 and len(starts) > 1:
@@ -216,8 +227,14 @@ def score_rows(
             batches = list(pool.map(score_batch, starts))
     else:
         batches = [score_batch(start) for start in starts]
-    parts = {name: [batch[name] for batch in batches if name in batch] for name in _PARTS}
-    joined = {name: np.concatenate(part) if part else None for name, part in parts.items()}
+    # One copy to the host at the end: on CUDA nothing waits for the device between batches.
+    joined = {
+        name: torch.cat([batch[name] for batch in batches]).cpu().numpy().astype(np.float64)
+        if name in batches[0]
+        else None
+        for name in _PARTS
+    }
+    _score_overflow_as_most_anomalous(joined, x, batch_rows)
     return SampleScores(
         reconstruction_error=joined["error"],
         reconstruction_nll=joined["nll"],
@@ -244,25 +261,28 @@ def _kl_attribution(module: GaussianVAE, batch: torch.Tensor) -> torch.Tensor:
     return batch * total / KL_ATTRIBUTION_STEPS
 
 
-def _score_overflow_as_most_anomalous(parts: dict[str, np.ndarray], values: np.ndarray) -> None:
+def _score_overflow_as_most_anomalous(
+    parts: dict[str, np.ndarray | None], x: RowSource, batch_rows: int
+) -> None:
     """Give rows whose terms overflowed float32 (NaN or inf) an infinite score in every term.
 
     Only a value far beyond anything seen in training overflows; such a row is the most anomalous
-    there is, never NaN and never normal. Its feature parts become the squared standardized values,
-    which point at the value that overflowed.
+    there is, never NaN and never normal. Its feature parts become the squared standardized values
+    (read again from ``x``, a batch at a time), which point at the value that overflowed.
     """
     overflowed = ~(np.isfinite(parts["error"]) & np.isfinite(parts["nll"]) & np.isfinite(parts["kl"]))
     if not overflowed.any():
         return
     for name in ("error", "nll", "kl"):
         parts[name][overflowed] = np.inf
-    with np.errstate(over="ignore"):
-        squares = np.square(values[overflowed].astype(np.float64))
-    for name in _FEATURE_PARTS:
-        if name in parts:
-            parts[name][overflowed] = squares
-            if name == "feature_kl":
-                parts[name][overflowed] = 0.0
+    if parts["feature_nll"] is None:
+        return
+    for start in np.unique(np.flatnonzero(overflowed) // batch_rows * batch_rows):
+        rows = np.flatnonzero(overflowed[start : start + batch_rows])
+        with np.errstate(over="ignore"):
+            squares = np.square(np.asarray(x[start : start + batch_rows])[rows].astype(np.float64))
+        for name in _FEATURE_PARTS:
+            parts[name][start + rows] = 0.0 if name == "feature_kl" else squares
 
 
 def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
@@ -275,8 +295,3 @@ def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
     if batch.device.type != "cuda" or len(batch) == batch_rows:
         return batch
     return torch.nn.functional.pad(batch, (0, 0, 0, batch_rows - len(batch)))
-
-
-def _numpy(values: torch.Tensor, n_rows: int) -> np.ndarray:
-    """The first ``n_rows`` values (the rest are padding) on the CPU in float64."""
-    return values[:n_rows].cpu().numpy().astype(np.float64)
