@@ -42,10 +42,10 @@ def test_scoring_batches_are_sized_by_their_bytes():
     assert scoring_batch_rows(32, cpu) == SCORING_BATCH_ROWS
     assert scoring_batch_rows(800, cpu) == 1024  # 4 MiB of float32: 1,310 rows, down to a power of two
     assert scoring_batch_rows(10**7, cpu) == 1
-    # On CUDA every batch is padded to one shape per width: 32 MiB, from 8,192 up to 65,536 rows.
+    # On CUDA every batch is padded to one shape per width: 128 MiB, from 8,192 up to 262,144 rows.
     cuda = torch.device("cuda")
-    assert scoring_batch_rows(32, cuda) == 65536
-    assert scoring_batch_rows(800, cuda) == 8192
+    assert scoring_batch_rows(32, cuda) == 262144
+    assert scoring_batch_rows(800, cuda) == 32768
     assert scoring_batch_rows(3200, cuda) == SCORING_BATCH_ROWS
 
 

@@ -14,8 +14,8 @@ SCORING_BATCH_ROWS = 8192
 # On CUDA every batch is padded to one shape per model: the largest power of two of rows within this
 # many bytes of float32 input, from SCORING_BATCH_ROWS up to CUDA_SCORING_BATCH_MAX_ROWS. Larger batches
 # cut the per-batch launches, copies and synchronisations that bound scoring on a GPU.
-CUDA_SCORING_BATCH_BYTES = 32 * 2**20
-CUDA_SCORING_BATCH_MAX_ROWS = 65536
+CUDA_SCORING_BATCH_BYTES = 128 * 2**20
+CUDA_SCORING_BATCH_MAX_ROWS = 262144
 # On the CPU a scoring batch holds at most this many bytes of float32 input (a power of two of rows, at
 # most SCORING_BATCH_ROWS): the batch's temporaries of the same size (reconstruction, squared error)
 # then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
