@@ -500,11 +500,16 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             check_float32_range(x, names)
         return x
 
+    def _checked_has_no_nan(self, x: np.ndarray) -> bool:
+        """True when checked X (``_checked_values``) has no missing value. Where NaN is refused it
+        holds none, and no pass over it is needed to find out."""
+        return not self.__sklearn_tags__().input_tags.allow_nan or has_no_nan(x)
+
     def _fit_scaling(self, x: np.ndarray, noun: str) -> None:
         """Set ``mean_`` and ``scale_`` from each column's observed values (NaN is missing); a column
         with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
         # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
-        complete = has_no_nan(x)
+        complete = self._checked_has_no_nan(x)
         seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
         if not seen.all():
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
@@ -517,8 +522,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _standardized_rows(self, x: np.ndarray) -> tuple[StandardizedRows, ObservedRows | None]:
         """X standardized in float32 and its observed-value mask (None when nothing is missing), both
         read a slice of rows at a time, as scoring takes them."""
-        # Where NaN is refused, checked X holds none: no pass over it to find out.
-        complete = not self.__sklearn_tags__().input_tags.allow_nan or has_no_nan(x)
+        complete = self._checked_has_no_nan(x)
         rows = StandardizedRows(x, self.mean_, self.scale_, complete)
         return rows, None if complete else ObservedRows(x)
 
