@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import VAEAnomalyDetector, scoring
+from vae_anomaly.base import binary_columns
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 
 
@@ -236,6 +237,31 @@ def test_a_small_drift_of_a_reading_with_a_large_level_is_not_an_anomaly(min_rel
     assert detector.scale_[3] == pytest.approx(max(0.02, min_relative_scale * 22.1), rel=0.05)
     share = np.mean(detector.predict(drifted) == -1)
     assert share <= flagged_share if min_relative_scale else share >= flagged_share
+
+
+def test_binary_columns_are_those_of_zeros_and_ones_both_seen():
+    x = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            [1.0, 0.0, np.nan, 2.0, 1.0, 0.5],
+            [0.0, 0.0, 1.0, 1.0, 1.0, 1.0],
+        ]
+    )
+    np.testing.assert_array_equal(binary_columns(x), [True, False, True, False, False, False])
+
+
+@pytest.mark.parametrize("binary_features", ["keep", "standardize"])
+def test_a_flag_is_centred_but_keeps_the_scale_one_unless_told(binary_features):
+    rng = np.random.default_rng(0)
+    flag = (rng.random(500) < 0.01).astype(float)
+    flag[[3, 7]] = [1.0, np.nan]
+    x = np.column_stack([rng.normal(size=(500, 2)), flag])
+    detector = VAEAnomalyDetector(binary_features=binary_features, missing="skip", epochs=2, random_state=0)
+    detector.fit(x)
+    keep = binary_features == "keep"
+    np.testing.assert_array_equal(detector.binary_features_, [False, False, keep])
+    assert detector.mean_[2] == pytest.approx(np.nanmean(flag))
+    assert detector.scale_[2] == (1.0 if keep else pytest.approx(np.nanstd(flag)))
 
 
 def test_a_constant_feature_keeps_the_scale_one():

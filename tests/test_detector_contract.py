@@ -96,6 +96,7 @@ def test_the_training_configuration_takes_shared_parameters_only():
         ({"contamination": 0.7}, "'contamination' parameter"),
         ({"latent_dim": 0}, "'latent_dim' parameter"),
         ({"min_relative_scale": -0.01}, "'min_relative_scale' parameter"),
+        ({"binary_features": "drop"}, "'binary_features' parameter"),
         ({"score_method": "mse"}, "'score_method' parameter"),
         ({"device": 3}, "'device' parameter"),
     ],
@@ -391,21 +392,39 @@ def test_unfitted_detector_cannot_be_saved(cls, tmp_path):
         cls().save(tmp_path / "model")
 
 
-def test_a_model_saved_before_the_scale_floor_loads_without_it(fitted, tmp_path):
+PARAMETERS_ADDED_LATER = pytest.mark.parametrize(
+    ("name", "before"), [("min_relative_scale", 0.0), ("binary_features", "standardize")]
+)
+
+
+@PARAMETERS_ADDED_LATER
+def test_a_model_saved_before_a_parameter_existed_loads_with_its_old_value(fitted, tmp_path, name, before):
     detector, x = fitted
     detector.save(tmp_path / "model")
-    _edit_config(tmp_path / "model", lambda c: c["params"].pop("min_relative_scale"))
+    _edit_config(tmp_path / "model", lambda c: c["params"].pop(name))
     loaded = type(detector).load(tmp_path / "model")
-    assert loaded.get_params()["min_relative_scale"] == 0.0
+    assert loaded.get_params()[name] == before
     np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
 
 
-def test_a_detector_pickled_before_the_scale_floor_unpickles_without_it(fitted):
+@PARAMETERS_ADDED_LATER
+def test_a_detector_pickled_before_a_parameter_existed_unpickles_with_its_old_value(fitted, name, before):
     detector, x = fitted
     state = detector.__getstate__()
-    del state["min_relative_scale"]
+    del state[name]
     restored = type(detector).__new__(type(detector))
     restored.__setstate__(state)
-    assert restored.get_params()["min_relative_scale"] == 0.0
-    assert "min_relative_scale=0.0" in repr(restored)
+    assert restored.get_params()[name] == before
+    shown = before != inspect.signature(type(detector)).parameters[name].default  # repr shows non-defaults
+    assert (f"{name}={before!r}" in repr(restored)) == shown
     np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))
+
+
+def test_the_kept_flags_survive_save_and_load(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=(300, 2)), rng.random(300) < 0.1])
+    detector = VAEAnomalyDetector(binary_features="keep", epochs=2, random_state=0).fit(x)
+    detector.save(tmp_path / "model")
+    loaded = VAEAnomalyDetector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.binary_features_, [False, False, True])
+    np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))

@@ -296,3 +296,20 @@ def test_training_on_wide_windows_holds_at_most_the_value_cap():
     finally:
         tracemalloc.stop()
     assert peak < 2 * MAX_TRAINING_VALUES * 4
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_harmless_flips_of_rare_flags_do_not_outrank_an_anomaly_in_the_reading(seed):
+    # SMAP's shape: a reading and command flags that are rarely on in training and more often later.
+    rng = np.random.default_rng(seed)
+    t = np.arange(3000)
+    reading = np.sin(2 * np.pi * t / 50) + 0.1 * rng.normal(size=len(t))
+    reading[2500:2510] += 1.0
+    flags = rng.random((len(t), 5)) < np.where(t < 2000, 0.003, 0.01)[:, None]
+    series = np.column_stack([reading, flags])
+    labels = np.zeros(len(t), dtype=int)
+    labels[2500:2510] = 1
+    detector = TimeSeriesVAEDetector(random_state=0).fit(series[:2000])
+    assert detector.binary_features_.tolist() == [False] + [True] * 5
+    # Standardized, a flip of a flag on in 0.3% of training rows was 18 units and ranked first (0.38).
+    assert roc_auc_score(labels[2000:], detector.anomaly_score(series)[2000:]) > 0.95

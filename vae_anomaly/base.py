@@ -261,6 +261,27 @@ def _column_std(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return np.sqrt(squares / len(x))
 
 
+def binary_columns(x: np.ndarray) -> np.ndarray:
+    """Which columns hold only the values 0 and 1, both of them.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+        Values; NaN is missing and ignored.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_features,)
+    """
+    with warnings.catch_warnings():  # a column of NaN alone is refused by the caller, not here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        binary = (np.nanmin(x, axis=0) == 0) & (np.nanmax(x, axis=0) == 1)
+    for column in np.flatnonzero(binary):  # the few candidates only: no temporary the size of X
+        values = x[:, column]
+        binary[column] = bool(np.all((values == 0) | (values == 1) | np.isnan(values)))
+    return binary
+
+
 def _robust_spread(scores: np.ndarray) -> float:
     """The spread of training scores as a standard deviation would be for normal data: IQR / 1.349,
     else their standard deviation, else 1 (all equal)."""
@@ -376,7 +397,10 @@ SHARED_PARAMETERS_DOC = """\
 _SHARED_PARAMETERS_MARKER = "    %(shared_parameters)s\n"
 # Values that reproduce how a detector saved or pickled before a parameter existed was fitted: such a
 # detector loads with these, not the new defaults, so get_params and clone tell the truth about it.
-_PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {"min_relative_scale": 0.0}
+_PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {
+    "binary_features": "standardize",
+    "min_relative_scale": 0.0,
+}
 
 
 def document_shared_parameters(cls: type) -> type:
@@ -428,6 +452,10 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     #: The DataFrame column that holds the timestamps, if the detector reads one (a parameter of the
     #: time-series detector); None when timestamps, if any, come from the index.
     time_column: str | None = None
+    #: What scaling does to features of 0s and 1s: "keep" or "standardize" (a parameter of each
+    #: detector, whose defaults differ).
+    binary_features: Literal["keep", "standardize"]
+    _BINARY_FEATURES_CONSTRAINT: ClassVar[list[Any]] = [StrOptions({"keep", "standardize"})]
 
     def __init__(
         self,
@@ -506,8 +534,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return not self.__sklearn_tags__().input_tags.allow_nan or has_no_nan(x)
 
     def _fit_scaling(self, x: np.ndarray, noun: str) -> None:
-        """Set ``mean_`` and ``scale_`` from each column's observed values (NaN is missing); a column
-        with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
+        """Set ``mean_``, ``scale_`` and ``binary_features_`` from each column's observed values (NaN is
+        missing); a column with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
         # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
         complete = self._checked_has_no_nan(x)
         seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
@@ -517,7 +545,9 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
         scale = _column_std(x, self.mean_) if complete else np.nanstd(x, axis=0)
         floored = np.maximum(scale, self.min_relative_scale * np.abs(self.mean_))
-        self.scale_ = np.where(scale > 0, floored, 1.0)
+        keep = self.binary_features == "keep"
+        self.binary_features_ = binary_columns(x) if keep else np.zeros(x.shape[1], dtype=bool)
+        self.scale_ = np.where((scale > 0) & ~self.binary_features_, floored, 1.0)
 
     def _standardized_rows(self, x: np.ndarray) -> tuple[StandardizedRows, ObservedRows | None]:
         """X standardized in float32 and its observed-value mask (None when nothing is missing), both
@@ -806,6 +836,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         tensors = {f"module.{name}": t for name, t in self.module_.state_dict().items()}
         tensors["mean_"] = torch.from_numpy(self.mean_)
         tensors["scale_"] = torch.from_numpy(self.scale_)
+        tensors["binary_features_"] = torch.from_numpy(self.binary_features_)
         if self.latent_noise_ is not None:
             tensors["latent_noise_"] = torch.from_numpy(self.latent_noise_)
         save_model(path, type(self).__name__, params, attributes, tensors)
@@ -847,6 +878,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         detector.module_ = module.eval()
         detector.mean_ = saved.tensors["mean_"].numpy()
         detector.scale_ = saved.tensors["scale_"].numpy()
+        binary = saved.tensors.get("binary_features_")  # absent from models saved before it existed
+        detector.binary_features_ = np.zeros(len(detector.scale_), bool) if binary is None else binary.numpy()
         noise = saved.tensors.get("latent_noise_")
         detector.latent_noise_ = None if noise is None else noise.numpy()
         return detector

