@@ -412,9 +412,12 @@ def test_a_detector_pickled_before_a_parameter_existed_unpickles_with_its_old_va
     detector, x = fitted
     state = detector.__getstate__()
     del state[name]
+    if name == "binary_features":
+        del state["binary_features_"]  # nor had the fitted attribute: every feature was scaled
     restored = type(detector).__new__(type(detector))
     restored.__setstate__(state)
     assert restored.get_params()[name] == before
+    assert not restored.binary_features_.any()
     shown = before != inspect.signature(type(detector)).parameters[name].default  # repr shows non-defaults
     assert (f"{name}={before!r}" in repr(restored)) == shown
     np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))

@@ -282,6 +282,11 @@ def binary_columns(x: np.ndarray) -> np.ndarray:
     return binary
 
 
+def _no_binary_features(n_features: int) -> np.ndarray:
+    """``binary_features_`` where every feature is scaled: none kept."""
+    return np.zeros(n_features, dtype=bool)
+
+
 def _robust_spread(scores: np.ndarray) -> float:
     """The spread of training scores as a standard deviation would be for normal data: IQR / 1.349,
     else their standard deviation, else 1 (all equal)."""
@@ -424,6 +429,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        # Not in __init__ here: each detector declares it with a default of its own.
+        "binary_features": [StrOptions({"keep", "standardize"})],
         "min_relative_scale": [Interval(Real, 0, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
@@ -455,7 +462,6 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     #: What scaling does to features of 0s and 1s: "keep" or "standardize" (a parameter of each
     #: detector, whose defaults differ).
     binary_features: Literal["keep", "standardize"]
-    _BINARY_FEATURES_CONSTRAINT: ClassVar[list[Any]] = [StrOptions({"keep", "standardize"})]
 
     def __init__(
         self,
@@ -502,7 +508,10 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A detector pickled before a parameter existed was fitted with the behaviour it now turns on.
-        super().__setstate__({**_PARAMETERS_BEFORE_THEY_EXISTED, **state})
+        state = {**_PARAMETERS_BEFORE_THEY_EXISTED, **state}
+        if "scale_" in state and "binary_features_" not in state:  # fitted when every feature was scaled
+            state["binary_features_"] = _no_binary_features(len(state["scale_"]))
+        super().__setstate__(state)
 
     def _feature_names(self) -> list[str]:
         """Column names for outputs: ``feature_names_in_`` when fitted on names, else x0, x1, ..."""
@@ -546,7 +555,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         scale = _column_std(x, self.mean_) if complete else np.nanstd(x, axis=0)
         floored = np.maximum(scale, self.min_relative_scale * np.abs(self.mean_))
         keep = self.binary_features == "keep"
-        self.binary_features_ = binary_columns(x) if keep else np.zeros(x.shape[1], dtype=bool)
+        self.binary_features_ = binary_columns(x) if keep else _no_binary_features(x.shape[1])
         self.scale_ = np.where((scale > 0) & ~self.binary_features_, floored, 1.0)
 
     def _standardized_rows(self, x: np.ndarray) -> tuple[StandardizedRows, ObservedRows | None]:
@@ -879,7 +888,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         detector.mean_ = saved.tensors["mean_"].numpy()
         detector.scale_ = saved.tensors["scale_"].numpy()
         binary = saved.tensors.get("binary_features_")  # absent from models saved before it existed
-        detector.binary_features_ = np.zeros(len(detector.scale_), bool) if binary is None else binary.numpy()
+        n_features = len(detector.scale_)
+        detector.binary_features_ = _no_binary_features(n_features) if binary is None else binary.numpy()
         noise = saved.tensors.get("latent_noise_")
         detector.latent_noise_ = None if noise is None else noise.numpy()
         return detector

@@ -95,7 +95,6 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
-        "binary_features": BaseVAEDetector._BINARY_FEATURES_CONSTRAINT,
         "missing": [StrOptions({"error", "skip"})],
     }
 

@@ -105,11 +105,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
 
     The series is standardized per channel with the training mean and standard deviation (at least
     ``min_relative_scale`` of the channel's absolute mean; 0/1 flags keep their scale, see
-    ``binary_features``), cut into windows of ``window`` timestamps
-    every ``stride`` steps (plus one window ending at the last timestamp), and each window, flattened,
-    is one row for the same VAE, training loop and scoring as :class:`VAEAnomalyDetector`. Window
-    scores map back to timestamps by ``aggregation``. Windows are cut from a strided view of the
-    series and scored in batches, so scoring never holds all windows;
+    ``binary_features``), cut into windows of ``window`` timestamps every ``stride`` steps (plus one
+    window ending at the last timestamp), and each window, flattened, is one row for the same VAE,
+    training loop and scoring as :class:`VAEAnomalyDetector`. Window scores map back to timestamps by
+    ``aggregation``. Windows are cut from a strided view of the series and scored in batches, so
+    scoring never holds all windows;
     training does hold its windows: every window of the training series (stride 1) up to 65,536 of
     them and 2^25 values (128 MiB as float32), else the smallest stride that keeps within that, at
     most ``stride``.
@@ -212,7 +212,6 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
     scores_whole_series: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseVAEDetector._parameter_constraints,
-        "binary_features": BaseVAEDetector._BINARY_FEATURES_CONSTRAINT,
         "window": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions(set(WINDOW_RULES))],
