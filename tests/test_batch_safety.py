@@ -188,6 +188,61 @@ def test_an_output_that_is_a_file_is_one_line_error(model_folder, data, tmp_path
     assert (tmp_path / "scores.parquet").read_bytes() == b"someone's file"
 
 
+# ------------------------------------------------------------------------ links and names
+def test_a_link_planted_at_the_partial_name_is_never_written_through(model_folder, data, tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's own file")
+    (tmp_path / "out").mkdir()
+    for name in (".part0.parquet.partial", ".part0.parquet.0123456789ab.partial"):
+        (tmp_path / "out" / name).symlink_to(precious)
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out")]) == 0
+    assert precious.read_text() == "the user's own file"
+    output = tmp_path / "out" / "part0.parquet"
+    assert output.is_file() and not output.is_symlink()
+    assert len(pd.read_parquet(output)) == 300
+
+
+@pytest.mark.parametrize("where", ["part0.parquet", "day2"])
+def test_a_link_where_an_output_goes_is_refused_by_name(model_folder, data, tmp_path, where, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "part0.parquet").write_text("the user's own file")
+    _frame(10).to_parquet(data / "day2.parquet")  # a file beside the folder day2
+    (data / "day2").mkdir()
+    _frame(10).to_parquet(data / "day2" / "part0.parquet")
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "out" / where
+    link.symlink_to(precious / where if where.endswith(".parquet") else precious)
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{link} is a symbolic link" in error and "never writes through a link" in error
+    assert (precious / "part0.parquet").read_text() == "the user's own file"
+    assert sorted(p.name for p in precious.iterdir()) == ["part0.parquet"]
+
+
+def test_two_inputs_that_would_share_an_output_are_refused_naming_both(model_folder, data, tmp_path, capsys):
+    _frame(50).to_parquet(data / "part0.pq")
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert str(data / "part0.parquet") in error and str(data / "part0.pq") in error
+    assert "would both be scored into" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_linked_input_folder_is_scored_and_a_loop_is_refused(model_folder, data, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere" / "day2"
+    elsewhere.mkdir(parents=True)
+    _frame(70).to_parquet(elsewhere / "x.parquet")
+    (data / "day2").symlink_to(elsewhere)
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.startswith("3 files (3 scored")
+    assert len(pd.read_parquet(tmp_path / "out" / "day2" / "x.parquet")) == 70
+    (elsewhere / "back").symlink_to(data)
+    assert main(["score", str(model_folder), str(data), str(tmp_path / "out2")]) == 2
+    error = capsys.readouterr().err
+    assert f"INPUT folder {data / 'day2' / 'back'} is the folder {data} again" in error
+
+
 # ------------------------------------------------------------------------ two jobs at once
 def test_a_second_job_on_a_busy_output_says_so(model_folder, data, tmp_path):
     with locked_output(tmp_path / "out"):

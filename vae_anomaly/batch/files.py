@@ -1,10 +1,13 @@
 """Which files a batch job scores, where each output goes, and whether an output is already complete.
 
-Each output file is written under a hidden partial name and renamed into place when it holds every
-row; its parquet metadata records the row count and the input file's size and modification time, so a
-rerun can tell a complete output of this very input from one that is stale or cut short. An output
-folder that overlaps the input is refused before anything is read, and one job at a time writes into
-an output folder.
+Each output file is written under a fresh hidden partial name, created exclusively (never through a
+link someone planted there), and renamed into place when it holds every row; its parquet metadata
+records the row count and the input file's size and modification time, so a rerun can tell a complete
+output of this very input from one that is stale or cut short. An output folder that overlaps the
+input, two inputs that would share one output, and a symbolic link where an output or one of its
+folders goes are refused before anything is read; one job at a time writes into an output folder.
+Symbolic links to folders inside the input are followed, and a folder reached twice (a loop, or two
+links to one folder) is refused by name.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -26,6 +31,8 @@ import pyarrow.parquet as pq
 DEFAULT_BATCH_ROWS = 65_536
 ROWS_KEY = b"vae_anomaly.rows"
 SOURCE_KEY = b"vae_anomaly.source"
+# Where the platform has it, O_NOFOLLOW makes creating a file through a planted link fail.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class OutputBusyError(RuntimeError):
@@ -42,6 +49,8 @@ class FileJob:
         The input parquet file.
     target : Path
         Its output file: the same relative path under the output folder.
+    output : Path
+        The output folder.
     partition : dict of str to str
         Hive partition keys from the folders between the input root and the file.
     dataset : pyarrow.dataset.Dataset
@@ -55,6 +64,7 @@ class FileJob:
 
     source: Path
     target: Path
+    output: Path
     partition: dict[str, str]
     dataset: ds.Dataset
     n_rows: int
@@ -65,10 +75,37 @@ class FileJob:
         """The input columns the output holds: ``keep``, or every column of the file."""
         return list(self.keep) if self.keep is not None else self.dataset.schema.names
 
-    @property
-    def partial(self) -> Path:
-        """The hidden name the output is written under until it is complete."""
-        return self.target.with_name(f".{self.target.name}.partial")
+    def open_partial(self) -> tuple[Path, BinaryIO]:
+        """Create a fresh hidden file beside the target to write the output into until it is complete.
+
+        The name is new each time and the file is created exclusively, without following a symbolic
+        link: a file or link planted in the output folder is never written through. The folders up to
+        it are created, refusing any that is a link.
+
+        Returns
+        -------
+        path : Path
+            The partial file, to rename onto ``target`` with :meth:`commit_partial`.
+        stream : binary file
+            Open for writing.
+        """
+        make_output_folders(self.output, self.target)
+        path = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
+        return path, os.fdopen(descriptor, "wb")
+
+    def commit_partial(self, partial: Path) -> None:
+        """Rename a complete partial file onto ``target``, refusing a target that is a symbolic link.
+
+        Raises
+        ------
+        ValueError
+            If a symbolic link stands where the output goes (the partial file is then removed).
+        """
+        if self.target.is_symlink():
+            partial.unlink(missing_ok=True)
+            raise ValueError(_link_refusal(self.target))
+        os.replace(partial, self.target)
 
     def output_metadata(self) -> dict[bytes, bytes]:
         """What a complete output of this very input records: its row count and the input's fingerprint."""
@@ -92,6 +129,24 @@ def _is_hidden(relative: Path) -> bool:
     return any(part.startswith((".", "_")) for part in relative.parts)
 
 
+def _folder_files(base: Path) -> list[Path]:
+    """The visible files below ``base``, sorted, following links to folders; a folder reached twice
+    (a link back up, or two links to one folder) is refused, since its files would be scored twice."""
+    reached: dict[tuple[int, int], Path] = {}
+    files = []
+    for folder, subfolders, names in os.walk(base, followlinks=True):
+        status = os.stat(folder)
+        first = reached.setdefault((status.st_dev, status.st_ino), Path(folder))
+        if first != Path(folder):
+            raise ValueError(
+                f"INPUT folder {folder} is the folder {first} again (through a symbolic link), so its "
+                "files would be scored twice: remove the link, or score the folders one at a time."
+            )
+        subfolders[:] = sorted(name for name in subfolders if not _is_hidden(Path(name)))
+        files += [Path(folder, name) for name in names if not _is_hidden(Path(name))]
+    return sorted(file for file in files if file.is_file())
+
+
 def _input_files(input_path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
     """The input's root folder and its files, sorted: a file, a folder's visible files, or a glob's."""
     text = str(input_path)
@@ -100,7 +155,7 @@ def _input_files(input_path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
         base = Path(os.path.commonpath([f.parent for f in files])) if files else Path(".")
     elif Path(text).is_dir():
         base = Path(text)
-        files = sorted(p for p in base.rglob("*") if p.is_file() and not _is_hidden(p.relative_to(base)))
+        files = _folder_files(base)
     elif Path(text).is_file():
         base, files = Path(text).parent, [Path(text)]
     else:
@@ -133,11 +188,17 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
         If ``input_path`` matches no file.
     ValueError
         If ``output`` is a file, holds an input file, or lies inside the input folder or where the
-        input's glob would match its files: scoring would overwrite the input or score its own output.
+        input's glob would match its files (scoring would overwrite the input or score its own output);
+        if two input files would write one output (``a.parquet`` and ``a.pq``); if a symbolic link
+        stands where an output or one of its folders goes; or if a folder of the input is reached
+        twice through links.
     """
     base, files = _input_files(input_path)
     targets = [output / file.relative_to(base).with_suffix(".parquet") for file in files]
     _check_no_overlap(input_path, files, targets, output)
+    _check_unique_targets(files, targets)
+    for target in targets:
+        _check_no_link(output, target)
     jobs, unreadable = [], {}
     for file, target in zip(files, targets, strict=True):
         relative = file.relative_to(base)
@@ -150,7 +211,7 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
         except (OSError, pa.ArrowException) as error:
             unreadable[str(file)] = f"unreadable parquet: {error}"
             continue
-        jobs.append(FileJob(file, target, partition, dataset, n_rows))
+        jobs.append(FileJob(file, target, output, partition, dataset, n_rows))
     return jobs, unreadable
 
 
@@ -181,6 +242,61 @@ def _check_no_overlap(
             f"OUTPUT {output} is inside the INPUT folder {text}: a rerun would score its own output; "
             f"{advice}."
         )
+
+
+def _check_unique_targets(files: list[Path], targets: list[Path]) -> None:
+    """Refuse two input files whose outputs would be one file: the second would replace the first."""
+    first_source: dict[Path, Path] = {}
+    for file, target in zip(files, targets, strict=True):
+        other = first_source.setdefault(target, file)
+        if other != file:
+            raise ValueError(
+                f"The input files {other} and {file} would both be scored into {target}, so one "
+                "output would replace the other: rename one of them, or score them separately."
+            )
+
+
+def _link_refusal(path: Path) -> str:
+    return (
+        f"{path} is a symbolic link (to {os.readlink(path)}), where vae-anomaly writes its output: it "
+        "never writes through a link, which could overwrite another file. Remove the link, or choose "
+        "another output folder."
+    )
+
+
+def _check_no_link(output: Path, target: Path) -> None:
+    """Refuse a symbolic link at ``target`` or at a folder between ``output`` and it."""
+    path = target
+    while path != output:
+        if path.is_symlink():
+            raise ValueError(_link_refusal(path))
+        path = path.parent
+
+
+def make_output_folders(output: Path, target: Path) -> None:
+    """Create the folders from ``output`` down to ``target``'s, never through a link (one planted
+    since the jobs were planned is refused).
+
+    Parameters
+    ----------
+    output : Path
+        The output folder, which exists.
+    target : Path
+        An output file below it.
+
+    Raises
+    ------
+    ValueError
+        If a folder on the way is a symbolic link.
+    """
+    _check_no_link(output, target.parent)
+    missing = []
+    folder = target.parent
+    while folder != output and not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir()  # fails on anything planted there since the check
 
 
 @contextmanager

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -106,8 +106,8 @@ def job_batches(
 
 
 class OutputFile:
-    """One output being written: batches go to a hidden partial file on the write-behind thread, and
-    ``commit`` renames it into place once it holds every input row.
+    """One output being written: batches go to a fresh hidden partial file (``FileJob.open_partial``)
+    on the write-behind thread, and ``commit`` renames it into place once it holds every input row.
 
     Parameters
     ----------
@@ -121,19 +121,21 @@ class OutputFile:
         self.job = job
         self.write_behind = write_behind
         self.writer: pq.ParquetWriter | None = None
+        self.partial: Path | None = None
+        self.stream: BinaryIO | None = None
         self.pending: list[Future[None]] = []
         self.rows = self.anomalies = 0
 
     def write(self, table: pa.Table, anomalies: int) -> None:
         """Queue a scored table for writing; at most ``WRITE_BEHIND_BATCHES`` wait at a time."""
         if self.writer is None:
-            self.job.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.partial, self.stream = self.job.open_partial()
             metadata = self.job.output_metadata()
             # Dictionary encoding costs more than the forward pass on float columns and saves nothing
             # there; it stays on for the rest (e.g. strings).
             encoded = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
             self.writer = pq.ParquetWriter(
-                self.job.partial, table.schema.with_metadata(metadata), use_dictionary=encoded
+                self.stream, table.schema.with_metadata(metadata), use_dictionary=encoded
             )
         self.pending.append(self.write_behind.submit(self.writer.write_table, table))
         if len(self.pending) > WRITE_BEHIND_BATCHES:
@@ -146,23 +148,31 @@ class OutputFile:
         try:
             for future in self.pending:
                 future.result()
-            if self.writer is None:
+            if self.writer is None or self.partial is None:
                 raise ValueError("no rows were read")
-            self.writer.close()
-            self.writer = None
+            self._close()
             if self.rows != self.job.n_rows:
                 raise ValueError(f"read {self.rows} rows, but the file's metadata says {self.job.n_rows}")
-            os.replace(self.job.partial, self.job.target)
+            self.job.commit_partial(self.partial)
         finally:
             self.discard()
+
+    def _close(self) -> None:
+        """Close the parquet writer and the file under it."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
 
     def discard(self) -> None:
         """Stop writing and remove the partial file."""
         wait(self.pending)
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self.job.partial.unlink(missing_ok=True)
+        self._close()
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
+            self.partial = None
 
 
 def write_empty(job: FileJob) -> None:
@@ -176,6 +186,10 @@ def write_empty(job: FileJob) -> None:
     source = job.dataset.schema
     kept = [source.field(name) for name in job.output_columns]
     schema = pa.schema([*kept, pa.field(ANOMALY_SCORE, pa.float64()), pa.field(IS_ANOMALY, pa.bool_())])
-    job.target.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), job.partial)
-    os.replace(job.partial, job.target)
+    partial, stream = job.open_partial()
+    try:
+        with stream:
+            pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), stream)
+        job.commit_partial(partial)
+    finally:
+        partial.unlink(missing_ok=True)
