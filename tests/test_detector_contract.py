@@ -380,6 +380,23 @@ def test_save_refuses_to_replace_what_is_not_a_model(fitted, tmp_path):
     assert (tmp_path / "a_file").read_text() == "data"
 
 
+@pytest.mark.parametrize("target_holds_a_model", [False, True])
+def test_saving_to_a_link_is_refused_and_leaves_nothing_behind(fitted, tmp_path, target_holds_a_model):
+    detector, data = fitted
+    target = tmp_path / "target"
+    if target_holds_a_model:
+        detector.save(target)
+    else:
+        target.mkdir()
+    before = sorted((p.name, p.read_bytes()) for p in target.iterdir())
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(FileExistsError, match=r"link is a symbolic link \(to .*target\)"):
+        detector.save(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "link").resolve() == target
+    assert sorted((p.name, p.read_bytes()) for p in target.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"], "no debris"
+
+
 @pytest.mark.parametrize("cls", DETECTORS)
 def test_missing_folder_is_reported(cls, tmp_path):
     with pytest.raises(ModelFileError, match="is not a saved vae-anomaly model"):

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -177,7 +178,8 @@ def write_model_folder(path: str | os.PathLike[str], write: Callable[[Path], Non
     """Create the folder ``path`` with ``write``, atomically: beside it first, then renamed into place.
 
     An existing model folder at ``path`` is replaced only once the new one is complete, so a failed
-    save leaves it as it was; anything else at ``path`` (a file, a folder with other files) is refused.
+    save leaves it as it was; anything else at ``path`` (a file, a folder with other files, a
+    symbolic link) is refused, and nothing is left beside it.
 
     Parameters
     ----------
@@ -194,9 +196,17 @@ def write_model_folder(path: str | os.PathLike[str], write: Callable[[Path], Non
     Raises
     ------
     FileExistsError
-        If ``path`` is a file, or a folder that holds something other than a saved model.
+        If ``path`` is a file, a symbolic link, or a folder that holds something other than a saved
+        model.
     """
     folder = Path(path)
+    if folder.is_symlink():
+        # Replacing the link would leave its target as it was; writing into the target would write
+        # through a link that someone else may have planted. Neither is what the caller asked for.
+        raise FileExistsError(
+            f"{folder} is a symbolic link (to {os.readlink(folder)}); a model is saved to a real folder: "
+            "save to the link's target itself, or remove the link first."
+        )
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} is a file; a model is saved as a folder: choose another path.")
     if folder.is_dir() and any(folder.iterdir()) and not any((folder / m).is_file() for m in MANIFEST_FILES):
@@ -218,7 +228,15 @@ def write_model_folder(path: str | os.PathLike[str], write: Callable[[Path], Non
             except BaseException:
                 os.replace(retired, folder)
                 raise
-            shutil.rmtree(retired, ignore_errors=True)
+            try:
+                shutil.rmtree(retired)
+            except OSError as error:  # the new model is in place; say what could not be cleared
+                warnings.warn(
+                    f"The model was saved to {folder}, but the model it replaced, moved to {retired}, "
+                    f"could not be removed ({error}): delete it by hand.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         else:
             os.replace(staging, folder)
     finally:
