@@ -158,6 +158,27 @@ def test_logged_model_scores_like_the_pipeline_in_a_fresh_process(fitted_pipelin
     np.testing.assert_array_equal(scores["is_anomaly"], fitted_pipeline.predict(features) == -1)
 
 
+def test_a_logged_bare_detector_loads_and_scores_without_skops_or_matplotlib(tabular, tmp_path):
+    features = tabular[0].select_dtypes("number").dropna()
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(features)
+    with mlflow.start_run():
+        info = tracking.log_model(detector, "model", input_example=features.head(5))
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    requirements = {line.split("==")[0] for line in (folder / "requirements.txt").read_text().split()}
+    assert "skops" not in requirements and "matplotlib" not in requirements
+    features.to_parquet(tmp_path / "input.parquet")
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        "sys.modules['skops'] = sys.modules['matplotlib'] = None  # as if not installed\n"
+        f"model = mlflow.pyfunc.load_model({str(folder)!r})\n"
+        f"model.predict(pd.read_parquet({str(tmp_path / 'input.parquet')!r})).to_parquet('scores.parquet')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    np.testing.assert_array_equal(scores["anomaly_score"], detector.anomaly_score(features))
+
+
 def test_logged_model_has_signature_example_and_pinned_requirements(fitted_pipeline, tabular):
     with mlflow.start_run():
         info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))

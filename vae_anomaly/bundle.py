@@ -4,8 +4,10 @@ A bundle folder holds ``bundle.json`` (format version, detector class, pipeline 
 checksum of every file), the detector saved by its ``save`` method in ``detector/`` (JSON +
 safetensors), and, for a Pipeline, the steps before the detector in ``preprocessing.skops``. skops
 rebuilds those steps from their recorded types and refuses to load a type that is not on the trusted
-list, so a bundle cannot run arbitrary code. Like a detector's folder, a bundle is written beside its
-destination and renamed into place when complete.
+list, so a bundle cannot run arbitrary code. skops is imported only when a Pipeline is saved or
+loaded: a bare detector loads where skops is not installed (an MLflow model of a detector does not
+list it). Like a detector's folder, a bundle is written beside its destination and renamed into place
+when complete.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import skops.io
-import skops.io.exceptions
 from sklearn.pipeline import Pipeline
 
 from vae_anomaly.base import BaseVAEDetector
@@ -96,6 +96,8 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     detector = final_detector(model)
     preprocessing = steps = None
     if isinstance(model, Pipeline):
+        import skops.io
+
         preprocessing = skops.io.dumps(model[:-1])
         untrusted = sorted(set(skops.io.get_untrusted_types(data=preprocessing)) - set(TRUSTED_TYPES))
         if untrusted:
@@ -171,6 +173,9 @@ def load_bundle(path: str | os.PathLike[str]) -> Any:
     detector = load_detector(folder / DETECTOR_FOLDER)
     if steps is None:
         return detector
+    import skops.io
+    import skops.io.exceptions
+
     try:
         preprocessing = skops.io.load(folder / PREPROCESSING_FILE, trusted=list(TRUSTED_TYPES))
     except skops.io.exceptions.UntrustedTypesFoundException as error:
