@@ -221,3 +221,46 @@ def test_drop_columns_are_checked(model_folder, features, tmp_path, capsys):
     assert "names ['is_anomly'], which no input file has" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*arguments, "--drop-columns", "a", "--keep-columns", "b"])
+
+
+@pytest.fixture(scope="module")
+def numeric_detector_folder(tmp_path_factory) -> tuple[VAEAnomalyDetector, Path]:
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=["a", "b", "c"])
+    detector = VAEAnomalyDetector(missing="skip", epochs=2, random_state=0).fit(frame)
+    folder = tmp_path_factory.mktemp("numeric") / "detector"
+    detector.save(folder)
+    return detector, folder
+
+
+def test_decimal_columns_with_nulls_are_scored_as_numbers(numeric_detector_folder, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    detector, folder = numeric_detector_folder
+    frame = pd.DataFrame(np.random.default_rng(1).normal(size=(40, 3)), columns=["a", "b", "c"]).round(3)
+    frame.loc[[4, 9], "b"] = np.nan
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(1, "b", table.column("b").cast(pa.decimal128(9, 3)))
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "x.parquet")
+    assert main(["score", str(folder), str(tmp_path / "in"), str(tmp_path / "out")]) == 0
+    scored = pd.read_parquet(tmp_path / "out" / "x.parquet")
+    np.testing.assert_array_equal(scored["anomaly_score"], detector.anomaly_score(frame))
+
+
+def test_a_partition_key_that_is_a_numeric_feature_takes_its_number(
+    numeric_detector_folder, tmp_path, capsys
+):
+    detector, folder = numeric_detector_folder
+    frame = pd.DataFrame(np.random.default_rng(2).normal(size=(30, 3)), columns=["a", "b", "c"])
+    for value in ("1", "2.5"):
+        (tmp_path / "in" / f"a={value}").mkdir(parents=True)
+        frame[["b", "c"]].to_parquet(tmp_path / "in" / f"a={value}" / "x.parquet")
+    assert main(["score", str(folder), str(tmp_path / "in"), str(tmp_path / "out")]) == 0
+    scored = pd.read_parquet(tmp_path / "out" / "a=2.5" / "x.parquet")
+    np.testing.assert_array_equal(scored["anomaly_score"], detector.anomaly_score(frame.assign(a=2.5)))
+    (tmp_path / "in" / "a=high").mkdir()
+    frame[["b", "c"]].to_parquet(tmp_path / "in" / "a=high" / "x.parquet")
+    assert main(["score", str(folder), str(tmp_path / "in"), str(tmp_path / "out2")]) == 2
+    assert "partition key a='high' (from its folder name) is a numeric feature" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()

@@ -382,7 +382,7 @@ def test_save_refuses_to_replace_what_is_not_a_model(fitted, tmp_path):
 
 @pytest.mark.parametrize("target_holds_a_model", [False, True])
 def test_saving_to_a_link_is_refused_and_leaves_nothing_behind(fitted, tmp_path, target_holds_a_model):
-    detector, data = fitted
+    detector, _ = fitted
     target = tmp_path / "target"
     if target_holds_a_model:
         detector.save(target)

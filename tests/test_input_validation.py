@@ -106,3 +106,24 @@ def test_the_finiteness_pass_finds_nan_and_inf_in_a_large_array_of_any_layout(la
         x[-3, 2] = 0.0
     big = np.full_like(x, np.finfo(np.float32).max)  # finite, but the sum overflows: check exactly
     assert not surely_finite(big) and has_no_nan(big)
+
+
+def _as_decimals(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame`` with ``column`` as an Arrow decimal column, its NaN as nulls."""
+    import pyarrow as pa
+
+    values = pa.array(frame[column].round(4), from_pandas=True).cast(pa.decimal128(12, 4))
+    return frame.assign(**{column: pd.Series(values, dtype=pd.ArrowDtype(values.type), index=frame.index)})
+
+
+def test_decimal_columns_with_nulls_are_read_as_numbers(planted_frame):
+    frame = planted_frame.round(4)
+    frame.loc[[2, 5], "f1"] = np.nan
+    decimals = _as_decimals(frame, "f1")
+    params = dict(missing="skip", epochs=2, random_state=0)
+    fitted = VAEAnomalyDetector(**params).fit(decimals)
+    np.testing.assert_array_equal(
+        fitted.score_samples(decimals), VAEAnomalyDetector(**params).fit(frame).score_samples(frame)
+    )
+    with pytest.raises(ValueError, match=r"column 'f1': NaN in 2 row\(s\), first at row 2"):
+        VAEAnomalyDetector(epochs=1).fit(decimals)

@@ -61,6 +61,35 @@ def check_numeric_columns(X: Any) -> None:
         )
 
 
+def arrow_numbers_as_float(X: Any) -> Any:
+    """X with its Arrow-backed numeric columns (decimals, ``int64[pyarrow]``, ...) as float64, nulls as
+    NaN: scikit-learn's checks cannot read them. Any other X is returned as it is.
+
+    Parameters
+    ----------
+    X : object
+        Input as ``fit`` or scoring takes it.
+
+    Returns
+    -------
+    object
+        ``X``, or a copy of the DataFrame with those columns converted.
+    """
+    if not isinstance(X, pd.DataFrame):
+        return X
+    arrow = [
+        name
+        for name, dtype in X.dtypes.items()
+        if isinstance(dtype, pd.ArrowDtype) and pd.api.types.is_numeric_dtype(dtype)
+    ]
+    if not arrow:
+        return X
+    converted = X.copy()
+    for name in arrow:
+        converted[name] = X[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return converted
+
+
 def _listed_columns(bad: np.ndarray, feature_names: np.ndarray | None, describe: Callable[[int], str]) -> str:
     """Each column with a bad value: what is wrong in it, in how many rows, and the first row."""
     problems = []
@@ -527,6 +556,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         the scores are the same, and a float32 X of 2M x 32 rows is not copied into 512 MB first.
         """
         check_numeric_columns(X)
+        X = arrow_numbers_as_float(X)
         if not reset:
             self._check_column_order(X)
         dtype = np.float64 if reset else (np.float64, np.float32)

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
 from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS, FileJob, locked_output, plan_jobs
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
-from vae_anomaly.batch.schema import check_schemas
+from vae_anomaly.batch.schema import check_schemas, partition_number
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
 
 
@@ -59,13 +60,29 @@ def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tup
     table = pa.Table.from_batches([batch])
     for key, value in job.partition.items():
         if key not in table.column_names:
-            table = table.append_column(key, pa.array([value] * len(table), pa.string()))
-    frame = table.select(model.columns).to_pandas()
+            # A numeric feature of the model takes the key's number (checked by check_schemas).
+            number = partition_number(value) if model.kinds.get(key) == "numeric" else None
+            column = (
+                pa.array([value] * len(table), pa.string())
+                if number is None
+                else (pa.array(np.full(len(table), number)))
+            )
+            table = table.append_column(key, column)
+    frame = _decimals_as_float(table.select(model.columns)).to_pandas()
     scores = score_frame(model.model, frame)
     output = table.select(list(job.keep) if job.keep is not None else batch.schema.names)
     output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
     output = output.append_column(IS_ANOMALY, pa.array(scores[IS_ANOMALY].to_numpy(), pa.bool_()))
     return output, int(scores[IS_ANOMALY].sum())
+
+
+def _decimals_as_float(table: pa.Table) -> pa.Table:
+    """The table with its decimal columns as float64, as the model reads numbers (pandas would make
+    them Python ``Decimal`` objects)."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_decimal(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(pa.float64()))
+    return table
 
 
 def _with_output_columns(

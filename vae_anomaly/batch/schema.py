@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -22,13 +23,32 @@ def _arrow_kind(data_type: pa.DataType) -> str:
         return _arrow_kind(data_type.value_type)
     if pa.types.is_boolean(data_type):
         return "boolean"
-    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
         return "numeric"
     if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
         return "string"
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return "datetime"
     return str(data_type)
+
+
+def partition_number(value: str) -> float | None:
+    """A hive partition value (``a=1`` gives ``"1"``) as the number a numeric feature takes; None when
+    it is not a finite number.
+
+    Parameters
+    ----------
+    value : str
+
+    Returns
+    -------
+    float or None
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def check_schemas(jobs: Sequence[FileJob], model: BatchModel) -> None:
@@ -60,7 +80,12 @@ def _schema_problems(job: FileJob, model: BatchModel) -> list[str]:
     schema = job.dataset.schema
     problems = []
     for column in model.columns:
-        if column in job.partition:
+        if column in job.partition and column not in schema.names:
+            if model.kinds[column] == "numeric" and partition_number(job.partition[column]) is None:
+                problems.append(
+                    f"{job.source}: partition key {column}={job.partition[column]!r} (from its folder "
+                    f"name) is a numeric feature of the model, but {job.partition[column]!r} is not a number"
+                )
             continue
         if column not in schema.names:
             problems.append(f"{job.source}: missing column {column!r}")
