@@ -8,6 +8,7 @@ import pytest
 
 from vae_anomaly import VAEAnomalyDetector, base
 from vae_anomaly.base import has_no_nan, surely_finite
+from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,29 @@ def test_decimal_columns_with_nulls_are_read_as_numbers(planted_frame):
     )
     with pytest.raises(ValueError, match=r"column 'f1': NaN in 2 row\(s\), first at row 2"):
         VAEAnomalyDetector(epochs=1).fit(decimals)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (dict(scoring_device="cuda:7"), "scoring_device|device='cuda:7'"),
+        (dict(device="tpu"), "device='tpu' is not a device torch knows"),
+        (dict(hidden_dims=(8, 0)), "hidden_dims must be positive integers"),
+    ],
+    ids=["scoring_device", "device", "hidden_dims"],
+)
+def test_a_bad_setting_is_refused_before_training_starts(planted, setting, message):
+    started = []
+
+    class Recorder(FitCallback):
+        def on_fit_start(self, detector):
+            started.append(detector)
+
+    recorder = Recorder()
+    register_callback(recorder)
+    try:
+        with pytest.raises(ValueError, match=message):
+            VAEAnomalyDetector(epochs=1, **setting).fit(planted[0])
+    finally:
+        unregister_callback(recorder)
+    assert not started, "training started before the setting was checked"

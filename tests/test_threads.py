@@ -24,7 +24,17 @@ from vae_anomaly.threads import (
 def test_small_work_gets_one_thread_and_large_work_every_cpu():
     assert choose_threads("auto", SMALL_WORK_MACS - 1) == 1
     assert choose_threads("auto", SMALL_WORK_MACS) == available_cpus()
-    assert choose_threads(3, 1) == 3
+    assert choose_threads(1, SMALL_WORK_MACS) == 1
+    assert choose_threads(3, 1) == min(3, available_cpus())
+
+
+def test_more_threads_than_cpus_are_capped_with_a_warning(planted):
+    before = torch.get_num_threads()
+    assert choose_threads(100_000, 1) == available_cpus()
+    with pytest.warns(UserWarning, match=rf"n_threads=100000 is more than the {available_cpus()} CPU\(s\)"):
+        detector = VAEAnomalyDetector(epochs=1, n_threads=100_000, random_state=0).fit(planted[0])
+    assert np.isfinite(detector.score_samples(planted[0])).all()
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
 from vae_anomaly.scoring import SampleScores, score_rows, scoring_batch_rows
-from vae_anomaly.threads import choose_threads, scoring_workers, torch_threads
+from vae_anomaly.threads import available_cpus, choose_threads, scoring_workers, torch_threads
 from vae_anomaly.training import TrainingConfig, batch_size_for, resolve_device, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
@@ -421,7 +421,8 @@ SHARED_PARAMETERS_DOC = """\
         capped by a cgroup or Kubernetes CPU limit). Under "auto" the one-thread model is scored a
         batch per CPU (at most 8) at once, each batch on a Python thread of its own: these threads
         never wait for each other, so a busy neighbour slows them by its share only. An int scores
-        one batch at a time. Torch's own setting is restored afterwards.
+        one batch at a time. An int above the CPUs the process may use is capped there (fit warns).
+        Torch's own setting is restored afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split, shuffling and noise; an int makes fits
         repeatable.
@@ -619,6 +620,21 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"X has the columns {type(self).__name__} was fitted on, but the feature names must be in "
                 f"the same order as in fit: got {given}, expected {expected} ({moved} moved). Reorder "
                 "them, e.g. X[detector.feature_names_in_]."
+            )
+
+    def _check_settings(self) -> None:
+        """Check what the parameter constraints cannot before any work: hidden_dims, both devices, and
+        n_threads against the CPUs the process may use (more are not used, with a warning)."""
+        self._hidden_dims()
+        resolve_device(self.device)
+        resolve_device(self.scoring_device)
+        cpus = available_cpus()
+        if self.n_threads != "auto" and self.n_threads > cpus:
+            warnings.warn(
+                f"n_threads={self.n_threads} is more than the {cpus} CPU(s) this process may use; "
+                f"{type(self).__name__} uses {cpus}.",
+                UserWarning,
+                stacklevel=3,
             )
 
     def _hidden_dims(self) -> tuple[int, ...]:

@@ -180,7 +180,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         -------
         self : VAEAnomalyDetector
         """
-        self._hidden_dims()  # a bad hidden_dims fails before any work
+        self._check_settings()  # a bad setting fails before any work
         x = self._validate_input(X, reset=True)
         self._fit_scaling(x, "Columns")
         rows, observed = self._standardized(x)

@@ -396,7 +396,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         -------
         self : TimeSeriesVAEDetector
         """
-        self._hidden_dims()  # a bad hidden_dims fails before any work
+        self._check_settings()  # a bad setting fails before any work
         series = self._validate_series(X, reset=True)
         self._fit_scaling(series.values, "Channels")
         n_timestamps = len(series.values)
