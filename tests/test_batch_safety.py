@@ -131,6 +131,23 @@ def test_a_logged_model_rewired_to_a_pickle_is_refused(detector, data, tmp_path)
     assert not marker.exists(), "code from the pickle ran"
 
 
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        ("", "AttributeError"),
+        ("flavors: [unclosed\n  : x", "ParserError"),
+        ("flavors: x\n", "its flavors are str"),
+        ("flavors: !!python/object:os.system {}\n", "ConstructorError"),
+    ],
+    ids=["empty", "invalid_yaml", "flavors_not_a_mapping", "python_tag"],
+)
+def test_a_malformed_mlmodel_file_is_one_line_error(data, tmp_path, content, kind):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text(content)
+    done = _cli(tmp_path / "model", data, tmp_path / "out", check_exit=2)
+    _one_line_error(done, "MLmodel is not a valid MLmodel file", kind)
+
+
 def test_a_trusted_pickle_that_is_not_a_detector_is_named(data, tmp_path, capsys):
     joblib.dump(StandardScaler().fit(_frame(10)), tmp_path / "scaler.joblib")
     arguments = ["score", str(tmp_path / "scaler.joblib"), str(data), str(tmp_path / "out"), "--trust-pickle"]

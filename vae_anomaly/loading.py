@@ -126,6 +126,7 @@ def _load_mlflow(text: str, trust_pickle: bool) -> LoadedModel:
     """Load an MLflow model: ours from its bundle, any other only when trusted (MLflow may unpickle)."""
     import mlflow.artifacts
     import mlflow.pyfunc
+    import yaml
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
@@ -135,15 +136,32 @@ def _load_mlflow(text: str, trust_pickle: bool) -> LoadedModel:
             if (Path(text) / "MLmodel").is_file()
             else Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
         )
-        description = Model.load(str(local))  # the MLmodel file, read as YAML: nothing runs
     except (MlflowException, OSError) as error:
         raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
-    schema = description.get_input_schema()
-    types = (
-        {spec.name: spec.type.name for spec in schema.inputs}
-        if schema is not None and schema.has_input_names()
-        else None
-    )
+    try:
+        description = Model.load(str(local))  # the MLmodel file, read as safe YAML: nothing runs
+        if not isinstance(description.flavors, dict):
+            raise TypeError(f"its flavors are {type(description.flavors).__name__}, not a mapping")
+        schema = description.get_input_schema()
+        types = (
+            {spec.name: spec.type.name for spec in schema.inputs}
+            if schema is not None and schema.has_input_names()
+            else None
+        )
+    except (
+        MlflowException,
+        OSError,
+        yaml.YAMLError,
+        AttributeError,
+        TypeError,
+        KeyError,
+        ValueError,
+    ) as error:
+        # A malformed file (empty, not YAML, a tag safe YAML refuses, fields of the wrong kind).
+        raise ValueError(
+            f"{local / 'MLmodel'} is not a valid MLmodel file ({type(error).__name__}: "
+            f"{' '.join(str(error).split())}): log the model again with vae_anomaly.tracking.log_model."
+        ) from error
     bundle = _logged_bundle(local, description.flavors)
     if bundle is not None:
         return LoadedModel(load_bundle(bundle), types)
