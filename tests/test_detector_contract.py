@@ -283,6 +283,23 @@ def test_config_inconsistent_with_weights_is_refused(fitted, tmp_path):
         type(detector).load(tmp_path / "model")
 
 
+@pytest.mark.parametrize("array", ["mean_", "scale_", "binary_features_", "latent_noise_"])
+def test_arrays_that_do_not_fit_the_config_are_refused_at_load(fitted, tmp_path, array):
+    from safetensors.torch import load_file, save_file
+
+    from vae_anomaly.persistence import _sha256
+
+    detector, _ = fitted
+    detector.save(tmp_path / "model")
+    weights = tmp_path / "model" / WEIGHTS_FILE
+    tensors = load_file(str(weights))
+    tensors[array] = tensors[array][:-1]  # one entry short, the files' checksums recomputed to match
+    save_file(tensors, str(weights))
+    _edit_config(tmp_path / "model", lambda c: c["files"].update({WEIGHTS_FILE: _sha256(weights)}))
+    with pytest.raises(ModelFileError, match=rf"{array} has shape \([\d, ]+\), expected"):
+        type(detector).load(tmp_path / "model")
+
+
 def test_invalid_parameter_in_config_is_refused(fitted, tmp_path):
     detector, _ = fitted
     detector.save(tmp_path / "model")

@@ -938,4 +938,42 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         detector.binary_features_ = _no_binary_features(n_features) if binary is None else binary.numpy()
         noise = saved.tensors.get("latent_noise_")
         detector.latent_noise_ = None if noise is None else noise.numpy()
+        detector._check_loaded_shapes(path)
         return detector
+
+    def _module_inputs(self) -> int:
+        """How many inputs the fitted module takes: one per feature (a series' windows: more)."""
+        return int(self.n_features_in_)
+
+    def _check_loaded_shapes(self, path: str | os.PathLike[str]) -> None:
+        """Refuse a loaded model whose arrays do not fit its config, naming the array: they would
+        fail at scoring with a broadcasting error, far from the cause."""
+        n_features = int(self.n_features_in_)
+        expected = {
+            "mean_": (n_features,),
+            "scale_": (n_features,),
+            "binary_features_": (n_features,),
+            "module inputs": (self._module_inputs(),),
+        }
+        found = {
+            "mean_": self.mean_.shape,
+            "scale_": self.scale_.shape,
+            "binary_features_": self.binary_features_.shape,
+            "module inputs": (self.module_.n_features,),
+        }
+        if self.latent_noise_ is not None:
+            expected["latent_noise_"] = (self.mc_samples, self.latent_dim)
+            found["latent_noise_"] = self.latent_noise_.shape
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            expected["feature_names_in_"], found["feature_names_in_"] = (n_features,), names.shape
+        wrong = [
+            f"{name} has shape {found[name]}, expected {shape}"
+            for name, shape in expected.items()
+            if found[name] != shape
+        ]
+        if wrong:
+            raise ModelFileError(
+                f"{path} does not describe a valid {type(self).__name__} with {n_features} features: "
+                f"{'; '.join(wrong)}. Save the model again from the fitted detector."
+            )

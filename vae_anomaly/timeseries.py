@@ -520,6 +520,9 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             "window_": int(self.window_),
         }
 
+    def _module_inputs(self) -> int:
+        return int(self.window_ * self.n_features_in_)
+
     def _restore_attributes(self, attributes: dict[str, Any]) -> None:
         super()._restore_attributes(attributes)
         self.window_ = attributes["window_"]
