@@ -200,6 +200,17 @@ def test_a_column_with_no_observed_value_is_named(planted_frame):
         VAEAnomalyDetector(missing="skip", epochs=1).fit(frame)
 
 
+def test_a_row_with_no_observed_value_is_refused_by_name(with_gaps):
+    x, _, _, detector = with_gaps
+    empty = x[:12].copy()
+    empty[[3, 8]] = np.nan
+    message = r"2 row\(s\) with no observed value, every feature missing \(row 3, 8\)"
+    with pytest.raises(ValueError, match=message):
+        detector.score_samples(empty)
+    with pytest.raises(ValueError, match=message):
+        VAEAnomalyDetector(missing="skip", epochs=1).fit(np.vstack([empty, x]))
+
+
 # ------------------------------------------------------------------------------- explanations
 def test_the_explanation_accounts_for_the_whole_negative_elbo(fitted, planted):
     x, _ = planted

@@ -150,6 +150,32 @@ def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: 
     raise ValueError(f"X contains {what}, which the VAE cannot score: {problems}. {advice}")
 
 
+def check_rows_observed(x: np.ndarray) -> None:
+    """Raise a ValueError naming the rows of ``x`` in which every value is missing (NaN).
+
+    Such a row holds no evidence either way: scored, it would come out as the most normal row there
+    is, since nothing in it can be badly reconstructed.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+        Checked values, NaN where missing.
+
+    Raises
+    ------
+    ValueError
+        If a row has no observed value.
+    """
+    empty = np.flatnonzero(np.isnan(x).all(axis=1))
+    if empty.size:
+        listed = ", ".join(str(row) for row in empty[:_MAX_LISTED_PROBLEMS])
+        more = f" and {empty.size - _MAX_LISTED_PROBLEMS} more" if empty.size > _MAX_LISTED_PROBLEMS else ""
+        raise ValueError(
+            f"X has {empty.size} row(s) with no observed value, every feature missing (row {listed}{more}): "
+            "there is nothing in them to score. Drop them, or fill what is known."
+        )
+
+
 def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None:
     """Raise a ValueError naming each column with values the float32 VAE cannot hold, and its first row.
 

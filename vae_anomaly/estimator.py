@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from vae_anomaly.base import (
     BaseVAEDetector,
     ScoreKind,
+    check_rows_observed,
     contribution_shares,
     document_shared_parameters,
 )
@@ -37,7 +38,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
         it out of the ELBO's reconstruction term in training and in scoring, as the time-series
         detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
         and a row's reconstruction NLL is scaled from its observed features up to all of them, so a
-        row is not flagged for a gap alone. Infinite values are refused either way.
+        row is not flagged for a gap alone. A row with no observed value at all is refused, naming
+        it: there is nothing in it to score. Infinite values are refused either way.
     binary_features : {"standardize", "keep"}, default="standardize"
         Features whose training values are all 0 or 1, both seen (one-hot levels, flags):
         "standardize" scales them like every other feature; "keep" centres them but leaves their
@@ -162,7 +164,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
             if skip
             else "Impute or drop them first, or pass missing='skip' to leave missing values out of the score."
         )
-        return self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
+        x = self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
+        if skip and not self._checked_has_no_nan(x):
+            check_rows_observed(x)
+        return x
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
