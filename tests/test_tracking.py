@@ -209,6 +209,28 @@ def test_logged_model_explains_rows_on_request(fitted_pipeline, tabular):
     assert list(model.predict(tabular[0].head(20)).columns) == ["anomaly_score", "is_anomaly"]
 
 
+def test_the_served_answer_for_a_value_too_large_for_the_model_is_valid_json(fitted_pipeline, tabular):
+    import io
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    from vae_anomaly.pyfunc import LARGEST_SCORE
+
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    rows = tabular[0].head(3).copy()
+    rows.iloc[1, rows.columns.get_loc(rows.select_dtypes("number").columns[0])] = 1e39
+    answer = io.StringIO()
+    predictions_to_json(mlflow.pyfunc.load_model(info.model_uri).predict(rows), answer)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    predictions = json.loads(answer.getvalue(), parse_constant=refuse)["predictions"]
+    assert predictions[1] == {"anomaly_score": LARGEST_SCORE, "is_anomaly": True}
+    assert predictions[0]["anomaly_score"] < LARGEST_SCORE
+
+
 def test_logged_model_gives_the_anomaly_probability_on_request(fitted_pipeline, tabular):
     with mlflow.start_run():
         info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))

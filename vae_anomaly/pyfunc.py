@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 
-from vae_anomaly.frames import score_frame
+from vae_anomaly.frames import ANOMALY_SCORE, score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
+
+# What the served model answers in place of an infinite score: the largest float64, which JSON holds
+# (strict parsers refuse ``Infinity``). The row stays flagged: it is above every threshold.
+LARGEST_SCORE = float(np.finfo(np.float64).max)
 
 
 class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
@@ -17,7 +22,10 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
     ``predict`` takes a DataFrame and returns ``score_frame``'s table: ``anomaly_score`` and
     ``is_anomaly`` per row, plus ``anomaly_probability`` with ``params={"probability": True}`` and
     ``contribution_<column>`` columns with ``params={"contributions": True}``. Log it with
-    ``vae_anomaly.tracking.log_model``.
+    ``vae_anomaly.tracking.log_model``. Every number it answers is finite, so the answer is valid
+    JSON: a score too large for float64 (a value far beyond the training data, which ``score_samples``
+    gives as ``inf``) is answered as ``LARGEST_SCORE`` (1.7976931348623157e308), with ``is_anomaly``
+    true.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -48,11 +56,14 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
         Returns
         -------
         DataFrame
+            ``score_frame``'s table, its infinite scores answered as ``LARGEST_SCORE``.
         """
         options = params or {}
-        return score_frame(
+        scored = score_frame(
             self.model,
             model_input,
             contributions=bool(options.get("contributions", False)),
             probability=bool(options.get("probability", False)),
         )
+        scored[ANOMALY_SCORE] = np.minimum(scored[ANOMALY_SCORE].to_numpy(), LARGEST_SCORE)
+        return scored
