@@ -73,3 +73,34 @@ def test_timeseries_pipeline_with_a_time_column():
     model.fit(frame.iloc[:3000])
     assert model.score_samples(frame).shape == (len(frame),)
     assert model[-1].sampling_interval_ == pd.Timedelta("5min")
+
+
+def test_contributions_follow_the_encoder_not_the_names():
+    """A one-hot level ``b`` of a column ``a`` is ``a``'s, not that of a numeric column ``a_b``."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.choice(["b", "c"], 200), "a_b": rng.normal(size=200), "x": rng.normal(size=200)}
+    )
+    model = tabular_pipeline(epochs=2, random_state=0).fit(frame)
+    shares = model[-1].explain(model[:-1].transform(frame.head(10)))
+    scored = score_frame(model, frame.head(10), contributions=True)
+    np.testing.assert_array_equal(scored["contribution_a_b"], shares["numeric__a_b"])
+    np.testing.assert_allclose(
+        scored["contribution_a"], shares["categorical__a_b"] + shares["categorical__a_c"], rtol=1e-12
+    )
+
+
+def test_feature_sources_read_the_fitted_transformers():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from vae_anomaly.input_columns import feature_sources
+
+    frame = pd.DataFrame({"c": ["u"] * 10 + ["v"] * 10 + ["w", "z"], "n": np.arange(22.0), "m": 1.0})
+    encoder = OneHotEncoder(min_frequency=5, drop="first", sparse_output=False)
+    features = ColumnTransformer(
+        [("cat", encoder, ["c"]), ("num", StandardScaler(), [1]), ("mixed", PCA(1), ["n", "m"])]
+    ).fit(frame)
+    # c: "v" and the infrequent group (u dropped); n scaled; PCA mixes n and m, so it does not say.
+    assert feature_sources(features, list(frame.columns)) == ["c", "c", "n", None]

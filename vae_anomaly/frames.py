@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from vae_anomaly.bundle import final_detector
+from vae_anomaly.input_columns import feature_sources
 
 ANOMALY_SCORE = "anomaly_score"
 IS_ANOMALY = "is_anomaly"
@@ -55,23 +56,27 @@ def score_frame(
     if contributions:
         shares = detector.explain(features).set_axis(frame.index)
         if isinstance(model, Pipeline):
-            shares = by_input_column(shares, [str(name) for name in model.feature_names_in_])
+            shares = by_input_column(shares, model[:-1], [str(name) for name in model.feature_names_in_])
         output = pd.concat([output, shares.add_prefix(CONTRIBUTION_PREFIX)], axis=1)
     return output
 
 
-def by_input_column(parts: pd.DataFrame, input_columns: list[str]) -> pd.DataFrame:
+def by_input_column(parts: pd.DataFrame, preprocessing: Any, input_columns: list[str]) -> pd.DataFrame:
     """Add up the parts of the features made from one input column, e.g. its one-hot levels.
 
-    A feature belongs to the input column it is named after, as scikit-learn's transformers name
-    their outputs: the column itself (``cpu_pct``), with a transformer prefix (``numeric__cpu_pct``),
-    or with a suffix after an underscore (``categorical__region_eu-west``, a one-hot level of
-    ``region``); the longest such column wins. A feature that matches none keeps its own name.
+    Which input column a feature is made from is read from the fitted transformers
+    (:func:`vae_anomaly.input_columns.feature_sources`): a ColumnTransformer's column lists, a
+    OneHotEncoder's categories, one feature per column for scalers and imputers. Where a transformer
+    does not say, a feature belongs to the input column it is named after, as scikit-learn's
+    transformers name their outputs (``numeric__cpu_pct``, ``categorical__region_eu-west``), the
+    longest such column winning; a feature that matches none keeps its own name.
 
     Parameters
     ----------
     parts : DataFrame
         One column per feature the detector sees, e.g. its ``explain``.
+    preprocessing : fitted transformer
+        What makes those features from the input, e.g. a Pipeline's steps before its detector.
     input_columns : list of str
         The Pipeline's input columns (``feature_names_in_``).
 
@@ -80,13 +85,19 @@ def by_input_column(parts: pd.DataFrame, input_columns: list[str]) -> pd.DataFra
     DataFrame
         One column per input column that has features, in input order, then the unmatched ones.
     """
+    sources = feature_sources(preprocessing, input_columns)
+    if len(sources) != parts.shape[1]:
+        sources = [None] * parts.shape[1]
 
-    def owner(feature: str) -> str:
+    def named_owner(feature: str) -> str:
         bare = feature.split("__", 1)[-1]
         matches = [c for c in input_columns if bare == c or bare.startswith(f"{c}_") or feature == c]
         return max(matches, key=len) if matches else feature
 
-    owners = [owner(str(feature)) for feature in parts.columns]
+    owners = [
+        source if source is not None else named_owner(str(feature))
+        for source, feature in zip(sources, parts.columns, strict=True)
+    ]
     grouped = parts.T.groupby(owners, sort=False).sum().T
     order = [c for c in input_columns if c in grouped.columns]
     return grouped[order + [c for c in grouped.columns if c not in order]]
