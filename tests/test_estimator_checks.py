@@ -1,6 +1,8 @@
 """scikit-learn's own estimator checks."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import check_methods_subset_invariance, parametrize_with_checks
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
 
@@ -20,6 +22,7 @@ def _expected_failures(estimator):
 # Few epochs keep the ~40 checks fast; they test the API contract, not detection quality.
 @parametrize_with_checks(
     [
+        VAEAnomalyDetector(epochs=2, random_state=0),
         VAEAnomalyDetector(epochs=3, random_state=0),
         VAEAnomalyDetector(missing="skip", epochs=3, random_state=0),
         TimeSeriesVAEDetector(window=4, epochs=3, random_state=0),
@@ -28,3 +31,15 @@ def _expected_failures(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 5, 10])
+@pytest.mark.parametrize("n_threads", ["auto", 2])
+def test_a_row_scores_alike_alone_and_among_others(epochs, n_threads):
+    """scikit-learn's subset check, bit for bit: each row alone against all rows in one call."""
+    x = 3 * np.random.default_rng(epochs).uniform(size=(40, 3))
+    detector = VAEAnomalyDetector(epochs=epochs, n_threads=n_threads, random_state=0).fit(x)
+    together = detector.decision_function(x)
+    alone = np.concatenate([detector.decision_function(row[None]) for row in x])
+    np.testing.assert_array_equal(alone, together)
+    check_methods_subset_invariance(type(detector).__name__, detector)

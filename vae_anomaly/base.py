@@ -436,9 +436,10 @@ SHARED_PARAMETERS_DOC = """\
         Device of the forward passes that score (``score_samples``, ``predict``, ``explain``, the
         MLflow model, ``vae-anomaly score``): "auto" picks CUDA, then MPS, then CPU, whatever the
         number of rows; or any torch device string. The fitted model itself stays on the CPU, so it
-        pickles and loads anywhere; a copy goes to the scoring device when first needed. On CUDA
-        every batch is padded to one shape, so scores do not depend on batching there either; on any
-        device they agree with the CPU's to float32 rounding.
+        pickles and loads anywhere; a copy goes to the scoring device when first needed. Batches are
+        padded (on CUDA to one shape, on the CPU to a multiple of 8 rows), so a sample's score does
+        not depend on the other samples or on how they are batched; on any device scores agree with
+        the CPU's to float32 rounding.
     n_threads : int or "auto", default="auto"
         Torch CPU threads for training and scoring. "auto" gives one thread to a model whose batch
         pass takes under 1G multiply-adds (the defaults, up to 7,000-wide windows), which does not

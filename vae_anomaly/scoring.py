@@ -21,6 +21,10 @@ CUDA_SCORING_BATCH_MAX_ROWS = 262144
 # then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
 # batch. A 25-channel series in 32-step windows scores 1.35x faster (benchmarks/RESULTS.md, issue 14).
 CPU_SCORING_BATCH_BYTES = 4 * 2**20
+# On the CPU every batch is padded to a multiple of this many rows: torch's matrix products take other
+# kernels for 1-3 rows, whose float32 rounding differs (by about 5e-7), so a row scored alone would not
+# score as it does among others. Eight rows cost a one-row call about 3% (benchmarks/RESULTS.md).
+CPU_BATCH_ROW_MULTIPLE = 8
 # The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
 SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 # Integrated gradients of the KL term use this many points between the training mean and the row.
@@ -142,8 +146,9 @@ def score_rows(
     Parameters
     ----------
     module : GaussianVAE
-        Trained model; it is run on its own device and dtype. On CUDA every batch is padded to
-        ``scoring_batch_rows`` rows, so scores stay independent of batching there too.
+        Trained model; it is run on its own device and dtype. Every batch is padded (on CUDA to
+        ``scoring_batch_rows`` rows, on the CPU to a multiple of ``CPU_BATCH_ROW_MULTIPLE``), so a
+        row's score does not depend on the other rows or on how they are batched.
     x : ndarray of shape (n_samples, n_features) or RowSource
         Standardized rows, at least one; read ``scoring_batch_rows`` at a time, so a RowSource that
         builds rows on demand is never held in memory whole. On CUDA a DeviceRowSource makes its rows
@@ -290,8 +295,11 @@ def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
 
 
 def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
-    """On CUDA, pad a batch with zero rows to ``batch_rows``: cuBLAS picks its kernels by shape, so one
-    shape for every batch keeps a row's score independent of how rows are batched."""
-    if batch.device.type != "cuda" or len(batch) == batch_rows:
-        return batch
-    return torch.nn.functional.pad(batch, (0, 0, 0, batch_rows - len(batch)))
+    """Pad a batch with zero rows so that a row's score does not depend on how rows are batched: on
+    CUDA to ``batch_rows`` (cuBLAS picks its kernels by shape, so every batch gets one shape), on the
+    CPU to a multiple of ``CPU_BATCH_ROW_MULTIPLE``."""
+    if batch.device.type == "cuda":
+        rows = batch_rows
+    else:
+        rows = -(-len(batch) // CPU_BATCH_ROW_MULTIPLE) * CPU_BATCH_ROW_MULTIPLE
+    return batch if rows == len(batch) else torch.nn.functional.pad(batch, (0, 0, 0, rows - len(batch)))
