@@ -180,6 +180,15 @@ def test_a_missing_value_has_no_part_in_the_explanation(with_gaps):
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
 
 
+def test_the_explanation_of_a_row_with_a_gap_leaves_the_same_baseline(with_gaps):
+    x, _, gapped, detector = with_gaps
+    residual = detector.anomaly_score(x) - detector.explain(x, shares=False).to_numpy().sum(axis=1)
+    complete = np.setdiff1d(np.arange(len(x)), gapped)
+    # The decoder's normalizer counts every feature, observed or not, so the baseline is one number.
+    assert abs(residual[gapped].mean() - residual[complete].mean()) < 1e-3 * detector.anomaly_score(x).std()
+    assert residual.std() < 1e-3 * detector.anomaly_score(x).std()
+
+
 def test_score_components_count_the_missing_values(with_gaps):
     x, _, _, detector = with_gaps
     components = detector.score_components(x)

@@ -37,8 +37,9 @@ class VAEAnomalyDetector(BaseVAEDetector):
         What a missing value (NaN) does. "error" refuses it, naming the column and row. "skip" leaves
         it out of the ELBO's reconstruction term in training and in scoring, as the time-series
         detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
-        and a row's reconstruction NLL is scaled from its observed features up to all of them, so a
-        row is not flagged for a gap alone. A row with no observed value at all is refused, naming
+        and the data part of a row's reconstruction NLL is scaled from its observed features up to
+        all of them (the decoder's normalizer counts every feature), so that rows with gaps compare
+        with complete rows and ``explain`` leaves them the same baseline. A row with no observed value at all is refused, naming
         it: there is nothing in it to score. Infinite values are refused either way.
     binary_features : {"standardize", "keep"}, default="standardize"
         Features whose training values are all 0 or 1, both seen (one-hot levels, flags):

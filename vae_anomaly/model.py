@@ -184,7 +184,7 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     squared_error = x.to(dtype) - x_mean
     # In place where no gradient is taken (scoring): a second array the size of x costs page faults.
     squared_error = squared_error.square() if torch.is_grad_enabled() else squared_error.square_()
-    log_normalizer = 0.5 * (x_log_var + _LOG_2PI)
+    log_normalizer = gaussian_log_normalizer(x_log_var)
     if mask is None:
         normalizer = log_normalizer.sum()
     else:
@@ -193,6 +193,21 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     # The variance is per feature, so the weighted sum over features is one matrix-vector product.
     reconstruction_nll = squared_error @ (0.5 * torch.exp(-x_log_var)) + normalizer
     return NegELBOTerms(reconstruction_nll, kl_divergence(z_mean, z_log_var), squared_error)
+
+
+def gaussian_log_normalizer(x_log_var: torch.Tensor) -> torch.Tensor:
+    """Each feature's constant part of the reconstruction term, 0.5 * (log(2 pi) + log var_j).
+
+    Parameters
+    ----------
+    x_log_var : Tensor of shape (n_features,)
+        The decoder's log-variance.
+
+    Returns
+    -------
+    Tensor of shape (n_features,)
+    """
+    return 0.5 * (x_log_var + _LOG_2PI)
 
 
 def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor:

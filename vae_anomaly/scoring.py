@@ -8,7 +8,13 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from vae_anomaly.model import GaussianVAE, VAEOutput, kl_divergence, neg_elbo_terms
+from vae_anomaly.model import (
+    GaussianVAE,
+    VAEOutput,
+    gaussian_log_normalizer,
+    kl_divergence,
+    neg_elbo_terms,
+)
 
 SCORING_BATCH_ROWS = 8192
 # On CUDA every batch is padded to one shape per model: the largest power of two of rows within this
@@ -218,6 +224,10 @@ def score_rows(
             "nll": nll * coverage / len(noise),
             "kl": kl,
         }
+        if observed is not None:
+            batch_parts["nll"] = _normalizer_over_all_features(
+                batch_parts["nll"], nll / len(noise), observed, coverage, x_log_var
+            )
         if per_feature:
             per_row = torch.as_tensor(n_observed * len(noise), dtype=dtype, device=device).reshape(-1, 1)
             scale = torch.as_tensor(coverage / len(noise), dtype=dtype, device=device).reshape(-1, 1)
@@ -248,6 +258,26 @@ def score_rows(
         feature_nll=joined["feature_nll"],
         feature_kl=joined["feature_kl"],
     )
+
+
+def _normalizer_over_all_features(
+    scaled: torch.Tensor,
+    nll: torch.Tensor,
+    observed: torch.Tensor,
+    coverage: torch.Tensor,
+    x_log_var: torch.Tensor,
+) -> torch.Tensor:
+    """The reconstruction term of rows with gaps: its data part scaled from the observed features to
+    all of them, and the normalizer of every feature, as a complete row has it.
+
+    ``scaled`` is the whole term scaled (rows without a gap keep it, to the bit); scaling the
+    normalizer, a constant of each feature, would move a row's score by which features are missing,
+    and ``explain`` could not account for it.
+    """
+    log_normalizer = gaussian_log_normalizer(x_log_var.to(nll.dtype))
+    data_part = nll - observed.to(nll.dtype) @ log_normalizer
+    complete = coverage == 1
+    return torch.where(complete, scaled, data_part * coverage + log_normalizer.sum())
 
 
 def _kl_attribution(module: GaussianVAE, batch: torch.Tensor) -> torch.Tensor:
