@@ -70,3 +70,14 @@ def test_the_tabular_benchmark_runs(tmp_path):
     np.savez(tmp_path / "1_toy.npz", X=x, y=y)
     output = _run("tabular.py", "--data", str(tmp_path), "--methods", "vae,iforest,ecod")
     assert "## unsupervised" in output and "## novelty" in output
+
+
+def test_the_missing_values_benchmark_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = np.zeros(300, dtype=int)
+    y[:15] = 1
+    x[:15] += 4.0
+    np.savez(tmp_path / "1_toy.npz", X=x, y=y)
+    output = _run("missing.py", "--data", str(tmp_path), "--seeds", "0")
+    assert "correlated, d blanked" in output and "1_toy, 20%" in output and "series, 10 points" in output

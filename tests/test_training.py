@@ -138,6 +138,34 @@ def test_buffered_steps_cover_every_row_each_epoch_in_full_batches():
     assert torch.cat(seen[3:]).long().tolist()[:10] == order.flip(0).tolist()
 
 
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_buffered_steps_hide_the_share_of_values_asked_for(with_mask):
+    # The CUDA graph's path for gap_injection, run eagerly: a fresh draw each epoch, hidden values at 0.
+    x = torch.ones(400, 50)
+    mask = None
+    if with_mask:
+        mask = torch.ones(400, 50)
+        mask[:, 0] = 0.0  # a feature missing everywhere stays missing
+        x[:, 0] = 0.0
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def step(rows, step_mask, noise, beta):
+        seen.append((rows.clone(), step_mask.clone()))
+        return torch.zeros(3)
+
+    optimizer = torch.optim.SGD([torch.zeros(1)], lr=0.1)
+    steps = GraphedSteps(step, x, mask, 100, 2, optimizer, gap_injection=0.2)
+    for seed in range(2):
+        steps.run_epoch(torch.arange(400), 1.0, torch.Generator(), torch.Generator().manual_seed(seed))
+    rows = torch.cat([r for r, _ in seen])
+    masks = torch.cat([m for _, m in seen])
+    torch.testing.assert_close(rows, masks)  # hidden and missing values at 0, the others as they were
+    assert 0.17 < 1 - masks[:, 1:].mean().item() < 0.23
+    if with_mask:
+        assert not masks[:, 0].any()
+    assert not torch.equal(masks[:400], masks[400:]), "each epoch draws afresh"
+
+
 def test_buffered_steps_train_a_vae_as_the_plain_loop_does(planted):
     # The CUDA graph replays these buffered steps; run eagerly here, they must train as well as the loop.
     x = torch.from_numpy(planted[0].astype(np.float32))

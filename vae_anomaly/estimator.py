@@ -39,8 +39,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
         detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
         and the data part of a row's reconstruction NLL is scaled from its observed features up to
         all of them (the decoder's normalizer counts every feature), so that rows with gaps compare
-        with complete rows and ``explain`` leaves them the same baseline. A row with no observed value at all is refused, naming
-        it: there is nothing in it to score. Infinite values are refused either way.
+        with complete rows and ``explain`` leaves them the same baseline. Training then hides a
+        share of the values too (``gap_injection``), so that a row with a gap is not flagged for it.
+        A row with no observed value at all is refused, naming it: there is nothing in it to score.
+        Infinite values are refused either way.
     binary_features : {"standardize", "keep"}, default="standardize"
         Features whose training values are all 0 or 1, both seen (one-hot levels, flags):
         "standardize" scales them like every other feature; "keep" centres them but leaves their
@@ -100,6 +102,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         **BaseVAEDetector._parameter_constraints,
         "missing": [StrOptions({"error", "skip"})],
     }
+    _auto_gap_injection: ClassVar[float] = 0.2
 
     def __init__(
         self,
@@ -115,6 +118,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         batch_size: int | Literal["auto"] = "auto",
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
+        gap_injection: float | Literal["auto"] = "auto",
         validation_fraction: float = 0.1,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
@@ -136,6 +140,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
             batch_size=batch_size,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
+            gap_injection=gap_injection,
             validation_fraction=validation_fraction,
             patience=patience,
             score_method=score_method,

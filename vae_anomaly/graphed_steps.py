@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from vae_anomaly.model import hide_values
+
 # Eager steps before the capture, on a side stream as PyTorch's CUDA-graph notes ask: they let
 # cuBLAS, the allocator and AdamW's state settle, so the graph records the steady-state step.
 WARMUP_STEPS = 3
@@ -44,6 +46,9 @@ class GraphedSteps:
     optimizer : torch.optim.Optimizer
         The step's optimiser; on CUDA it must be built with ``capturable=True`` and a tensor
         learning rate, so that the captured step reads the current rate and step count.
+    gap_injection : float, default=0.0
+        Share of each batch's values hidden from the step (``model.hide_values``), drawn for the
+        whole epoch at once like the noise.
     """
 
     def __init__(
@@ -54,12 +59,19 @@ class GraphedSteps:
         batch_size: int,
         latent_dim: int,
         optimizer: torch.optim.Optimizer,
+        gap_injection: float = 0.0,
     ) -> None:
         device = x.device
         self._step, self._x, self._mask, self._optimizer = step, x, mask, optimizer
         self.n_steps = math.ceil(len(x) / batch_size)
         self._order = torch.zeros(self.n_steps, batch_size, dtype=torch.long, device=device)
         self._noise = torch.zeros(self.n_steps, batch_size, latent_dim, device=device)
+        self._gap_injection = gap_injection
+        self._keep = (
+            torch.ones(self.n_steps, batch_size, x.shape[1], dtype=torch.bool, device=device)
+            if gap_injection > 0
+            else None
+        )
         self._step_index = torch.zeros(1, dtype=torch.long, device=device)
         self._beta = torch.zeros((), device=device)
         self._sums = torch.zeros(3, device=device)
@@ -67,7 +79,13 @@ class GraphedSteps:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._steps_run = 0
 
-    def run_epoch(self, order: torch.Tensor, beta: float, noise_generator: torch.Generator) -> torch.Tensor:
+    def run_epoch(
+        self,
+        order: torch.Tensor,
+        beta: float,
+        noise_generator: torch.Generator,
+        gap_generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """One pass over the rows in ``order``; returns the mean (loss, reconstruction, kl) on the device.
 
         Parameters
@@ -78,12 +96,20 @@ class GraphedSteps:
             This epoch's KL weight.
         noise_generator : torch.Generator
             Draws the epoch's reparameterization noise, on the rows' device.
+        gap_generator : torch.Generator or None
+            Draws the epoch's hidden values, on the rows' device; needed with ``gap_injection``.
         """
         flat = self._order.view(-1)
         n_rows = len(order)
         flat[:n_rows].copy_(order)
         flat[n_rows:].copy_(order[: len(flat) - n_rows])
         self._noise.normal_(generator=noise_generator)
+        if self._keep is not None:
+            torch.ge(
+                torch.rand(self._keep.shape, generator=gap_generator, device=self._keep.device),
+                self._gap_injection,
+                out=self._keep,
+            )
         self._beta.fill_(beta)
         self._sums.zero_()
         self._step_index.zero_()
@@ -107,7 +133,11 @@ class GraphedSteps:
         rows = self._order.index_select(0, self._step_index).view(-1)
         noise = self._noise.index_select(0, self._step_index).view(len(rows), -1)
         mask = None if self._mask is None else self._mask.index_select(0, rows)
-        self._sums.add_(self._step(self._x.index_select(0, rows), mask, noise, self._beta))
+        batch = self._x.index_select(0, rows)
+        if self._keep is not None:
+            keep = self._keep.index_select(0, self._step_index).view(len(rows), -1)
+            batch, mask = hide_values(batch, mask, keep)
+        self._sums.add_(self._step(batch, mask, noise, self._beta))
         self._step_index.add_(1)
 
     def _warmup_step(self) -> None:

@@ -195,6 +195,33 @@ def neg_elbo_terms(x: torch.Tensor, output: VAEOutput, mask: torch.Tensor | None
     return NegELBOTerms(reconstruction_nll, kl_divergence(z_mean, z_log_var), squared_error)
 
 
+def hide_values(
+    batch: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Missing-data injection (Donut): treat the values where ``keep`` is False as missing.
+
+    They enter the encoder at the column mean (0, as a real gap does) and the reconstruction term
+    skips them, so the model learns to code a row from what was observed: a row with a gap at scoring
+    is then scored by its observed values, not flagged for the gap.
+
+    Parameters
+    ----------
+    batch : Tensor of shape (n_rows, n_features)
+        Standardized rows.
+    mask : Tensor of shape (n_rows, n_features) or None
+        Their observed-value mask (None: all observed).
+    keep : Tensor of shape (n_rows, n_features), bool
+        False for the values to hide.
+
+    Returns
+    -------
+    batch, mask : Tensor
+        The rows with the hidden values at 0, and the mask with them marked missing.
+    """
+    hidden_mask = keep.to(batch.dtype) if mask is None else mask * keep
+    return batch * hidden_mask, hidden_mask
+
+
 def gaussian_log_normalizer(x_log_var: torch.Tensor) -> torch.Tensor:
     """Each feature's constant part of the reconstruction term, 0.5 * (log(2 pi) + log var_j).
 

@@ -6,7 +6,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.graphed_steps import GraphedSteps
-from vae_anomaly.model import GaussianVAE, neg_elbo_terms
+from vae_anomaly.model import GaussianVAE, hide_values, neg_elbo_terms
 
 # Norm at which gradients are clipped: keeps one bad minibatch from throwing the weights away.
 GRADIENT_CLIP_NORM = 10.0
@@ -55,6 +55,9 @@ class TrainingConfig:
     weight_decay: float
     device: str
     verbose: int
+    # The share of observed values hidden in each training step, resolved from the detector's
+    # gap_injection; see hide_values.
+    gap_injection: float = 0.0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -150,6 +153,15 @@ def _gather(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
 def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tensor | None:
     """``values[rows]``, or None for an absent mask."""
     return None if values is None else _gather(values, rows)
+
+
+class _Generators(NamedTuple):
+    """The training's private random streams: the split and shuffling (on the CPU), the
+    reparameterization noise and the hidden values (on the training device)."""
+
+    shuffle: torch.Generator
+    noise: torch.Generator
+    gaps: torch.Generator
 
 
 @dataclass(frozen=True)
@@ -347,20 +359,23 @@ def _run_epoch(
     train: _Rows,
     beta: float,
     batch_size: int,
-    generators: tuple[torch.Generator, torch.Generator],
+    generators: _Generators,
+    gap_injection: float,
 ) -> list[float]:
-    """One pass of ``step`` (batch, mask, noise, beta) over the shuffled training rows; returns the mean
-    loss, reconstruction and KL."""
-    shuffle_generator, noise_generator = generators
+    """One pass of ``step`` (batch, mask, noise, beta) over the shuffled training rows, ``gap_injection``
+    of each batch's values hidden (:func:`hide_values`); returns the mean loss, reconstruction and KL."""
     device = train.x.device
     module.train()
     sums = torch.zeros(3, device=device)
-    order = torch.randperm(train.n_rows, generator=shuffle_generator).to(device)
+    order = torch.randperm(train.n_rows, generator=generators.shuffle).to(device)
     for start in range(0, train.n_rows, batch_size):
         batch, mask = train.take(order[start : start + batch_size])
         noise = torch.randn(
-            len(batch), module.to_z_mean.out_features, generator=noise_generator, device=device
+            len(batch), module.to_z_mean.out_features, generator=generators.noise, device=device
         )
+        if gap_injection > 0:
+            keep = torch.rand(batch.shape, generator=generators.gaps, device=device) >= gap_injection
+            batch, mask = hide_values(batch, mask, keep)
         sums += step(batch, mask, noise, beta) * len(batch)
     return (sums / train.n_rows).tolist()
 
@@ -388,7 +403,8 @@ def _epoch_runner(
     optimizer: torch.optim.Optimizer,
     train: _Rows,
     batch_size: int,
-    generators: tuple[torch.Generator, torch.Generator],
+    generators: _Generators,
+    gap_injection: float,
 ) -> Callable[[float], list[float]]:
     """A function that trains one epoch at a given beta and returns its mean loss, reconstruction and KL.
 
@@ -400,11 +416,16 @@ def _epoch_runner(
         parameters = list(module.parameters())
         step = functools.partial(_closed_form_step, module, _AdamWStep(optimizer, parameters), parameters)
         return functools.partial(
-            _run_epoch, step, module, train, batch_size=batch_size, generators=generators
+            _run_epoch,
+            step,
+            module,
+            train,
+            batch_size=batch_size,
+            generators=generators,
+            gap_injection=gap_injection,
         )
     # The autocast cache must stay off where the step is captured: cached casts would outlive the graph.
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
-    noise_generator = generators[1]
     # The training rows themselves: a view when they are a tensor of their own, as on CUDA.
     rows, mask = train.take(slice(None))
     steps = GraphedSteps(
@@ -414,13 +435,14 @@ def _epoch_runner(
         batch_size,
         module.to_z_mean.out_features,
         optimizer,
+        gap_injection,
     )
 
     def run_graphed_epoch(beta: float) -> list[float]:
         module.train()
         # Shuffled on the device: a CPU permutation of millions of rows costs more than the epoch.
-        order = torch.randperm(train.n_rows, generator=noise_generator, device=device)
-        return steps.run_epoch(order, beta, noise_generator).tolist()
+        order = torch.randperm(train.n_rows, generator=generators.noise, device=device)
+        return steps.run_epoch(order, beta, generators.noise, generators.gaps).tolist()
 
     return run_graphed_epoch
 
@@ -471,11 +493,16 @@ def train_vae(
         If the loss becomes NaN or infinite.
     """
     device = training_device(config.device, len(x))
-    generators = (torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed))
-    train, validation = _rows_on_device(x, mask, config, generators[0], device)
+    generators = _Generators(
+        torch.Generator().manual_seed(seed),
+        torch.Generator(device=device).manual_seed(seed),
+        torch.Generator(device=device).manual_seed(seed + 1),
+    )
+    train, validation = _rows_on_device(x, mask, config, generators.shuffle, device)
     module.to(device)
     optimizer = _optimizer_for(module, config, device)
-    run_epoch = _epoch_runner(module, optimizer, train, batch_size_for(config, train.n_rows), generators)
+    batch_size = batch_size_for(config, train.n_rows)
+    run_epoch = _epoch_runner(module, optimizer, train, batch_size, generators, config.gap_injection)
     n_epochs = epochs_for(config, train.n_rows)
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)

@@ -1,0 +1,164 @@
+"""Missing values at scoring: are rows (timestamps) with a gap flagged for the gap alone?
+
+Three cases, each fitted on complete data with the defaults (``missing="skip"`` for tables) and scored
+on new data in which values are blanked:
+  correlated   synthetic rows where d = a + b and f = c - e (plus 1% noise), anomalies off f = c - e:
+               d, then a, blanked in half of the rows;
+  tables       ADBench's Classical sets (novelty protocol: fit on 70% of the normal rows, score the rest
+               and every anomaly), half of the scored rows with 5% or 20% of their cells blanked;
+  series       a 4-channel sine, one channel blanked for 10 points in the clean continuation.
+For each: the flagged fraction of clean rows with a gap and of those without (the issue-29 target is a
+ratio of at most 1.5), and the ROC-AUC on anomalies with and without blanks (a drop of at most 0.02).
+
+ADBench: https://github.com/Minqi824/ADBench (``datasets/Classical/*.npz``), laid out as
+``DATA/*.npz``; the other cases need no data.
+
+    python benchmarks/missing.py                        # every case, seeds 0-2
+    python benchmarks/missing.py --cases correlated --vae-params '{"epochs": 50}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adbench"
+MAX_ROWS = 10_000
+
+
+def _blank(x: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` with ``fraction`` of the cells (at least one) blanked in a random half of the rows."""
+    blanked, gapped = x.copy(), rng.random(len(x)) < 0.5
+    for row in np.flatnonzero(gapped):
+        n_cells = max(1, round(fraction * x.shape[1]))
+        blanked[row, rng.choice(x.shape[1], n_cells, replace=False)] = np.nan
+    return blanked, gapped
+
+
+def _record(name: str, flagged: np.ndarray, gapped: np.ndarray, auc: float, auc_blanked: float) -> dict:
+    with_gap, complete = flagged[gapped].mean(), flagged[~gapped].mean()
+    return {
+        "case": name,
+        "flagged_with_gap": with_gap,
+        "flagged_complete": complete,
+        "ratio": with_gap / max(complete, 1e-3),
+        "roc_auc": auc,
+        "roc_auc_blanked": auc_blanked,
+        "auc_drop": auc - auc_blanked,
+    }
+
+
+def correlated(seed: int, params: dict) -> list[dict]:
+    """Blank d, then a, where d = a + b: the encoder sees the column mean in the gap."""
+    rng = np.random.default_rng(seed)
+
+    def rows(n: int) -> np.ndarray:
+        a, b, c, e = rng.normal(size=(4, n))
+        return np.column_stack([a, b, a + b + 0.01 * rng.normal(size=n), c, e, c - e])
+
+    train, clean = rows(3000), rows(2000)
+    anomalies = rows(100)
+    # f off c - e: only a correlation is broken, and one that blanking a or d leaves observed.
+    anomalies[:, 5] += rng.choice([-3.0, 3.0], 100)
+    detector = VAEAnomalyDetector(**{"missing": "skip", "random_state": seed, **params}).fit(train)
+    x, y = np.vstack([clean, anomalies]), np.r_[np.zeros(2000), np.ones(100)]
+    auc = roc_auc_score(y, detector.anomaly_score(x))
+    records = []
+    for column, label in ((2, "d"), (0, "a")):
+        gapped = rng.random(len(x)) < 0.5
+        blanked = x.copy()
+        blanked[gapped, column] = np.nan
+        scores = detector.anomaly_score(blanked)
+        flagged = scores[:2000] > detector.anomaly_threshold_
+        records.append(
+            _record(f"correlated, {label} blanked", flagged, gapped[:2000], auc, roc_auc_score(y, scores))
+        )
+    return records
+
+
+def tables(seed: int, params: dict, data: Path, half: str) -> list[dict]:
+    """ADBench's sets in the novelty protocol, half of the scored rows with 5% or 20% of cells blanked."""
+    files = sorted(data.glob("*.npz"))
+    if not files:
+        sys.exit(f"No .npz files in {data}: lay out ADBench's Classical sets there (see the docstring).")
+    files = files[0::2] if half == "even" else files[1::2] if half == "odd" else files
+    records = []
+    for path in files:
+        loaded = np.load(path)
+        x, y = loaded["X"].astype(np.float64), loaded["y"].astype(int)
+        if len(x) > MAX_ROWS:
+            x, _, y, _ = train_test_split(x, y, train_size=MAX_ROWS, stratify=y, random_state=seed)
+        normal = np.flatnonzero(y == 0)
+        fit_rows, held_out = train_test_split(normal, train_size=0.7, random_state=seed)
+        scored = np.r_[held_out, np.flatnonzero(y == 1)]
+        detector = VAEAnomalyDetector(**{"missing": "skip", "random_state": seed, **params}).fit(x[fit_rows])
+        auc = roc_auc_score(y[scored], detector.anomaly_score(x[scored]))
+        rng = np.random.default_rng(seed)
+        for fraction in (0.05, 0.2):
+            blanked, gapped = _blank(x[scored], fraction, rng)
+            scores = detector.anomaly_score(blanked)
+            clean = y[scored] == 0
+            flagged = scores[clean] > detector.anomaly_threshold_
+            auc_blanked = roc_auc_score(y[scored], scores)
+            records.append(_record(f"{path.stem}, {fraction:.0%}", flagged, gapped[clean], auc, auc_blanked))
+    return records
+
+
+def series(seed: int, params: dict) -> list[dict]:
+    """A 4-channel sine, one channel blanked for 10 points in the clean continuation."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4000)[:, None]
+    values = np.sin(2 * np.pi * t / 50 + np.arange(4) * np.pi / 4) + 0.02 * rng.normal(size=(4000, 4))
+    detector = TimeSeriesVAEDetector(**{"random_state": seed, **params}).fit(values[:2000])
+    blanked = values[2000:].copy()
+    gapped = np.zeros(2000, dtype=bool)
+    gapped[1000:1010] = True
+    blanked[gapped, int(rng.integers(4))] = np.nan
+    flagged = detector.predict(blanked) == -1
+    return [_record("series, 10 points of one channel", flagged, gapped, np.nan, np.nan)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of ADBench .npz files")
+    parser.add_argument("--cases", default="correlated,tables,series")
+    parser.add_argument("--half", choices=["even", "odd", "all"], default="all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters")
+    arguments = parser.parse_args()
+    params = json.loads(arguments.vae_params)
+    cases = arguments.cases.split(",")
+    records = []
+    for seed in map(int, arguments.seeds.split(",")):
+        if "correlated" in cases:
+            records += [{**r, "seed": seed} for r in correlated(seed, params)]
+        if "tables" in cases:
+            records += [{**r, "seed": seed} for r in tables(seed, params, arguments.data, arguments.half)]
+        if "series" in cases:
+            records += [{**r, "seed": seed} for r in series(seed, params)]
+    frame = pd.DataFrame(records)
+    table = frame.groupby("case", sort=False).mean(numeric_only=True).drop(columns="seed")
+    pd.set_option("display.width", 200)
+    print(table.round(3).to_string())
+    tabular = frame[frame["case"].str.contains("%")]
+    if len(tabular):
+        worst = tabular.groupby("case")[["ratio", "auc_drop"]].mean().max()
+        print(
+            f"\ntables: mean ratio {tabular['ratio'].mean():.2f}, worst set ratio {worst['ratio']:.2f}, "
+            f"mean AUC drop {tabular['auc_drop'].mean():.4f}, worst set drop {worst['auc_drop']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
