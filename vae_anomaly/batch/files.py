@@ -1,7 +1,7 @@
 """Which files a batch job scores, where each output goes, and whether an output is already complete.
 
-Each output file is written under a fresh hidden partial name, created exclusively (never through a
-link someone planted there), and renamed into place when it holds every row; its parquet metadata
+Each output file is written in a fresh private hidden folder beside it (never through a link someone
+planted in the output folder), and renamed into place when it holds every row; its parquet metadata
 records the row count and the input file's size and modification time, so a rerun can tell a complete
 output of this very input from one that is stale or cut short. An output folder that overlaps the
 input, two inputs that would share one output, and a symbolic link where an output or one of its
@@ -12,15 +12,16 @@ links to one folder) is refused by name.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import os
-import uuid
+import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -31,8 +32,8 @@ import pyarrow.parquet as pq
 DEFAULT_BATCH_ROWS = 65_536
 ROWS_KEY = b"vae_anomaly.rows"
 SOURCE_KEY = b"vae_anomaly.source"
-# Where the platform has it, O_NOFOLLOW makes creating a file through a planted link fail.
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# The partial file's name inside its private folder: not *.parquet, so no reader takes it for output.
+PARTIAL_FILE = "output.partial"
 
 
 class OutputBusyError(RuntimeError):
@@ -75,24 +76,38 @@ class FileJob:
         """The input columns the output holds: ``keep``, or every column of the file."""
         return list(self.keep) if self.keep is not None else self.dataset.schema.names
 
-    def open_partial(self) -> tuple[Path, BinaryIO]:
-        """Create a fresh hidden file beside the target to write the output into until it is complete.
+    def new_partial(self) -> Path:
+        """A fresh file name to write the output under until it is complete, in a private folder.
 
-        The name is new each time and the file is created exclusively, without following a symbolic
-        link: a file or link planted in the output folder is never written through. The folders up to
-        it are created, refusing any that is a link.
+        The folder is new, hidden and made by ``tempfile.mkdtemp`` (readable and writable by this user
+        alone) beside the target, so nothing another user planted in the output folder, a symbolic
+        link included, is ever written through; the folders up to it are created, refusing any that
+        is a link.
 
         Returns
         -------
-        path : Path
-            The partial file, to rename onto ``target`` with :meth:`commit_partial`.
-        stream : binary file
-            Open for writing.
+        Path
+            The partial file (not created yet), to rename onto ``target`` with
+            :meth:`commit_partial` or drop with :meth:`discard_partial`.
         """
         make_output_folders(self.output, self.target)
-        path = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
-        return path, os.fdopen(descriptor, "wb")
+        folder = tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent)
+        return Path(folder) / PARTIAL_FILE
+
+    def clear_stale_partials(self) -> None:
+        """Remove what a killed job left of this output: private partial folders of this user, with
+        nothing in them but a partial file. Call it holding the output folder's lock."""
+        if not self.target.parent.is_dir() or self.target.parent.is_symlink():
+            return
+        for folder in self.target.parent.glob(f".{glob.escape(self.target.name)}.*.partial"):
+            status = folder.lstat()
+            mine = not hasattr(os, "getuid") or status.st_uid == os.getuid()
+            if stat.S_ISDIR(status.st_mode) and mine:
+                partial = folder / PARTIAL_FILE
+                if partial.is_file() and not partial.is_symlink():
+                    partial.unlink()
+                with contextlib.suppress(OSError):  # anything else in it is not ours: leave it
+                    folder.rmdir()
 
     def commit_partial(self, partial: Path) -> None:
         """Rename a complete partial file onto ``target``, refusing a target that is a symbolic link.
@@ -103,9 +118,17 @@ class FileJob:
             If a symbolic link stands where the output goes (the partial file is then removed).
         """
         if self.target.is_symlink():
-            partial.unlink(missing_ok=True)
+            self.discard_partial(partial)
             raise ValueError(_link_refusal(self.target))
         os.replace(partial, self.target)
+        partial.parent.rmdir()
+
+    @staticmethod
+    def discard_partial(partial: Path) -> None:
+        """Remove a partial file and its private folder, whatever is left of them."""
+        partial.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            partial.parent.rmdir()
 
     def output_metadata(self) -> dict[bytes, bytes]:
         """What a complete output of this very input records: its row count and the input's fingerprint."""

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -106,8 +106,8 @@ def job_batches(
 
 
 class OutputFile:
-    """One output being written: batches go to a fresh hidden partial file (``FileJob.open_partial``)
-    on the write-behind thread, and ``commit`` renames it into place once it holds every input row.
+    """One output being written: batches go to a fresh partial file (``FileJob.new_partial``) on the
+    write-behind thread, and ``commit`` renames it into place once it holds every input row.
 
     Parameters
     ----------
@@ -122,20 +122,19 @@ class OutputFile:
         self.write_behind = write_behind
         self.writer: pq.ParquetWriter | None = None
         self.partial: Path | None = None
-        self.stream: BinaryIO | None = None
         self.pending: list[Future[None]] = []
         self.rows = self.anomalies = 0
 
     def write(self, table: pa.Table, anomalies: int) -> None:
         """Queue a scored table for writing; at most ``WRITE_BEHIND_BATCHES`` wait at a time."""
         if self.writer is None:
-            self.partial, self.stream = self.job.open_partial()
+            self.partial = self.job.new_partial()
             metadata = self.job.output_metadata()
             # Dictionary encoding costs more than the forward pass on float columns and saves nothing
             # there; it stays on for the rest (e.g. strings).
             encoded = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
             self.writer = pq.ParquetWriter(
-                self.stream, table.schema.with_metadata(metadata), use_dictionary=encoded
+                self.partial, table.schema.with_metadata(metadata), use_dictionary=encoded
             )
         self.pending.append(self.write_behind.submit(self.writer.write_table, table))
         if len(self.pending) > WRITE_BEHIND_BATCHES:
@@ -150,28 +149,22 @@ class OutputFile:
                 future.result()
             if self.writer is None or self.partial is None:
                 raise ValueError("no rows were read")
-            self._close()
+            self.writer.close()
+            self.writer = None
             if self.rows != self.job.n_rows:
                 raise ValueError(f"read {self.rows} rows, but the file's metadata says {self.job.n_rows}")
             self.job.commit_partial(self.partial)
         finally:
             self.discard()
 
-    def _close(self) -> None:
-        """Close the parquet writer and the file under it."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
-
     def discard(self) -> None:
         """Stop writing and remove the partial file."""
         wait(self.pending)
-        self._close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         if self.partial is not None:
-            self.partial.unlink(missing_ok=True)
+            self.job.discard_partial(self.partial)
             self.partial = None
 
 
@@ -186,10 +179,9 @@ def write_empty(job: FileJob) -> None:
     source = job.dataset.schema
     kept = [source.field(name) for name in job.output_columns]
     schema = pa.schema([*kept, pa.field(ANOMALY_SCORE, pa.float64()), pa.field(IS_ANOMALY, pa.bool_())])
-    partial, stream = job.open_partial()
+    partial = job.new_partial()
     try:
-        with stream:
-            pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), stream)
+        pq.write_table(schema.with_metadata(job.output_metadata()).empty_table(), partial)
         job.commit_partial(partial)
     finally:
-        partial.unlink(missing_ok=True)
+        job.discard_partial(partial)

@@ -232,6 +232,7 @@ def score_parquet(
     with locked_output(output):
         todo = []
         for job in jobs:
+            job.clear_stale_partials()
             if not overwrite and job.is_complete():
                 summary.skipped_files += 1
             elif job.n_rows == 0:
