@@ -61,23 +61,23 @@ def test_the_nab_benchmark_runs(tmp_path):
     assert all(f"| {method}" in output for method in methods.split(","))
 
 
-def test_the_tabular_benchmark_runs(tmp_path):
+def _toy_npz(folder: Path, n_rows: int, n_features: int) -> None:
+    """An ADBench-shaped set: ``X`` and ``y``, its first 5% of rows shifted off the rest."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 5))
-    y = np.zeros(400, dtype=int)
-    y[:20] = 1
-    x[:20] += 4.0
-    np.savez(tmp_path / "1_toy.npz", X=x, y=y)
+    x = rng.normal(size=(n_rows, n_features))
+    y = np.zeros(n_rows, dtype=int)
+    y[: n_rows // 20] = 1
+    x[: n_rows // 20] += 4.0
+    np.savez(folder / "1_toy.npz", X=x, y=y)
+
+
+def test_the_tabular_benchmark_runs(tmp_path):
+    _toy_npz(tmp_path, 400, 5)
     output = _run("tabular.py", "--data", str(tmp_path), "--methods", "vae,iforest,ecod")
     assert "## unsupervised" in output and "## novelty" in output
 
 
 def test_the_missing_values_benchmark_runs(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 4))
-    y = np.zeros(300, dtype=int)
-    y[:15] = 1
-    x[:15] += 4.0
-    np.savez(tmp_path / "1_toy.npz", X=x, y=y)
+    _toy_npz(tmp_path, 300, 4)
     output = _run("missing.py", "--data", str(tmp_path), "--seeds", "0")
     assert "correlated, d blanked" in output and "1_toy, 20%" in output and "series, 10 points" in output

@@ -29,8 +29,8 @@ CUDA_SCORING_BATCH_MAX_ROWS = 262144
 CPU_SCORING_BATCH_BYTES = 4 * 2**20
 # On the CPU every batch is padded to a multiple of this many rows: torch's matrix products take other
 # kernels for 1-3 rows, whose float32 rounding differs (by about 5e-7), so a row scored alone would not
-# score as it does among others. Eight rows cost a one-row call about 4% (benchmarks/RESULTS.md).
-CPU_BATCH_ROW_MULTIPLE = 8
+# score as it does among others. Four rows cost a one-row call about 2% (benchmarks/RESULTS.md).
+CPU_BATCH_ROW_MULTIPLE = 4
 # The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
 SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 # Integrated gradients of the KL term use this many points between the training mean and the row.
