@@ -141,11 +141,12 @@ def test_a_logged_model_rewired_to_a_pickle_is_refused(detector, data, tmp_path)
     ],
     ids=["empty", "invalid_yaml", "flavors_not_a_mapping", "python_tag"],
 )
-def test_a_malformed_mlmodel_file_is_one_line_error(data, tmp_path, content, kind):
+def test_a_malformed_mlmodel_file_is_one_line_error(data, tmp_path, content, kind, capsys):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "MLmodel").write_text(content)
-    done = _cli(tmp_path / "model", data, tmp_path / "out", check_exit=2)
-    _one_line_error(done, "MLmodel is not a valid MLmodel file", kind)
+    assert main(["score", str(tmp_path / "model"), str(data), str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "MLmodel is not a valid MLmodel file" in lines[0] and kind in lines[0], lines
 
 
 def test_a_trusted_pickle_that_is_not_a_detector_is_named(data, tmp_path, capsys):
