@@ -238,6 +238,22 @@ def test_a_link_where_an_output_goes_is_refused_by_name(model_folder, data, tmp_
     assert sorted(p.name for p in precious.iterdir()) == ["part0.parquet"]
 
 
+def test_a_rerun_clears_only_what_a_killed_job_left(model_folder, data, tmp_path, capsys):
+    out = tmp_path / "out"
+    left = {name: out / name for name in (".part0.parquet.k1ll3d_1.partial", ".part0.parquet.other.partial")}
+    for folder in left.values():
+        folder.mkdir(parents=True)
+        (folder / "output.partial").write_bytes(b"a killed job's rows")
+    (left[".part0.parquet.other.partial"] / "notes.txt").write_text("not ours")
+    unrelated = out / ".elsewhere.parquet.abc.partial"
+    unrelated.mkdir()
+    assert main(["score", str(model_folder), str(data), str(out)]) == 0
+    assert not left[".part0.parquet.k1ll3d_1.partial"].exists()
+    assert (left[".part0.parquet.other.partial"] / "notes.txt").read_text() == "not ours"
+    assert unrelated.is_dir()
+    assert len(pd.read_parquet(out / "part0.parquet")) == 300
+
+
 def test_two_inputs_that_would_share_an_output_are_refused_naming_both(model_folder, data, tmp_path, capsys):
     _frame(50).to_parquet(data / "part0.pq")
     assert main(["score", str(model_folder), str(data), str(tmp_path / "out")]) == 2

@@ -16,9 +16,8 @@ import contextlib
 import fnmatch
 import glob
 import os
-import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ ROWS_KEY = b"vae_anomaly.rows"
 SOURCE_KEY = b"vae_anomaly.source"
 # The partial file's name inside its private folder: not *.parquet, so no reader takes it for output.
 PARTIAL_FILE = "output.partial"
+# The private folder of an output's partial file is ".<output name>.<mkdtemp's random part>" + this.
+PARTIAL_FOLDER_SUFFIX = ".partial"
 
 
 class OutputBusyError(RuntimeError):
@@ -91,37 +92,23 @@ class FileJob:
             :meth:`commit_partial` or drop with :meth:`discard_partial`.
         """
         make_output_folders(self.output, self.target)
-        folder = tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent)
+        folder = tempfile.mkdtemp(
+            prefix=f".{self.target.name}.", suffix=PARTIAL_FOLDER_SUFFIX, dir=self.target.parent
+        )
         return Path(folder) / PARTIAL_FILE
 
-    def clear_stale_partials(self) -> None:
-        """Remove what a killed job left of this output: private partial folders of this user, with
-        nothing in them but a partial file. Call it holding the output folder's lock."""
-        if not self.target.parent.is_dir() or self.target.parent.is_symlink():
-            return
-        for folder in self.target.parent.glob(f".{glob.escape(self.target.name)}.*.partial"):
-            status = folder.lstat()
-            mine = not hasattr(os, "getuid") or status.st_uid == os.getuid()
-            if stat.S_ISDIR(status.st_mode) and mine:
-                partial = folder / PARTIAL_FILE
-                if partial.is_file() and not partial.is_symlink():
-                    partial.unlink()
-                with contextlib.suppress(OSError):  # anything else in it is not ours: leave it
-                    folder.rmdir()
-
     def commit_partial(self, partial: Path) -> None:
-        """Rename a complete partial file onto ``target``, refusing a target that is a symbolic link.
+        """Rename a complete partial file onto ``target``, refusing a target that is a symbolic link;
+        :meth:`discard_partial` then removes what is left (its folder, or the refused file).
 
         Raises
         ------
         ValueError
-            If a symbolic link stands where the output goes (the partial file is then removed).
+            If a symbolic link stands where the output goes.
         """
         if self.target.is_symlink():
-            self.discard_partial(partial)
             raise ValueError(_link_refusal(self.target))
         os.replace(partial, self.target)
-        partial.parent.rmdir()
 
     @staticmethod
     def discard_partial(partial: Path) -> None:
@@ -320,6 +307,35 @@ def make_output_folders(output: Path, target: Path) -> None:
         folder = folder.parent
     for folder in reversed(missing):
         folder.mkdir()  # fails on anything planted there since the check
+
+
+def clear_stale_partials(jobs: Sequence[FileJob]) -> None:
+    """Remove what a killed job left of these jobs' outputs: private partial folders of this user
+    with nothing in them but a partial file. Each output folder is listed once. Call it holding the
+    output folder's lock (:func:`locked_output`), so that no running job's partial is taken.
+
+    Parameters
+    ----------
+    jobs : sequence of FileJob
+    """
+    names_by_folder: dict[Path, set[str]] = {}
+    for job in jobs:
+        names_by_folder.setdefault(job.target.parent, set()).add(job.target.name)
+    for folder, names in names_by_folder.items():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in os.scandir(folder):
+            stem = entry.name[1 : -len(PARTIAL_FOLDER_SUFFIX)]
+            ours = entry.name.startswith(".") and entry.name.endswith(PARTIAL_FOLDER_SUFFIX)
+            if not ours or stem.rpartition(".")[0] not in names or not entry.is_dir(follow_symlinks=False):
+                continue
+            if hasattr(os, "getuid") and entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            partial = Path(entry.path) / PARTIAL_FILE
+            if partial.is_file() and not partial.is_symlink():
+                partial.unlink()
+            with contextlib.suppress(OSError):  # anything else in it is not ours: leave it
+                Path(entry.path).rmdir()
 
 
 @contextmanager

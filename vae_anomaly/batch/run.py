@@ -14,7 +14,13 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS, FileJob, locked_output, plan_jobs
+from vae_anomaly.batch.files import (
+    DEFAULT_BATCH_ROWS,
+    FileJob,
+    clear_stale_partials,
+    locked_output,
+    plan_jobs,
+)
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
 from vae_anomaly.batch.schema import check_schemas, partition_number
@@ -65,7 +71,7 @@ def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tup
             column = (
                 pa.array([value] * len(table), pa.string())
                 if number is None
-                else (pa.array(np.full(len(table), number)))
+                else pa.array(np.full(len(table), number))
             )
             table = table.append_column(key, column)
     frame = _decimals_as_float(table.select(model.columns)).to_pandas()
@@ -230,9 +236,9 @@ def score_parquet(
     summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
     check_schemas(jobs, batch_model)
     with locked_output(output):
+        clear_stale_partials(jobs)
         todo = []
         for job in jobs:
-            job.clear_stale_partials()
             if not overwrite and job.is_complete():
                 summary.skipped_files += 1
             elif job.n_rows == 0:
