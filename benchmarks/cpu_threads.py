@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
-from vae_anomaly.threads import available_cpus
+from vae_anomaly.devices import available_cpus
 
 BUSY = (
     "import numpy as np\n"

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import VAEAnomalyDetector, scoring
-from vae_anomaly.base import binary_columns
+from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae_anomaly import base
-from vae_anomaly.base import StandardizedRows
+from vae_anomaly import scaling
 from vae_anomaly.model import GaussianVAE
+from vae_anomaly.scaling import StandardizedRows
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
 
 
@@ -16,7 +16,7 @@ from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_rows_standardized_on_a_device_are_the_host_rows_to_the_bit(device, order, dtype, monkeypatch):
-    monkeypatch.setattr(base, "DEVICE_CHUNK_BYTES", 300 * 5 * np.dtype(dtype).itemsize)  # 300 rows
+    monkeypatch.setattr(scaling, "DEVICE_CHUNK_BYTES", 300 * 5 * np.dtype(dtype).itemsize)  # 300 rows
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 5)).astype(dtype)
     x[::9, 1] = np.nan
     x[4, 3] = np.finfo(dtype).max  # beyond float32 once standardized: inf on both

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import vae_anomaly.threads as threads
+import vae_anomaly.devices as threads
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.model import GaussianVAE
-from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
-from vae_anomaly.threads import (
+from vae_anomaly.devices import (
     MAX_SCORING_WORKERS,
     SMALL_WORK_MACS,
     available_cpus,
@@ -19,6 +17,8 @@ from vae_anomaly.threads import (
     scoring_workers,
     torch_threads,
 )
+from vae_anomaly.model import GaussianVAE
+from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
 
 
 def test_small_work_gets_one_thread_and_large_work_every_cpu():

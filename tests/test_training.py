@@ -8,16 +8,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
+from vae_anomaly.devices import resolve_device, training_device
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
-from vae_anomaly.training import (
-    TrainingConfig,
-    batch_size_for,
-    epochs_for,
-    resolve_device,
-    train_vae,
-    training_device,
-)
+from vae_anomaly.training import TrainingConfig, batch_size_for, epochs_for, train_vae
 
 
 def _config(**overrides) -> TrainingConfig:

@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
     from vae_anomaly.bundle import final_detector
+    from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import is_mlflow_source
-    from vae_anomaly.training import resolve_device
 
     if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
         from vae_anomaly.tracking.store import use_tracking_store

@@ -13,11 +13,10 @@ from sklearn.utils.validation import check_is_fitted
 from vae_anomaly.base import (
     BaseVAEDetector,
     ScoreKind,
-    check_rows_observed,
-    contribution_shares,
-    document_shared_parameters,
 )
-from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores
+from vae_anomaly.input_checks import check_rows_observed
+from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores, contribution_shares
 
 
 @document_shared_parameters

@@ -174,7 +174,7 @@ def score_rows(
         None: all observed.
     workers : int
         Batches scored at once, each on a Python thread of its own (see
-        :func:`vae_anomaly.threads.scoring_workers`); the scores are the same for any number.
+        :func:`vae_anomaly.devices.scoring_workers`); the scores are the same for any number.
 
     Returns
     -------
@@ -333,3 +333,18 @@ def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
     else:
         rows = -(-len(batch) // CPU_BATCH_ROW_MULTIPLE) * CPU_BATCH_ROW_MULTIPLE
     return batch if rows == len(batch) else torch.nn.functional.pad(batch, (0, 0, 0, rows - len(batch)))
+
+
+def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+    """Each column's share of its row's total; a row with total 0 gets equal shares, or all zeros where
+    ``observed`` (one bool per row) says nothing in it was observed. In a row with infinite
+    contributions (a value beyond what the model can represent) the infinite columns share it equally."""
+    totals = contributions.sum(axis=1, keepdims=True)
+    shares = np.full_like(contributions, 1.0 / contributions.shape[1])
+    if observed is not None:
+        shares[~observed] = 0.0
+    np.divide(contributions, totals, out=shares, where=(totals > 0) & np.isfinite(totals))
+    infinite = np.isinf(contributions)
+    overflowed = infinite.any(axis=1)
+    shares[overflowed] = infinite[overflowed] / infinite[overflowed].sum(axis=1, keepdims=True)
+    return shares

@@ -15,10 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from vae_anomaly.base import (
     BaseVAEDetector,
     ScoreKind,
-    contribution_shares,
-    document_shared_parameters,
 )
-from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores
+from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, contribution_shares
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,

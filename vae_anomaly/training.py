@@ -13,6 +13,7 @@ import torch
 from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
+from vae_anomaly.devices import training_device
 from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, hide_values, neg_elbo_terms
@@ -31,10 +32,6 @@ AUTO_EPOCH_RANGE = (10, 500)
 AUTO_BATCH_ROWS = 512
 AUTO_MAX_STEPS_PER_EPOCH = 512
 VALIDATION_BATCH_ROWS = 8192
-# device="auto" trains sets of fewer rows than this on the CPU: an epoch of one small batch costs a GPU
-# more in launches and synchronisations than in arithmetic (ADBench sets of 150-350 rows trained up to
-# 2x slower on an H200 than on its CPU; see benchmarks/RESULTS.md).
-AUTO_GPU_MIN_ROWS = 1000
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -58,53 +55,6 @@ class TrainingConfig:
     # The share of observed values hidden in each training step, resolved from the detector's
     # gap_injection; see hide_values.
     gap_injection: float = 0.0
-
-
-def resolve_device(device: str) -> torch.device:
-    """Turn ``"auto"`` into CUDA, else MPS, else CPU; check that an explicit device exists.
-
-    Parameters
-    ----------
-    device : str
-        ``"auto"`` or a torch device string such as ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
-
-    Returns
-    -------
-    torch.device
-    """
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"device={device!r} is not a device torch knows: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from None
-    if resolved.type == "cpu":
-        return resolved
-    backend = torch.backends.mps if resolved.type == "mps" else getattr(torch, resolved.type, None)
-    available = getattr(backend, "is_available", None)
-    if available is None or not available():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees no {resolved.type.upper()} device."
-        )
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)."
-        )
-    return resolved
-
-
-def training_device(device: str, n_rows: int) -> torch.device:
-    """The device that trains ``n_rows`` rows: :func:`resolve_device`, but the CPU for ``"auto"`` and
-    fewer than ``AUTO_GPU_MIN_ROWS`` rows."""
-    if device == "auto" and n_rows < AUTO_GPU_MIN_ROWS:
-        return torch.device("cpu")
-    return resolve_device(device)
 
 
 def _split_rows(

@@ -1,0 +1,154 @@
+"""Scaling: the standardization fitted on training values, and the rows it makes for the VAE.
+
+``StandardizedRows`` and ``ObservedRows`` are row sources for ``scoring.score_rows``: a slice of rows
+at a time, so a scored X is never copied whole. ``standardized_arrays`` makes whole arrays, as
+training takes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from vae_anomaly.input_checks import read_only_tensor
+
+# Rows standardized at a time: float64 temporaries of this many rows stay in cache.
+STANDARDIZE_BLOCK_ROWS = 16_384
+
+
+# Raw rows sent to a device at once by StandardizedRows.tensor: one large copy instead of one a batch,
+# so the host does not wait on the device between batches.
+DEVICE_CHUNK_BYTES = 256 * 2**20
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+class StandardizedRows:
+    """X standardized to float32 a slice of rows at a time: a DeviceRowSource for ``score_rows``.
+
+    Scoring reads it a batch at a time, so a scored X is never copied whole (2M x 32 rows saved a
+    256 MB float32 copy and its page faults). Missing values become 0, the column mean. On CUDA the raw
+    values cross to the device and are standardized there (``tensor``), which takes the host's
+    arithmetic out of GPU scoring.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features), float64 or float32
+        Checked values; NaN where missing.
+    mean, scale : ndarray of shape (n_features,)
+        The fitted standardization.
+    complete : bool
+        True when X has no NaN, so no slice needs its NaN replaced.
+    """
+
+    def __init__(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray, complete: bool) -> None:
+        self._x, self._mean, self._scale, self._complete = x, mean, scale, complete
+        # (device, first row, raw rows from there, mean, scale): the chunk ``tensor`` cuts batches from.
+        self._chunk: tuple[torch.device, int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
+            values = self._x[rows] - self._mean
+            values /= self._scale
+            if not self._complete:
+                values[np.isnan(values)] = 0.0
+            return values.astype(np.float32, order="C")  # a column-major X (pandas) too
+
+    def tensor(self, rows: slice, device: torch.device) -> torch.Tensor:
+        """``self[rows]`` made on ``device``: the same float64 arithmetic there, so the same float32 bits.
+
+        The raw rows cross to the device ``DEVICE_CHUNK_BYTES`` at a time, and batches are cut from
+        the chunk there; call it from one thread.
+
+        Parameters
+        ----------
+        rows : slice
+            Which rows, with step 1.
+        device : torch.device
+            Where the raw values go and are standardized.
+
+        Returns
+        -------
+        Tensor of shape (n_rows, n_features), float32
+        """
+        start, stop, _ = rows.indices(len(self._x))
+        chunk = self._chunk
+        if chunk is None or chunk[0] != device or not chunk[1] <= start <= stop <= chunk[1] + len(chunk[2]):
+            row_bytes = max(1, self._x.shape[1]) * self._x.itemsize
+            end = min(len(self._x), start + max(stop - start, DEVICE_CHUNK_BYTES // row_bytes))
+            chunk = self._chunk = (
+                device,
+                start,
+                _on_device(self._x[start:end], device),
+                torch.as_tensor(self._mean, dtype=torch.float64, device=device),
+                torch.as_tensor(self._scale, dtype=torch.float64, device=device),
+            )
+        _, first, raw, mean, scale = chunk
+        values = raw[start - first : stop - first].to(torch.float64) - mean
+        values /= scale
+        if not self._complete:
+            values.masked_fill_(values.isnan(), 0.0)
+        return values.to(torch.float32)
+
+
+def _on_device(block: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``block`` copied to ``device`` as it is (its dtype, NaN kept)."""
+    if block.flags.c_contiguous or block.strides[0] != block.itemsize:
+        return read_only_tensor(np.ascontiguousarray(block)).to(device)
+    # A column-major X (as pandas holds it) crosses a column at a time, each a contiguous run.
+    columns = torch.empty((block.shape[1], len(block)), dtype=_TORCH_DTYPES[block.dtype], device=device)
+    for column, values in zip(columns, block.T, strict=True):
+        column.copy_(read_only_tensor(values))
+    return columns.T
+
+
+class ObservedRows:
+    """The observed-value mask of X (1 observed, 0 missing) in float32, a slice of rows at a time."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self._x = x
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return (~np.isnan(self._x[rows])).astype(np.float32, order="C")
+
+
+def column_std(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``x.std(axis=0)`` given the column means, in blocks of rows: no temporary the size of X."""
+    squares = np.zeros(x.shape[1])
+    for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
+        deviations = x[start : start + STANDARDIZE_BLOCK_ROWS] - mean
+        squares += np.square(deviations, out=deviations).sum(axis=0)
+    return np.sqrt(squares / len(x))
+
+
+def binary_columns(x: np.ndarray) -> np.ndarray:
+    """Which columns hold only the values 0 and 1, both of them.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+        Values; NaN is missing and ignored.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_features,)
+    """
+    with warnings.catch_warnings():  # a column of NaN alone is refused by the caller, not here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        binary = (np.nanmin(x, axis=0) == 0) & (np.nanmax(x, axis=0) == 1)
+    for column in np.flatnonzero(binary):  # the few candidates only: no temporary the size of X
+        values = x[:, column]
+        binary[column] = bool(np.all((values == 0) | (values == 1) | np.isnan(values)))
+    return binary
+
+
+def no_binary_features(n_features: int) -> np.ndarray:
+    """``binary_features_`` where every feature is scaled: none kept."""
+    return np.zeros(n_features, dtype=bool)
