@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import VAEAnomalyDetector, scoring
+from vae_anomaly.base import Samples
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 
@@ -342,7 +343,7 @@ def test_scaling_matches_numpy_without_a_temporary_the_size_of_x():
     detector = VAEAnomalyDetector(min_relative_scale=0.0)
     detector.n_features_in_ = x.shape[1]
     tracemalloc.start()
-    detector._fit_scaling(x, "Columns")
+    detector._fit_scaling(Samples(x, pd.RangeIndex(len(x)), complete=True))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     np.testing.assert_allclose(detector.scale_, x.std(axis=0), rtol=1e-12)

@@ -13,12 +13,12 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -39,6 +39,7 @@ from vae_anomaly.input_checks import (
     has_no_nan,
 )
 from vae_anomaly.model import GaussianVAE
+from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
 from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
 from vae_anomaly.scaling import (
@@ -49,11 +50,26 @@ from vae_anomaly.scaling import (
     column_std,
     no_binary_features,
 )
-from vae_anomaly.scoring import SampleScores, score_rows, scoring_batch_rows
+from vae_anomaly.scoring import (
+    SCORE_COMPONENTS,
+    SampleScores,
+    contribution_shares,
+    score_rows,
+    scoring_batch_rows,
+)
 from vae_anomaly.thresholds import offset_from, probability_of_anomaly, robust_spread
 from vae_anomaly.training import TrainingConfig, batch_size_for, train_vae
 
 ScoreKind = Literal["elbo", "reconstruction"]
+
+
+class Samples(NamedTuple):
+    """A detector's checked input: its values (float64, NaN where missing; float32 where scoring was
+    given float32), the index its outputs carry, and whether no value is missing."""
+
+    values: np.ndarray
+    index: pd.Index
+    complete: bool
 
 
 class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
@@ -79,6 +95,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     #: The DataFrame column that holds the timestamps, if the detector reads one (a parameter of the
     #: time-series detector); None when timestamps, if any, come from the index.
     time_column: str | None = None
+    #: What error messages call the features: "Columns" of a table, "Channels" of a series.
+    _feature_noun: ClassVar[str] = "Features"
     #: What scaling does to features of 0s and 1s: "keep" or "standardize" (a parameter of each
     #: detector, whose defaults differ).
     binary_features: Literal["keep", "standardize"]
@@ -137,13 +155,16 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
 
-    def _checked_values(self, X: Any, *, reset: bool, allow_nan: bool, advice: str) -> np.ndarray:
+    def _checked_values(
+        self, X: Any, *, reset: bool, allow_nan: bool, advice: str
+    ) -> tuple[np.ndarray, bool]:
         """The one place input values are checked: numeric columns, names and shape, then finiteness,
         and in training (``reset``) that values fit float32.
 
         ``advice`` ends the error message about non-finite values. Returns X as float64, or for scoring
-        as float32 when it is float32: scoring standardizes a block of rows at a time in float64, so
-        the scores are the same, and a float32 X of 2M x 32 rows is not copied into 512 MB first.
+        as float32 when it is float32 (scoring standardizes a block of rows at a time in float64, so
+        the scores are the same, and a float32 X of 2M x 32 rows is not copied into 512 MB first), and
+        whether it is complete: where NaN is refused it holds none, and no pass is needed to know.
         """
         check_numeric_columns(X)
         X = arrow_numbers_as_float(X)
@@ -155,22 +176,19 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         check_finite(x, names, allow_nan=allow_nan, advice=advice)
         if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous
             check_float32_range(x, names)
-        return x
+        return x, not allow_nan or has_no_nan(x)
 
-    def _checked_has_no_nan(self, x: np.ndarray) -> bool:
-        """True when checked X (``_checked_values``) has no missing value. Where NaN is refused it
-        holds none, and no pass over it is needed to find out."""
-        return not self.__sklearn_tags__().input_tags.allow_nan or has_no_nan(x)
-
-    def _fit_scaling(self, x: np.ndarray, noun: str) -> None:
-        """Set ``mean_``, ``scale_`` and ``binary_features_`` from each column's observed values (NaN is
-        missing); a column with none is refused, called ``noun`` ("Columns", "Channels") in the message."""
+    def _fit_scaling(self, samples: Samples) -> None:
+        """Set ``mean_``, ``scale_`` and ``binary_features_`` from each feature's observed values (NaN is
+        missing); a feature with none is refused, named as ``_feature_noun`` says."""
+        x, complete = samples.values, samples.complete
         # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
-        complete = self._checked_has_no_nan(x)
         seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
         if not seen.all():
             empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
-            raise ValueError(f"{noun} {empty} have no observed values in X; drop them or fill them.")
+            raise ValueError(
+                f"{self._feature_noun} {empty} have no observed values in X; drop them or fill them."
+            )
         self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
         scale = column_std(x, self.mean_) if complete else np.nanstd(x, axis=0)
         floored = np.maximum(scale, self.min_relative_scale * np.abs(self.mean_))
@@ -178,20 +196,19 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.binary_features_ = binary_columns(x) if keep else no_binary_features(x.shape[1])
         self.scale_ = np.where((scale > 0) & ~self.binary_features_, floored, 1.0)
 
-    def _standardized_rows(self, x: np.ndarray) -> tuple[StandardizedRows, ObservedRows | None]:
-        """X standardized in float32 and its observed-value mask (None when nothing is missing), both
-        read a slice of rows at a time, as scoring takes them."""
-        complete = self._checked_has_no_nan(x)
-        rows = StandardizedRows(x, self.mean_, self.scale_, complete)
-        return rows, None if complete else ObservedRows(x)
+    def _row_sources(self, samples: Samples) -> tuple[StandardizedRows, ObservedRows | None]:
+        """The samples standardized in float32 and their observed-value mask (None when nothing is
+        missing), both read a slice of rows at a time, as scoring takes them."""
+        rows = StandardizedRows(samples.values, self.mean_, self.scale_, samples.complete)
+        return rows, None if samples.complete else ObservedRows(samples.values)
 
-    def _standardized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """X standardized in float32, missing values at the column mean (0), and the observed-value
-        mask as float32 (None when nothing is missing), as training takes them: whole arrays."""
-        source, observed = self._standardized_rows(x)
-        rows = np.empty(x.shape, dtype=np.float32)
+    def _standardized(self, samples: Samples) -> tuple[np.ndarray, np.ndarray | None]:
+        """The samples standardized in float32, missing values at the feature mean (0), and the
+        observed-value mask as float32 (None when nothing is missing), as whole arrays."""
+        source, observed = self._row_sources(samples)
+        rows = np.empty(samples.values.shape, dtype=np.float32)
         # In blocks of rows, so that the float64 temporaries stay small and in cache.
-        for start in range(0, len(x), STANDARDIZE_BLOCK_ROWS):
+        for start in range(0, len(rows), STANDARDIZE_BLOCK_ROWS):
             block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
             rows[block] = source[block]
         return rows, None if observed is None else observed[:]
@@ -234,6 +251,36 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
         return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> Self:
+        """Train the VAE on X's samples and set the outlier threshold from their scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or DataFrame
+            Training samples: rows of a table (``VAEAnomalyDetector``), or a series in time order,
+            shape (n_timestamps,) or (n_timestamps, n_channels) (``TimeSeriesVAEDetector``). A
+            DataFrame records ``feature_names_in_``.
+        y : Ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self
+        """
+        self._check_settings()  # a bad setting fails before any work
+        samples = self._read(X, reset=True)
+        self._fit_scaling(samples)
+        standardized = self._standardized(samples)
+        scored = self._model_rows(samples, standardized)
+        self._fit_and_threshold(
+            X,
+            *self._model_rows(samples, standardized, training=True).arrays(),
+            lambda: scored.to_samples(self._select(self._score_rows(scored), self.score_method)),
+        )
+        return self
 
     def _fit_and_threshold(
         self,
@@ -299,6 +346,24 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             return float(self.gap_injection)
         return self._auto_gap_injection if self.__sklearn_tags__().input_tags.allow_nan else 0.0
 
+    # ------------------------------------------------------------- the hooks
+    @abstractmethod
+    def _read(self, X: Any, *, reset: bool) -> Samples:
+        """X's checked values and the index its outputs carry; ``reset`` in ``fit`` (which sets
+        ``n_features_in_`` and what else the detector learns of its input's shape)."""
+
+    @abstractmethod
+    def _model_rows(
+        self,
+        samples: Samples,
+        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
+        *,
+        training: bool = False,
+    ) -> ModelRows:
+        """The rows the VAE scores for ``samples`` (for ``training``: the rows it trains on), from their
+        ``standardized`` arrays (``_standardized``) where given; the way back to the samples with them."""
+
+    # ---------------------------------------------------------------- scoring
     def feature_frame(self, X: Any) -> pd.DataFrame:
         """X as the detector reads it: one float column per feature, indexed like its outputs.
 
@@ -314,12 +379,18 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             for a series its timestamps.
         """
         check_is_fitted(self, "n_features_in_")
-        values, index = self._values_and_index(X)
-        return pd.DataFrame(values, columns=self._feature_names(), index=index)
+        samples = self._read(X, reset=False)
+        return pd.DataFrame(samples.values, columns=self._feature_names(), index=samples.index)
 
-    @abstractmethod
-    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
-        """X's checked values (float64, NaN where missing) and the index its outputs carry."""
+    def _scored_rows(self, X: Any) -> tuple[Samples, ModelRows]:
+        """X read for scoring, and the model rows of its samples."""
+        check_is_fitted(self, "module_")
+        samples = self._read(X, reset=False)
+        return samples, self._model_rows(samples)
+
+    def _score_rows(self, rows: ModelRows) -> SampleScores:
+        with self._row_scorer() as score:
+            return score(rows.rows, mask=rows.mask)
 
     @contextmanager
     def _row_scorer(self) -> Iterator[Callable[..., SampleScores]]:
@@ -344,9 +415,86 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self, "offset_")
         return -self.offset_
 
-    @abstractmethod
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
-        """Anomaly score of each sample: higher is more anomalous (implemented by each detector)."""
+        """Anomaly score of each sample (row, or timestamp of a series): higher is more anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or DataFrame
+            Samples to score; a series in time order, at least ``window`` long.
+        kind : {"elbo", "reconstruction"} or None, default=None
+            "elbo": the negative ELBO; "reconstruction": the mean squared reconstruction error over
+            the observed values, in standardized units. For a series, of the windows holding each
+            timestamp, combined by ``aggregation``. None uses ``score_method``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        _, rows = self._scored_rows(X)
+        return rows.to_samples(
+            self._select(self._score_rows(rows), self.score_method if kind is None else kind)
+        )
+
+    def score_components(self, X: Any) -> pd.DataFrame:
+        """Both anomaly scores and the parts of the negative ELBO, one row per sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or DataFrame
+            Samples to score; a DataFrame's index (a series' timestamps) is kept.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``reconstruction_error`` (mean squared error over the observed features,
+            standardized units), ``reconstruction_nll`` (-log p(x|z), scaled to all features when some
+            are missing), ``kl`` (KL(q(z|x) || N(0, I))), ``neg_elbo`` (``reconstruction_nll + kl``)
+            and ``missing`` (how many of the sample's features were missing). For a series each
+            window-level column is mapped to timestamps by ``aggregation``.
+        """
+        samples, rows = self._scored_rows(X)
+        components = rows.to_samples(self._score_rows(rows).components())
+        frame = pd.DataFrame(components, columns=list(SCORE_COMPONENTS), index=samples.index)
+        frame["missing"] = np.isnan(samples.values).sum(axis=1)
+        return frame
+
+    def explain(self, X: Any, *, shares: bool = True) -> pd.DataFrame:
+        """How much each feature (a series' channel) adds to each sample's anomaly score.
+
+        For ``score_method="elbo"`` feature j's part is its reconstruction term, (x_j - mean_j)^2 /
+        (2 var_j) under the decoder's Gaussian for the row, plus its part of the KL term, found by
+        integrated gradients through the encoder along the line from the training-mean row to the row.
+        The parts add up to the row's negative ELBO less a baseline that does not depend on the row's
+        values (the decoder's normalizing constant and the KL of the training-mean row), up to the
+        integration's small error: no part of what makes a row anomalous is left out, not even when
+        the KL term is most of the score. For ``score_method="reconstruction"`` the parts are the
+        features' squared errors over the number of observed features, which add up to the score.
+        A series' window is split over its points and channels so, and a point's part is averaged
+        over the windows that hold it. A missing value has no part; a sample with nothing observed
+        gets all zeros.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or DataFrame
+            Samples to explain; a DataFrame's index (a series' timestamps) is kept.
+        shares : bool, default=True
+            True: each part as a share of the sample's total, summing to 1. A feature that pulls the
+            code towards the prior's centre, making it look more normal, gets a negative share; a
+            sample whose parts add up to 0 or less gets equal shares. False: the parts in the score's
+            own units.
+
+        Returns
+        -------
+        DataFrame of shape (n_samples, n_features)
+            Columns are ``feature_names_in_`` when fitted on a DataFrame, else ``x0, x1, ...``.
+        """
+        samples, rows = self._scored_rows(X)
+        with self._row_scorer() as score:
+            parts = rows.explained_parts(score, self.score_method)
+        if shares:
+            parts = contribution_shares(parts, (~np.isnan(samples.values)).any(axis=1))
+        return pd.DataFrame(parts, columns=self._feature_names(), index=samples.index)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Normality score of each sample: higher is more normal (the negated ``anomaly_score``).

@@ -6,17 +6,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from vae_anomaly.base import (
-    BaseVAEDetector,
-    ScoreKind,
-)
+from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
 from vae_anomaly.input_checks import check_rows_observed
+from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
-from vae_anomaly.scoring import SCORE_COMPONENTS, RowSource, SampleScores, contribution_shares
 
 
 @document_shared_parameters
@@ -102,6 +97,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         "missing": [StrOptions({"error", "skip"})],
     }
     _auto_gap_injection: ClassVar[float] = 0.2
+    _feature_noun: ClassVar[str] = "Columns"
 
     def __init__(
         self,
@@ -159,144 +155,28 @@ class VAEAnomalyDetector(BaseVAEDetector):
         tags.input_tags.allow_nan = self.missing == "skip"
         return tags
 
-    # ------------------------------------------------------------------ input
-    def _validate_input(self, X: Any, *, reset: bool) -> np.ndarray:
+    # ------------------------------------------------------------------ hooks
+    def _read(self, X: Any, *, reset: bool) -> Samples:
         """X's rows as float64: numeric, finite (NaN where missing values are skipped), with the
-        columns seen in fit."""
+        columns seen in fit, and no row without an observed value; indexed as X, or 0, 1, ..."""
         skip = self.missing == "skip"
         advice = (
             "Replace them with NaN to mark them missing."
             if skip
             else "Impute or drop them first, or pass missing='skip' to leave missing values out of the score."
         )
-        x = self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
-        if skip and not self._checked_has_no_nan(x):
+        x, complete = self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
+        if not complete:
             check_rows_observed(x)
-        return x
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(x))
+        return Samples(x, index, complete)
 
-    # -------------------------------------------------------------------- fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> VAEAnomalyDetector:
-        """Train the VAE on the rows of X and set the outlier threshold.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training rows, numeric and finite. A DataFrame records ``feature_names_in_``.
-        y : Ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : VAEAnomalyDetector
-        """
-        self._check_settings()  # a bad setting fails before any work
-        x = self._validate_input(X, reset=True)
-        self._fit_scaling(x, "Columns")
-        rows, observed = self._standardized(x)
-        self._fit_and_threshold(
-            X,
-            rows,
-            observed,
-            lambda: self._select(self._score_standardized(rows, observed), self.score_method),
-        )
-        return self
-
-    # ---------------------------------------------------------------- scoring
-    def _score(self, X: Any, per_feature: bool = False) -> SampleScores:
-        check_is_fitted(self, "module_")
-        return self._score_validated(self._validate_input(X, reset=False), per_feature)
-
-    def _score_validated(self, x: np.ndarray, per_feature: bool = False) -> SampleScores:
-        return self._score_standardized(*self._standardized_rows(x), per_feature)
-
-    def _score_standardized(
-        self, rows: RowSource, observed: RowSource | None, per_feature: bool = False
-    ) -> SampleScores:
-        with self._row_scorer() as score:
-            return score(rows, per_feature=per_feature, mask=observed)
-
-    def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
-        """Anomaly score of each row: higher is more anomalous.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-        kind : {"elbo", "reconstruction"} or None, default=None
-            "elbo": the per-sample negative ELBO; "reconstruction": the mean squared reconstruction
-            error in standardized units. None uses ``score_method``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-        """
-        return self._select(self._score(X), self.score_method if kind is None else kind)
-
-    def _index(self, X: Any, n_rows: int) -> pd.Index:
-        return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n_rows)
-
-    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
-        x = self._validate_input(X, reset=False)
-        return x, self._index(X, len(x))
-
-    def score_components(self, X: Any) -> pd.DataFrame:
-        """Both anomaly scores and the parts of the negative ELBO, one row per input row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score; a DataFrame's index is kept.
-
-        Returns
-        -------
-        DataFrame
-            Columns ``reconstruction_error`` (mean squared error over the observed features,
-            standardized units), ``reconstruction_nll`` (-log p(x|z), scaled to all features when some
-            are missing), ``kl`` (KL(q(z|x) || N(0, I))), ``neg_elbo`` (``reconstruction_nll + kl``)
-            and ``missing`` (how many of the row's features were missing).
-        """
-        check_is_fitted(self, "module_")
-        x = self._validate_input(X, reset=False)
-        frame = pd.DataFrame(
-            self._score_validated(x).components(),
-            columns=list(SCORE_COMPONENTS),
-            index=self._index(X, len(x)),
-        )
-        frame["missing"] = np.isnan(x).sum(axis=1)
-        return frame
-
-    def explain(self, X: Any, *, shares: bool = True) -> pd.DataFrame:
-        """How much each feature adds to each row's anomaly score: the whole score, KL term included.
-
-        For ``score_method="elbo"`` feature j's part is its reconstruction term, (x_j - mean_j)^2 /
-        (2 var_j) under the decoder's Gaussian for the row, plus its part of the KL term, found by
-        integrated gradients through the encoder along the line from the training-mean row to the row.
-        The parts add up to the row's negative ELBO less a baseline that does not depend on the row's
-        values (the decoder's normalizing constant and the KL of the training-mean row), up to the
-        integration's small error: no part of what makes a row anomalous is left out, not even when
-        the KL term is most of the score. For ``score_method="reconstruction"`` the parts are the
-        features' squared errors over the number of observed features, which add up to the score.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to explain; a DataFrame's index is kept.
-        shares : bool, default=True
-            True: each part as a share of the row's total, rows summing to 1. A feature that pulls
-            the row's code towards the prior's centre, making it look more normal, gets a negative
-            share; a row whose parts add up to 0 or less gets equal shares. False: the parts in the
-            score's own units.
-
-        Returns
-        -------
-        DataFrame of shape (n_samples, n_features)
-            Columns are ``feature_names_in_`` when fitted on a DataFrame, else ``x0, x1, ...``. A
-            missing value (``missing="skip"``) has no part.
-        """
-        check_is_fitted(self, "module_")
-        x = self._validate_input(X, reset=False)
-        parts = self._score_validated(x, per_feature=True).feature_parts(self.score_method)
-        if shares:
-            parts = contribution_shares(parts, (~np.isnan(x)).any(axis=1))
-        return pd.DataFrame(parts, columns=self._feature_names(), index=self._index(X, len(parts)))
+    def _model_rows(
+        self,
+        samples: Samples,
+        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
+        *,
+        training: bool = False,
+    ) -> TableRows:
+        """A row per sample: the standardized arrays where given, else standardized as scoring reads them."""
+        return TableRows(*(self._row_sources(samples) if standardized is None else standardized))

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from vae_anomaly.base import (
-    BaseVAEDetector,
-    ScoreKind,
-)
+from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
-from vae_anomaly.scoring import SCORE_COMPONENTS, SampleScores, contribution_shares
-from vae_anomaly.windowing import (
-    WINDOW_RULES,
-    WindowRule,
-    Windows,
-    training_stride,
-    window_scores_to_points,
-    window_starts,
-    window_values_to_points,
-)
+from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride
 
-# explain() scores this many windows at a time, so its per-point arrays stay bounded for long series.
-EXPLAIN_CHUNK_WINDOWS = 65536
 # window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
 # values, else the shortest. On the multivariate dev series 32-step windows of 19 and 25 channels beat
 # 128-step ones by far, and on NAB (one channel) 128 beat 64 and 32 (benchmarks/RESULTS.md).
@@ -55,22 +40,6 @@ def auto_window(n_channels: int) -> int:
 
 class IrregularSamplingWarning(UserWarning):
     """The timestamps are not evenly spaced, or not spaced as in training."""
-
-
-class _Series(NamedTuple):
-    """A validated series: values (NaN where missing), its time index, and the observed-value mask."""
-
-    values: np.ndarray
-    index: pd.Index
-    observed: np.ndarray
-
-
-class _SeriesWindows(NamedTuple):
-    """A series cut into standardized windows, the windows' observed-value mask, and their starts."""
-
-    rows: Windows
-    mask: Windows | None
-    starts: np.ndarray
 
 
 def _check_time_index(times: pd.Index, source: str) -> None:
@@ -216,6 +185,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         "aggregation": [StrOptions(set(WINDOW_RULES))],
         "time_column": [None, str],
     }
+    _feature_noun: ClassVar[str] = "Channels"
 
     def __init__(
         self,
@@ -335,7 +305,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                 stacklevel=4,
             )
 
-    def _validate_series(self, X: Any, *, reset: bool) -> _Series:
+    def _read(self, X: Any, *, reset: bool) -> Samples:
         """Split off the timestamps and check them, then the values (``_checked_values``) and length."""
         if isinstance(X, pd.Series):
             X = X.to_frame()
@@ -349,7 +319,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                     f"(n_timestamps, {self.n_features_in_})."
                 )
             X = np.reshape(np.asarray(X), (-1, 1))  # a univariate series
-        x = self._checked_values(
+        x, complete = self._checked_values(
             X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
         )
         if reset:
@@ -365,152 +335,24 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                 f"{self.window_}."
             )
         self._report_sampling(index, reset=reset)
-        return _Series(x, index, ~np.isnan(x))
+        return Samples(x, index, complete)
 
-    def _values_and_index(self, X: Any) -> tuple[np.ndarray, pd.Index]:
-        series = self._validate_series(X, reset=False)
-        return series.values, series.index
-
-    def _windows(self, series: _Series) -> _SeriesWindows:
-        """Standardized windows (missing values at the channel mean) at ``stride``, their mask and starts."""
-        return self._cut(*self._standardized(series.values), self.stride)
-
-    def _cut(self, standardized: np.ndarray, observed: np.ndarray | None, stride: int) -> _SeriesWindows:
-        """The windows every ``stride`` steps of a standardized series and of its observed-value mask."""
-        starts = window_starts(len(standardized), self.window_, stride)
-        mask = None if observed is None else Windows(observed, self.window_, starts)
-        return _SeriesWindows(Windows(standardized, self.window_, starts), mask, starts)
-
-    # -------------------------------------------------------------------- fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> TimeSeriesVAEDetector:
-        """Train the VAE on the windows of a series and set the outlier threshold.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
-            The training series, in time order; NaN marks missing points.
-        y : Ignored
-            Present for API consistency.
-
-        Returns
-        -------
-        self : TimeSeriesVAEDetector
-        """
-        self._check_settings()  # a bad setting fails before any work
-        series = self._validate_series(X, reset=True)
-        self._fit_scaling(series.values, "Channels")
-        n_timestamps = len(series.values)
-        standardized, observed = self._standardized(series.values)
-        stride = training_stride(n_timestamps, self.window_, self.stride, standardized.shape[1])
-        rows, mask, _ = self._cut(standardized, observed, stride)
-        scored = self._cut(standardized, observed, self.stride)
-        self._fit_and_threshold(
-            X,
-            rows[:],
-            None if mask is None else mask[:],
-            lambda: self._point_scores(scored, n_timestamps, self.score_method),
+    def _model_rows(
+        self,
+        samples: Samples,
+        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
+        *,
+        training: bool = False,
+    ) -> SeriesWindows:
+        """The windows every ``stride`` steps of the standardized series; for training, every
+        ``training_stride`` steps (denser for short series)."""
+        values, observed = self._standardized(samples) if standardized is None else standardized
+        stride = (
+            training_stride(len(values), self.window_, self.stride, values.shape[1])
+            if training
+            else self.stride
         )
-        return self
-
-    # ---------------------------------------------------------------- scoring
-    def _window_scores(self, windows: _SeriesWindows) -> SampleScores:
-        rows, mask, _ = windows
-        with self._row_scorer() as score:
-            return score(rows, mask=mask)
-
-    def _to_points(self, window_scores: np.ndarray, starts: np.ndarray, n_timestamps: int) -> np.ndarray:
-        return window_scores_to_points(window_scores, starts, self.window_, n_timestamps, self.aggregation)
-
-    def _point_scores(self, windows: _SeriesWindows, n_timestamps: int, kind: str) -> np.ndarray:
-        return self._to_points(self._select(self._window_scores(windows), kind), windows.starts, n_timestamps)
-
-    def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
-        """Anomaly score of each timestamp: higher is more anomalous.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
-            The series to score, in time order, at least ``window`` long.
-        kind : {"elbo", "reconstruction"} or None, default=None
-            "elbo": the windows' negative ELBO; "reconstruction": their mean squared reconstruction
-            error over observed points. None uses ``score_method``.
-
-        Returns
-        -------
-        ndarray of shape (n_timestamps,), float64
-        """
-        check_is_fitted(self, "module_")
-        series = self._validate_series(X, reset=False)
-        kind = self.score_method if kind is None else kind
-        return self._point_scores(self._windows(series), len(series.values), kind)
-
-    def score_components(self, X: Any) -> pd.DataFrame:
-        """Both anomaly scores, the parts of the negative ELBO and missing points, one row per timestamp.
-
-        Each window-level quantity is mapped to timestamps by ``aggregation``, column by column.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
-            The series to score; its timestamps become the index.
-
-        Returns
-        -------
-        DataFrame
-            Columns ``reconstruction_error``, ``reconstruction_nll``, ``kl``, ``neg_elbo`` (as in
-            ``VAEAnomalyDetector.score_components``) and ``missing``: the number of channels missing
-            at that timestamp (0 when all were observed).
-        """
-        check_is_fitted(self, "module_")
-        series = self._validate_series(X, reset=False)
-        windows = self._windows(series)
-        scores = self._window_scores(windows)
-        points = self._to_points(scores.components(), windows.starts, len(series.values))
-        frame = pd.DataFrame(points, columns=list(SCORE_COMPONENTS), index=series.index)
-        frame["missing"] = (~series.observed).sum(axis=1)
-        return frame
-
-    def explain(self, X: Any, *, shares: bool = True) -> pd.DataFrame:
-        """How much each channel adds to each timestamp's anomaly score: which channel is anomalous.
-
-        Each window's score is split over its points and channels as
-        :meth:`VAEAnomalyDetector.explain` splits a row's (for ``score_method="elbo"``: each point's
-        reconstruction term plus its part of the window's KL term by integrated gradients through
-        the encoder), and a point's part is averaged over the windows that hold it. Missing points
-        have no part; a timestamp with every channel missing gets all zeros.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
-            The series to explain; its timestamps become the index.
-        shares : bool, default=True
-            True: shares of the timestamp's total, summing to 1 (negative for a channel that makes
-            it look more normal). False: the parts in the score's own units.
-
-        Returns
-        -------
-        DataFrame of shape (n_timestamps, n_channels)
-            Columns are the channel names (``x0, x1, ...`` without names).
-        """
-        check_is_fitted(self, "module_")
-        series = self._validate_series(X, reset=False)
-        rows, mask, starts = self._windows(series)
-        n_timestamps, n_channels = series.values.shape
-        sums = np.zeros((n_timestamps, n_channels))
-        counts = np.zeros(n_timestamps)
-        with self._row_scorer() as score:
-            for first in range(0, len(starts), EXPLAIN_CHUNK_WINDOWS):
-                chunk = slice(first, first + EXPLAIN_CHUNK_WINDOWS)
-                scores = score(rows[chunk], per_feature=True, mask=None if mask is None else mask[chunk])
-                point_values = scores.feature_parts(self.score_method).reshape(-1, self.window_, n_channels)
-                chunk_sums, chunk_counts = window_values_to_points(point_values, starts[chunk], n_timestamps)
-                sums += chunk_sums
-                counts += chunk_counts
-        parts = sums / counts[:, None]
-        if shares:
-            parts = contribution_shares(parts, series.observed.any(axis=1))
-        return pd.DataFrame(parts, columns=self._feature_names(), index=series.index)
+        return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation)
 
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:
