@@ -100,12 +100,12 @@ def test_the_first_window_minus_one_timestamps_are_scored_too(seasonal, stride):
 
 
 def test_a_short_series_is_trained_on_every_window(seasonal, monkeypatch):
-    import vae_anomaly.base
+    import vae_anomaly.fitting
 
     trained_rows = []
-    real = vae_anomaly.base.train_vae
+    real = vae_anomaly.fitting.train_vae
     monkeypatch.setattr(
-        vae_anomaly.base,
+        vae_anomaly.fitting,
         "train_vae",
         lambda module, rows, *a: trained_rows.append(len(rows)) or real(module, rows, *a),
     )

@@ -1,55 +1,47 @@
-"""What the VAE detectors share: parameters, input checks, training, thresholds and safe persistence.
+"""The base of both VAE detectors: the estimator API written once over two hooks.
 
-The tabular and the time-series detector differ only in how they turn input into rows for the VAE and
-how they map row scores back to the input; everything else lives here, once.
+``fit``, ``anomaly_score``, ``score_components``, ``explain`` and ``feature_frame`` are defined here;
+``predict``, ``decision_function`` and ``predict_proba`` come from ``thresholds``, training from
+``fitting``, ``save``/``load`` from ``saving``. A detector says only how it reads its input
+(``_read``: checked values, the index of its outputs, whether anything is missing) and which rows the
+VAE sees for it (``_model_rows``: a table's rows, a series' windows; ``model_rows``), which also map
+the rows' results back to its samples.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import warnings
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from numbers import Integral
 from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.devices import (
-    available_cpus,
     choose_threads,
     device_copy,
     resolve_device,
     scoring_workers,
     torch_threads,
 )
+from vae_anomaly.fitting import TrainsVAE
 from vae_anomaly.input_checks import (
     arrow_numbers_as_float,
+    check_column_order,
     check_finite,
     check_float32_range,
     check_numeric_columns,
     has_no_nan,
 )
-from vae_anomaly.model import GaussianVAE
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
-from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
-from vae_anomaly.scaling import (
-    STANDARDIZE_BLOCK_ROWS,
-    ObservedRows,
-    StandardizedRows,
-    binary_columns,
-    column_std,
-    no_binary_features,
-)
+from vae_anomaly.saving import SavedDetector
+from vae_anomaly.scaling import ObservedRows, StandardizedRows, fit_scaling, standardized_arrays
 from vae_anomaly.scoring import (
     SCORE_COMPONENTS,
     SampleScores,
@@ -57,8 +49,7 @@ from vae_anomaly.scoring import (
     score_rows,
     scoring_batch_rows,
 )
-from vae_anomaly.thresholds import offset_from, probability_of_anomaly, robust_spread
-from vae_anomaly.training import TrainingConfig, batch_size_for, train_vae
+from vae_anomaly.thresholds import ThresholdedScores
 
 ScoreKind = Literal["elbo", "reconstruction"]
 
@@ -72,12 +63,14 @@ class Samples(NamedTuple):
     complete: bool
 
 
-class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
+class BaseVAEDetector(
+    ThresholdedScores, SavedDetector, TrainsVAE, OutlierMixin, BaseEstimator, metaclass=ABCMeta
+):
     """Base class of the VAE detectors; not for direct use.
 
     It declares, validates and stores the parameters both detectors share (``SHARED_PARAMETERS_DOC``
     documents them); a subclass lists them in its own ``__init__`` signature, as scikit-learn needs,
-    forwards them here, turns input into standardized rows, and implements ``anomaly_score``.
+    forwards them here, and fills the hooks ``_read`` and ``_model_rows``.
 
     References
     ----------
@@ -155,6 +148,9 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
 
+    def _feature_names_where(self, chosen: np.ndarray) -> list[str]:
+        return [name for name, pick in zip(self._feature_names(), chosen, strict=True) if pick]
+
     def _checked_values(
         self, X: Any, *, reset: bool, allow_nan: bool, advice: str
     ) -> tuple[np.ndarray, bool]:
@@ -169,7 +165,7 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         check_numeric_columns(X)
         X = arrow_numbers_as_float(X)
         if not reset:
-            self._check_column_order(X)
+            check_column_order(X, getattr(self, "feature_names_in_", None), type(self).__name__)
         dtype = np.float64 if reset else (np.float64, np.float32)
         x = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
         names = getattr(self, "feature_names_in_", None)
@@ -179,22 +175,14 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return x, not allow_nan or has_no_nan(x)
 
     def _fit_scaling(self, samples: Samples) -> None:
-        """Set ``mean_``, ``scale_`` and ``binary_features_`` from each feature's observed values (NaN is
-        missing); a feature with none is refused, named as ``_feature_noun`` says."""
-        x, complete = samples.values, samples.complete
-        # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
-        seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
-        if not seen.all():
-            empty = [name for name, kept in zip(self._feature_names(), seen, strict=True) if not kept]
-            raise ValueError(
-                f"{self._feature_noun} {empty} have no observed values in X; drop them or fill them."
-            )
-        self.mean_ = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
-        scale = column_std(x, self.mean_) if complete else np.nanstd(x, axis=0)
-        floored = np.maximum(scale, self.min_relative_scale * np.abs(self.mean_))
-        keep = self.binary_features == "keep"
-        self.binary_features_ = binary_columns(x) if keep else no_binary_features(x.shape[1])
-        self.scale_ = np.where((scale > 0) & ~self.binary_features_, floored, 1.0)
+        """Set ``mean_``, ``scale_`` and ``binary_features_`` (see :func:`scaling.fit_scaling`)."""
+        self.mean_, self.scale_, self.binary_features_ = fit_scaling(
+            samples.values,
+            samples.complete,
+            min_relative_scale=self.min_relative_scale,
+            keep_binary=self.binary_features == "keep",
+            empty_features=lambda seen: f"{self._feature_noun} {self._feature_names_where(~seen)}",
+        )
 
     def _row_sources(self, samples: Samples) -> tuple[StandardizedRows, ObservedRows | None]:
         """The samples standardized in float32 and their observed-value mask (None when nothing is
@@ -203,54 +191,8 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return rows, None if samples.complete else ObservedRows(samples.values)
 
     def _standardized(self, samples: Samples) -> tuple[np.ndarray, np.ndarray | None]:
-        """The samples standardized in float32, missing values at the feature mean (0), and the
-        observed-value mask as float32 (None when nothing is missing), as whole arrays."""
-        source, observed = self._row_sources(samples)
-        rows = np.empty(samples.values.shape, dtype=np.float32)
-        # In blocks of rows, so that the float64 temporaries stay small and in cache.
-        for start in range(0, len(rows), STANDARDIZE_BLOCK_ROWS):
-            block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
-            rows[block] = source[block]
-        return rows, None if observed is None else observed[:]
-
-    def _check_column_order(self, X: Any) -> None:
-        """Name the columns of a DataFrame that has the fitted columns in another order."""
-        fitted = getattr(self, "feature_names_in_", None)
-        if fitted is None or not isinstance(X, pd.DataFrame):
-            return
-        given = [str(name) for name in X.columns]
-        expected = [str(name) for name in fitted]
-        if given != expected and sorted(given) == sorted(expected):
-            moved = [name for name, want in zip(given, expected, strict=True) if name != want]
-            raise ValueError(
-                f"X has the columns {type(self).__name__} was fitted on, but the feature names must be in "
-                f"the same order as in fit: got {given}, expected {expected} ({moved} moved). Reorder "
-                "them, e.g. X[detector.feature_names_in_]."
-            )
-
-    def _check_settings(self) -> None:
-        """Check what the parameter constraints cannot before any work: hidden_dims, both devices, and
-        n_threads against the CPUs the process may use (more are not used, with a warning)."""
-        self._hidden_dims()
-        resolve_device(self.device)
-        resolve_device(self.scoring_device)
-        cpus = available_cpus()
-        if self.n_threads != "auto" and self.n_threads > cpus:
-            warnings.warn(
-                f"n_threads={self.n_threads} is more than the {cpus} CPU(s) this process may use; "
-                f"{type(self).__name__} uses {cpus}.",
-                UserWarning,
-                stacklevel=3,
-            )
-
-    def _hidden_dims(self) -> tuple[int, ...]:
-        dims = tuple(self.hidden_dims)
-        if not all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in dims):
-            raise ValueError(f"hidden_dims must be positive integers, got {self.hidden_dims!r}.")
-        return tuple(int(d) for d in dims)
-
-    def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
-        return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
+        """The samples standardized as whole float32 arrays, and their mask (see ``_row_sources``)."""
+        return standardized_arrays(*self._row_sources(samples))
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -281,70 +223,6 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             lambda: scored.to_samples(self._select(self._score_rows(scored), self.score_method)),
         )
         return self
-
-    def _fit_and_threshold(
-        self,
-        X: Any,
-        rows: np.ndarray,
-        mask: np.ndarray | None,
-        training_anomaly_scores: Callable[[], np.ndarray],
-    ) -> None:
-        """Train on ``rows``, set ``offset_`` from the training samples' scores and tell the callbacks.
-
-        ``X`` is the raw training input, passed on to the callbacks; ``training_anomaly_scores`` scores
-        the training samples once the module is fitted.
-        """
-        callbacks = registered_callbacks()
-        for callback in callbacks:
-            callback.on_fit_start(self)
-
-        def epoch_ended(record: dict[str, float]) -> None:
-            for callback in callbacks:
-                callback.on_epoch_end(self, record)
-
-        try:
-            self._fit_vae(rows, mask, epoch_ended)
-            scores = training_anomaly_scores()
-            self.offset_ = offset_from(-scores, self.contamination)
-            self.score_scale_ = robust_spread(scores)
-        except BaseException as error:
-            for callback in callbacks:
-                callback.on_fit_error(self, error)
-            raise
-        for callback in callbacks:
-            callback.on_fit_end(self, X, scores)
-
-    def _fit_vae(
-        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], None]
-    ) -> None:
-        """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        generator = torch.Generator().manual_seed(seed)
-        module = self._new_module(rows.shape[1], generator)
-        config = self._training_config()
-        work = batch_size_for(config, len(rows)) * module.multiply_adds_per_row()
-        with torch_threads(choose_threads(self.n_threads, work)):
-            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
-        self.module_ = module.to(self._module_dtype)
-        self.latent_noise_ = (
-            None
-            if self.mc_samples is None
-            else torch.randn(
-                self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
-            ).numpy()
-        )
-
-    def _training_config(self) -> TrainingConfig:
-        """The training settings among this detector's parameters."""
-        settings = {name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
-        return TrainingConfig(**{**settings, "gap_injection": self._gap_injection_rate()})
-
-    def _gap_injection_rate(self) -> float:
-        """``gap_injection`` as a share: "auto" gives ``_auto_gap_injection`` where the detector takes
-        missing values, else 0."""
-        if self.gap_injection != "auto":
-            return float(self.gap_injection)
-        return self._auto_gap_injection if self.__sklearn_tags__().input_tags.allow_nan else 0.0
 
     # ------------------------------------------------------------- the hooks
     @abstractmethod
@@ -408,12 +286,6 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if kind not in ("elbo", "reconstruction"):
             raise ValueError(f"kind must be 'elbo' or 'reconstruction', got {kind!r}.")
         return scores.neg_elbo if kind == "elbo" else scores.reconstruction_error
-
-    @property
-    def anomaly_threshold_(self) -> float:
-        """Samples whose ``anomaly_score`` is above this are predicted outliers (it is ``-offset_``)."""
-        check_is_fitted(self, "offset_")
-        return -self.offset_
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each sample (row, or timestamp of a series): higher is more anomalous.
@@ -495,215 +367,3 @@ class BaseVAEDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if shares:
             parts = contribution_shares(parts, (~np.isnan(samples.values)).any(axis=1))
         return pd.DataFrame(parts, columns=self._feature_names(), index=samples.index)
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Normality score of each sample: higher is more normal (the negated ``anomaly_score``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to score: rows, or timestamps for the time-series detector.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-        """
-        return -self.anomaly_score(X)
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to score: rows, or timestamps for the time-series detector.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Label each sample +1 (inlier) or -1 (outlier).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to label: rows, or timestamps for the time-series detector.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), int
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Probability that each sample is normal (column 0) and anomalous (column 1).
-
-        The anomaly probability is Phi((s - t) / scale): s is the sample's ``anomaly_score``, t the
-        ``anomaly_threshold_`` and ``scale`` the robust spread of the training scores (their IQR /
-        1.349), Gaussian scaling as in Kriegel et al. (2011). It is 0.5 at the threshold, so it is
-        above 0.5 exactly for the samples ``predict`` flags, and it grows with the score. Without
-        labels it is calibrated to the training scores, not to how often a flagged sample really is
-        an anomaly; with labels, check it (``sklearn.calibration.calibration_curve``) or recalibrate.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to score: rows, or timestamps for the time-series detector.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, 2), float64
-            Rows sum to 1.
-
-        References
-        ----------
-        .. [1] H.-P. Kriegel, P. Kroger, E. Schubert and A. Zimek, "Interpreting and Unifying Outlier
-           Scores", SDM 2011.
-        """
-        outlier = self.probability_of_anomaly(self.anomaly_score(X))
-        return np.column_stack([1.0 - outlier, outlier])
-
-    def probability_of_anomaly(self, anomaly_scores: np.ndarray) -> np.ndarray:
-        """The anomaly probability of ``predict_proba`` for scores already computed.
-
-        Parameters
-        ----------
-        anomaly_scores : ndarray of shape (n_samples,)
-            Scores from ``anomaly_score`` (the ``score_method`` kind).
-
-        Returns
-        -------
-        ndarray of shape (n_samples,), float64
-        """
-        check_is_fitted(self, "score_scale_")
-        return probability_of_anomaly(anomaly_scores, self.anomaly_threshold_, self.score_scale_)
-
-    # ------------------------------------------------------------ persistence
-    def _saved_attributes(self) -> dict[str, Any]:
-        """Fitted attributes besides the weights, as JSON values; subclasses add their own."""
-        attributes: dict[str, Any] = {
-            "n_features_in_": int(self.n_features_in_),
-            "offset_": float(self.offset_),
-            "score_scale_": float(self.score_scale_),
-            "history_": self.history_,
-        }
-        if hasattr(self, "feature_names_in_"):
-            attributes["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
-        return attributes
-
-    def _restore_attributes(self, attributes: dict[str, Any]) -> None:
-        """Set what ``_saved_attributes`` wrote; subclasses restore their own too."""
-        self.n_features_in_ = attributes["n_features_in_"]
-        self.offset_ = attributes["offset_"]
-        self.score_scale_ = attributes["score_scale_"]
-        self.history_ = attributes["history_"]
-        if "feature_names_in_" in attributes:
-            self.feature_names_in_ = np.asarray(attributes["feature_names_in_"], dtype=object)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the fitted detector to a folder: a JSON config plus safetensors weights, no pickle.
-
-        Parameters
-        ----------
-        path : str or PathLike
-            Folder to write, atomically: an existing model folder there is replaced only once the new
-            one is complete, and a path holding anything else is refused (``FileExistsError``).
-        """
-        check_is_fitted(self, "module_")
-        params = self.get_params()
-        params["hidden_dims"] = list(self._hidden_dims())
-        if not isinstance(params["random_state"], Integral):
-            params["random_state"] = None  # a RandomState instance is not JSON; the fit is done anyway
-        attributes = {**self._saved_attributes(), "module_inputs": self.module_.to_x_mean.out_features}
-        tensors = {f"module.{name}": t for name, t in self.module_.state_dict().items()}
-        tensors["mean_"] = torch.from_numpy(self.mean_)
-        tensors["scale_"] = torch.from_numpy(self.scale_)
-        tensors["binary_features_"] = torch.from_numpy(self.binary_features_)
-        if self.latent_noise_ is not None:
-            tensors["latent_noise_"] = torch.from_numpy(self.latent_noise_)
-        save_model(path, type(self).__name__, params, attributes, tensors)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Any:
-        """Load a detector written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or PathLike
-            Folder written by ``save``.
-
-        Returns
-        -------
-        detector
-            The fitted detector, on the CPU, of the class ``load`` was called on.
-
-        Raises
-        ------
-        ModelFileError
-            If the folder is missing, tampered with, corrupted, from a newer format version or holds
-            another kind of detector.
-        """
-        saved: SavedModel = load_model(path, cls.__name__)
-        try:
-            params = with_old_model_defaults(saved.params)
-            detector = cls(**{**params, "hidden_dims": tuple(params["hidden_dims"])})
-            detector._validate_params()
-            # Every weight is overwritten by the saved state below, so the generator's seed is moot.
-            module = detector._new_module(saved.attributes["module_inputs"], torch.Generator())
-            prefix = "module."
-            module.to(cls._module_dtype).load_state_dict(
-                {k[len(prefix) :]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
-            )
-            detector._restore_attributes(saved.attributes)
-        except (TypeError, ValueError, KeyError, RuntimeError) as error:
-            raise ModelFileError(f"{path} does not describe a valid {cls.__name__}: {error}") from error
-        detector.module_ = module.eval()
-        detector.mean_ = saved.tensors["mean_"].numpy()
-        detector.scale_ = saved.tensors["scale_"].numpy()
-        binary = saved.tensors.get("binary_features_")  # absent from models saved before it existed
-        arrays = {"scale_": detector.scale_, "binary_features_": None if binary is None else binary.numpy()}
-        detector.binary_features_ = with_old_model_defaults(arrays)["binary_features_"]
-        noise = saved.tensors.get("latent_noise_")
-        detector.latent_noise_ = None if noise is None else noise.numpy()
-        detector._check_loaded_shapes(path)
-        return detector
-
-    def _module_inputs(self) -> int:
-        """How many inputs the fitted module takes: one per feature (a series' windows: more)."""
-        return int(self.n_features_in_)
-
-    def _check_loaded_shapes(self, path: str | os.PathLike[str]) -> None:
-        """Refuse a loaded model whose arrays do not fit its config, naming the array: they would
-        fail at scoring with a broadcasting error, far from the cause."""
-        n_features = int(self.n_features_in_)
-        expected = {
-            "mean_": (n_features,),
-            "scale_": (n_features,),
-            "binary_features_": (n_features,),
-            "module inputs": (self._module_inputs(),),
-        }
-        found = {
-            "mean_": self.mean_.shape,
-            "scale_": self.scale_.shape,
-            "binary_features_": self.binary_features_.shape,
-            "module inputs": (self.module_.n_features,),
-        }
-        if self.latent_noise_ is not None:
-            expected["latent_noise_"] = (self.mc_samples, self.latent_dim)
-            found["latent_noise_"] = self.latent_noise_.shape
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            expected["feature_names_in_"], found["feature_names_in_"] = (n_features,), names.shape
-        wrong = [
-            f"{name} has shape {found[name]}, expected {shape}"
-            for name, shape in expected.items()
-            if found[name] != shape
-        ]
-        if wrong:
-            raise ModelFileError(
-                f"{path} does not describe a valid {type(self).__name__} with {n_features} features: "
-                f"{'; '.join(wrong)}. Save the model again from the fitted detector."
-            )

@@ -171,3 +171,33 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
             f"X contains values beyond float32's range, which the VAE trains in: {problems}. Rescale "
             "those columns first (e.g. other units or a log transform) or drop the rows."
         )
+
+
+def check_column_order(X: Any, fitted_names: np.ndarray | None, detector: str) -> None:
+    """Name the columns of a DataFrame that has the fitted columns in another order.
+
+    Parameters
+    ----------
+    X : object
+        Input to score.
+    fitted_names : ndarray or None
+        ``feature_names_in_``; None when fitted without names.
+    detector : str
+        The detector's class name, for the message.
+
+    Raises
+    ------
+    ValueError
+        If X holds the fitted columns, in another order.
+    """
+    if fitted_names is None or not isinstance(X, pd.DataFrame):
+        return
+    given = [str(name) for name in X.columns]
+    expected = [str(name) for name in fitted_names]
+    if given != expected and sorted(given) == sorted(expected):
+        moved = [name for name, want in zip(given, expected, strict=True) if name != want]
+        raise ValueError(
+            f"X has the columns {detector} was fitted on, but the feature names must be in "
+            f"the same order as in fit: got {given}, expected {expected} ({moved} moved). Reorder "
+            "them, e.g. X[detector.feature_names_in_]."
+        )

@@ -8,6 +8,7 @@ training takes them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -49,6 +50,11 @@ class StandardizedRows:
 
     def __len__(self) -> int:
         return len(self._x)
+
+    @property
+    def n_features(self) -> int:
+        """Values per row."""
+        return self._x.shape[1]
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
@@ -152,3 +158,72 @@ def binary_columns(x: np.ndarray) -> np.ndarray:
 def no_binary_features(n_features: int) -> np.ndarray:
     """``binary_features_`` where every feature is scaled: none kept."""
     return np.zeros(n_features, dtype=bool)
+
+
+def fit_scaling(
+    x: np.ndarray,
+    complete: bool,
+    *,
+    min_relative_scale: float,
+    keep_binary: bool,
+    empty_features: Callable[[np.ndarray], str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each feature's mean and scale from its observed values (NaN is missing), and which are 0/1 flags.
+
+    The scale is the standard deviation, at least ``min_relative_scale`` times the absolute mean;
+    1 for a constant feature, and for a 0/1 feature when ``keep_binary``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_features)
+        Training values.
+    complete : bool
+        True when ``x`` has no NaN.
+    min_relative_scale : float
+    keep_binary : bool
+    empty_features : callable
+        Given the mask of features with an observed value, names those without, for the error.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,), float64
+    binary : ndarray of shape (n_features,), bool
+
+    Raises
+    ------
+    ValueError
+        If a feature has no observed value.
+    """
+    # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
+    seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
+    if not seen.all():
+        raise ValueError(f"{empty_features(seen)} have no observed values in X; drop them or fill them.")
+    mean = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
+    scale = column_std(x, mean) if complete else np.nanstd(x, axis=0)
+    floored = np.maximum(scale, min_relative_scale * np.abs(mean))
+    binary = binary_columns(x) if keep_binary else no_binary_features(x.shape[1])
+    return mean, np.where((scale > 0) & ~binary, floored, 1.0), binary
+
+
+def standardized_arrays(
+    source: StandardizedRows, observed: ObservedRows | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``source`` and ``observed`` read whole, as training takes them.
+
+    Parameters
+    ----------
+    source : StandardizedRows
+    observed : ObservedRows or None
+
+    Returns
+    -------
+    rows : ndarray of shape (n_samples, n_features), float32
+        Missing values at the feature mean (0).
+    mask : ndarray of the same shape, float32, or None when nothing is missing
+    """
+    rows = np.empty((len(source), source.n_features), dtype=np.float32)
+    # In blocks of rows, so that the float64 temporaries stay small and in cache.
+    for start in range(0, len(rows), STANDARDIZE_BLOCK_ROWS):
+        block = slice(start, start + STANDARDIZE_BLOCK_ROWS)
+        rows[block] = source[block]
+    return rows, None if observed is None else observed[:]

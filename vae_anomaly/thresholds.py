@@ -1,11 +1,15 @@
-"""The outlier threshold and the anomaly probability, both set from the training samples' scores."""
+"""The outlier threshold and the anomaly probability, both set from the training samples' scores, and
+the methods a detector answers with them (``ThresholdedScores``: ``predict``, ``decision_function``,
+``predict_proba``, ...)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import abstractmethod
+from typing import Any, Literal
 
 import numpy as np
 import scipy.special
+from sklearn.utils.validation import check_is_fitted
 
 # Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
 AUTO_FENCE_IQR_MULTIPLE = 1.5
@@ -66,3 +70,107 @@ def probability_of_anomaly(anomaly_scores: np.ndarray, threshold: float, spread:
     """
     standardized = (np.asarray(anomaly_scores, dtype=np.float64) - threshold) / spread
     return 0.5 * scipy.special.erfc(-standardized / np.sqrt(2.0))
+
+
+class ThresholdedScores:
+    """``score_samples``, ``decision_function``, ``predict`` and ``predict_proba`` of a detector, from its
+    ``anomaly_score``, its fitted ``offset_`` (see :func:`offset_from`) and ``score_scale_`` (see
+    :func:`robust_spread`)."""
+
+    offset_: float
+    score_scale_: float
+
+    @abstractmethod
+    def anomaly_score(self, X: Any, kind: Any = None) -> np.ndarray:
+        """Anomaly score of each sample: higher is more anomalous."""
+
+    @property
+    def anomaly_threshold_(self) -> float:
+        """Samples whose ``anomaly_score`` is above this are predicted outliers (it is ``-offset_``)."""
+        check_is_fitted(self, "offset_")
+        return -self.offset_
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Normality score of each sample: higher is more normal (the negated ``anomaly_score``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label each sample +1 (inlier) or -1 (outlier).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to label: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability that each sample is normal (column 0) and anomalous (column 1).
+
+        The anomaly probability is Phi((s - t) / scale): s is the sample's ``anomaly_score``, t the
+        ``anomaly_threshold_`` and ``scale`` the robust spread of the training scores (their IQR /
+        1.349), Gaussian scaling as in Kriegel et al. (2011). It is 0.5 at the threshold, so it is
+        above 0.5 exactly for the samples ``predict`` flags, and it grows with the score. Without
+        labels it is calibrated to the training scores, not to how often a flagged sample really is
+        an anomaly; with labels, check it (``sklearn.calibration.calibration_curve``) or recalibrate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score: rows, or timestamps for the time-series detector.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), float64
+            Rows sum to 1.
+
+        References
+        ----------
+        .. [1] H.-P. Kriegel, P. Kroger, E. Schubert and A. Zimek, "Interpreting and Unifying Outlier
+           Scores", SDM 2011.
+        """
+        outlier = self.probability_of_anomaly(self.anomaly_score(X))
+        return np.column_stack([1.0 - outlier, outlier])
+
+    def probability_of_anomaly(self, anomaly_scores: np.ndarray) -> np.ndarray:
+        """The anomaly probability of ``predict_proba`` for scores already computed.
+
+        Parameters
+        ----------
+        anomaly_scores : ndarray of shape (n_samples,)
+            Scores from ``anomaly_score`` (the ``score_method`` kind).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self, "score_scale_")
+        return probability_of_anomaly(anomaly_scores, self.anomaly_threshold_, self.score_scale_)

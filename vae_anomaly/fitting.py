@@ -1,0 +1,124 @@
+"""Training a detector's VAE and setting its threshold: the settings checked before any work, the module
+built and trained on the detector's threads, the fit callbacks told, the threshold set from the
+training samples' scores."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from numbers import Integral
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from vae_anomaly.callbacks import registered_callbacks
+from vae_anomaly.devices import available_cpus, choose_threads, resolve_device, torch_threads
+from vae_anomaly.model import GaussianVAE
+from vae_anomaly.thresholds import offset_from, robust_spread
+from vae_anomaly.training import TrainingConfig, batch_size_for, train_vae
+
+
+class TrainsVAE:
+    """How a detector trains its VAE, from its shared parameters (``parameters.SHARED_PARAMETERS_DOC``)."""
+
+    _auto_gap_injection: ClassVar[float]
+    _module_dtype: ClassVar[torch.dtype]
+    hidden_dims: tuple[int, ...]
+    latent_dim: int
+    device: str
+    scoring_device: str
+    n_threads: int | Literal["auto"]
+    mc_samples: int | None
+    gap_injection: float | Literal["auto"]
+    contamination: float | Literal["auto"]
+    random_state: Any
+
+    def _check_settings(self) -> None:
+        """Check what the parameter constraints cannot before any work: hidden_dims, both devices, and
+        n_threads against the CPUs the process may use (more are not used, with a warning)."""
+        self._hidden_dims()
+        resolve_device(self.device)
+        resolve_device(self.scoring_device)
+        cpus = available_cpus()
+        if self.n_threads != "auto" and self.n_threads > cpus:
+            warnings.warn(
+                f"n_threads={self.n_threads} is more than the {cpus} CPU(s) this process may use; "
+                f"{type(self).__name__} uses {cpus}.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _hidden_dims(self) -> tuple[int, ...]:
+        dims = tuple(self.hidden_dims)
+        if not all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise ValueError(f"hidden_dims must be positive integers, got {self.hidden_dims!r}.")
+        return tuple(int(d) for d in dims)
+
+    def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
+        return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
+
+    def _fit_and_threshold(
+        self,
+        X: Any,
+        rows: np.ndarray,
+        mask: np.ndarray | None,
+        training_anomaly_scores: Callable[[], np.ndarray],
+    ) -> None:
+        """Train on ``rows``, set ``offset_`` from the training samples' scores and tell the callbacks.
+
+        ``X`` is the raw training input, passed on to the callbacks; ``training_anomaly_scores`` scores
+        the training samples once the module is fitted.
+        """
+        callbacks = registered_callbacks()
+        for callback in callbacks:
+            callback.on_fit_start(self)
+
+        def epoch_ended(record: dict[str, float]) -> None:
+            for callback in callbacks:
+                callback.on_epoch_end(self, record)
+
+        try:
+            self._fit_vae(rows, mask, epoch_ended)
+            scores = training_anomaly_scores()
+            self.offset_ = offset_from(-scores, self.contamination)
+            self.score_scale_ = robust_spread(scores)
+        except BaseException as error:
+            for callback in callbacks:
+                callback.on_fit_error(self, error)
+            raise
+        for callback in callbacks:
+            callback.on_fit_end(self, X, scores)
+
+    def _fit_vae(
+        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], None]
+    ) -> None:
+        """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        module = self._new_module(rows.shape[1], generator)
+        config = self._training_config()
+        work = batch_size_for(config, len(rows)) * module.multiply_adds_per_row()
+        with torch_threads(choose_threads(self.n_threads, work)):
+            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
+        self.module_ = module.to(self._module_dtype)
+        self.latent_noise_ = (
+            None
+            if self.mc_samples is None
+            else torch.randn(
+                self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
+            ).numpy()
+        )
+
+    def _training_config(self) -> TrainingConfig:
+        """The training settings among this detector's parameters."""
+        settings = {name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
+        return TrainingConfig(**{**settings, "gap_injection": self._gap_injection_rate()})
+
+    def _gap_injection_rate(self) -> float:
+        """``gap_injection`` as a share: "auto" gives ``_auto_gap_injection`` where the detector takes
+        missing values, else 0."""
+        if self.gap_injection != "auto":
+            return float(self.gap_injection)
+        return self._auto_gap_injection if self.__sklearn_tags__().input_tags.allow_nan else 0.0
