@@ -14,7 +14,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from pipelines import tabular_pipeline
 from vae_anomaly import ModelFileError, VAEAnomalyDetector
-from vae_anomaly.bundle import PREPROCESSING_FILE, final_detector, load_bundle, save_bundle
+from vae_anomaly.bundle import PREPROCESSING_FILE, load_bundle, save_bundle
+from vae_anomaly.composition import final_detector
 from vae_anomaly.frames import score_frame
 from vae_anomaly.persistence import BUNDLE_FILE, write_manifest
 

@@ -20,6 +20,7 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 
 from vae_anomaly.base import BaseVAEDetector
+from vae_anomaly.composition import model_parts
 from vae_anomaly.estimator import VAEAnomalyDetector
 from vae_anomaly.persistence import (
     BUNDLE_FILE,
@@ -41,32 +42,6 @@ DETECTOR_CLASSES: dict[str, type[BaseVAEDetector]] = {
 }
 # Beyond the scikit-learn and numpy types skops trusts by default: types that hold data, not code.
 TRUSTED_TYPES = ("numpy.dtype", "sklearn.compose._column_transformer.make_column_selector")
-
-
-def final_detector(model: Any) -> BaseVAEDetector:
-    """The VAE detector of ``model``: the model itself, or the last step of a Pipeline.
-
-    Parameters
-    ----------
-    model : VAEAnomalyDetector, TimeSeriesVAEDetector or Pipeline ending in one
-
-    Returns
-    -------
-    VAEAnomalyDetector or TimeSeriesVAEDetector
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is neither.
-    """
-    detector = model[-1] if isinstance(model, Pipeline) else model
-    if not isinstance(detector, BaseVAEDetector):
-        raise TypeError(
-            f"Expected a VAEAnomalyDetector, a TimeSeriesVAEDetector or a Pipeline ending in one, "
-            f"got {type(model).__name__}"
-            + (f" ending in {type(detector).__name__}." if detector is not model else ".")
-        )
-    return detector
 
 
 def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
@@ -93,12 +68,13 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     ValueError
         If a preprocessing step holds a type that :func:`load_bundle` would refuse to load.
     """
-    detector = final_detector(model)
+    parts = model_parts(model)
+    detector = parts.detector
     preprocessing = steps = None
-    if isinstance(model, Pipeline):
+    if parts.preprocessing is not None:
         import skops.io
 
-        preprocessing = skops.io.dumps(model[:-1])
+        preprocessing = skops.io.dumps(parts.preprocessing)
         untrusted = sorted(set(skops.io.get_untrusted_types(data=preprocessing)) - set(TRUSTED_TYPES))
         if untrusted:
             raise ValueError(

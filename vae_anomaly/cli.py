@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = _parser().parse_args(argv)
     from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
-    from vae_anomaly.bundle import final_detector
+    from vae_anomaly.composition import final_detector
     from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import is_mlflow_source
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
-from vae_anomaly.bundle import final_detector
+from vae_anomaly.composition import model_parts
 from vae_anomaly.input_columns import feature_sources
 
 ANOMALY_SCORE = "anomaly_score"
@@ -45,8 +44,8 @@ def score_frame(
         ``is_anomaly`` (bool, the score is above the detector's ``anomaly_threshold_``), then the
         probability and the contributions when asked for.
     """
-    detector = final_detector(model)
-    features = model[:-1].transform(frame) if isinstance(model, Pipeline) else frame
+    parts = model_parts(model)
+    detector, features = parts.detector, parts.features(frame)
     scores = detector.anomaly_score(features)
     output = pd.DataFrame(
         {ANOMALY_SCORE: scores, IS_ANOMALY: scores > detector.anomaly_threshold_}, index=frame.index
@@ -55,8 +54,9 @@ def score_frame(
         output[ANOMALY_PROBABILITY] = detector.probability_of_anomaly(scores)
     if contributions:
         shares = detector.explain(features).set_axis(frame.index)
-        if isinstance(model, Pipeline):
-            shares = by_input_column(shares, model[:-1], [str(name) for name in model.feature_names_in_])
+        if parts.preprocessing is not None:
+            input_columns = [str(name) for name in model.feature_names_in_]
+            shares = by_input_column(shares, parts.preprocessing, input_columns)
         output = pd.concat([output, shares.add_prefix(CONTRIBUTION_PREFIX)], axis=1)
     return output
 

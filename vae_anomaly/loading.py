@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 import joblib
 
-from vae_anomaly.bundle import final_detector, load_bundle
+from vae_anomaly.bundle import load_bundle
+from vae_anomaly.composition import final_detector
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 # How tracking.log_model logs a model: MLflow's loader for models from code, this model file, and the

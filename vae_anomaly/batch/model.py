@@ -8,7 +8,7 @@ from typing import Any
 
 from sklearn.utils import get_tags
 
-from vae_anomaly.bundle import final_detector
+from vae_anomaly.composition import model_parts
 from vae_anomaly.loading import load_from
 
 
@@ -70,7 +70,8 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
     ValueError
         If the model was fitted without column names, so parquet columns cannot be matched to it.
     """
-    detector = final_detector(model)
+    parts = model_parts(model)
+    detector = parts.detector
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         raise ValueError(
@@ -81,7 +82,7 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
     time_column = detector.time_column
     if time_column is not None and time_column not in columns:
         columns.append(time_column)
-    bare = model is detector
+    bare = parts.preprocessing is None
     kinds = {name: "numeric" if bare else "any" for name in columns}
     if time_column is not None:
         kinds[time_column] = "datetime"

@@ -12,11 +12,11 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 import vae_anomaly
-from vae_anomaly.bundle import final_detector, save_bundle
+from vae_anomaly.bundle import save_bundle
+from vae_anomaly.composition import final_detector, model_parts
 from vae_anomaly.frames import score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, MODEL_CODE_FILE
 
@@ -29,7 +29,8 @@ PIPELINE_REQUIREMENTS = ("skops",)
 
 
 def _model_requirements(model: Any) -> list[str]:
-    names = MODEL_REQUIREMENTS + (PIPELINE_REQUIREMENTS if isinstance(model, Pipeline) else ())
+    pipeline = model_parts(model).preprocessing is not None
+    names = MODEL_REQUIREMENTS + (PIPELINE_REQUIREMENTS if pipeline else ())
     return [f"{name}=={version(name).split('+')[0]}" for name in names]
 
 
