@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import mlflow
@@ -77,6 +78,40 @@ def test_autolog_logs_params_epoch_metrics_summary_and_plots(planted):
     )
     plots = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/loss_curve.png", "plots/score_histogram.png"}
+
+
+def test_autolog_sends_each_fit_in_its_own_thread_to_its_own_run(planted):
+    """Two fits at once, each in a thread with a run of its own: each run gets its own fit's epochs."""
+    tracking.autolog(log_plots=False)
+    both_started = threading.Barrier(2, timeout=60)
+
+    class StartTogether(FitCallback):  # after autolog's logger: both fits have begun to log
+        def on_fit_start(self, detector):
+            both_started.wait()
+
+    together = StartTogether()
+    register_callback(together)
+    results = {}
+
+    def fit(epochs: int) -> None:
+        with mlflow.start_run() as run:
+            detector = VAEAnomalyDetector(epochs=epochs, random_state=0).fit(planted[0][:300])
+        results[epochs] = (run.info.run_id, detector.history_)
+
+    try:
+        threads = [threading.Thread(target=fit, args=(epochs,)) for epochs in (4, 7)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        unregister_callback(together)
+    client = MlflowClient()
+    for epochs, (run_id, history) in results.items():
+        losses = [point.value for point in client.get_metric_history(run_id, "train_loss")]
+        np.testing.assert_allclose(losses, [record["loss"] for record in history])
+        assert len(losses) == epochs
+        assert client.get_run(run_id).data.params["epochs"] == str(epochs)
 
 
 def test_autolog_plots_a_time_series_with_its_flags(seasonal):

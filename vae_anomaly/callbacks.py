@@ -1,11 +1,14 @@
 """Hooks around a detector's fit, so that tracking (or a user) can watch training without reaching inside.
 
 A callback registered here receives the events of every detector fit in this process until it is
-unregistered. ``vae_anomaly.tracking.autolog`` registers one that logs to MLflow.
+unregistered. ``vae_anomaly.tracking.autolog`` registers one that logs to MLflow. Each fit calls the
+callbacks registered when it began, on its own thread, with itself as the detector: fits running in
+threads at once each hear only their own events.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -65,6 +68,7 @@ class FitCallback:
 
 
 _registered: list[FitCallback] = []
+_registry_lock = threading.Lock()
 
 
 def register_callback(callback: FitCallback) -> None:
@@ -74,8 +78,9 @@ def register_callback(callback: FitCallback) -> None:
     ----------
     callback : FitCallback
     """
-    if callback not in _registered:
-        _registered.append(callback)
+    with _registry_lock:
+        if callback not in _registered:
+            _registered.append(callback)
 
 
 def unregister_callback(callback: FitCallback) -> None:
@@ -85,8 +90,9 @@ def unregister_callback(callback: FitCallback) -> None:
     ----------
     callback : FitCallback
     """
-    if callback in _registered:
-        _registered.remove(callback)
+    with _registry_lock:
+        if callback in _registered:
+            _registered.remove(callback)
 
 
 def registered_callbacks() -> tuple[FitCallback, ...]:
@@ -96,4 +102,5 @@ def registered_callbacks() -> tuple[FitCallback, ...]:
     -------
     tuple of FitCallback
     """
-    return tuple(_registered)
+    with _registry_lock:
+        return tuple(_registered)

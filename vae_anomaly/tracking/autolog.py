@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,17 +54,26 @@ class _FitLogger(FitCallback):
         self.log_without_active_run = log_without_active_run
         self.log_plots = log_plots
         self._runs_with_a_fit: set[str] = set()
-        # One entry per fit in progress; None for a fit that is not logged.
-        self._fits: list[_LoggedFit | None] = []
+        self._lock = threading.Lock()
+        # Per thread, as MLflow's active run is: fits running in threads each log to their own run.
+        self._per_thread = threading.local()
+
+    @property
+    def _fits(self) -> list[_LoggedFit | None]:
+        """This thread's fits in progress, innermost last; None for a fit that is not logged."""
+        if not hasattr(self._per_thread, "fits"):
+            self._per_thread.fits = []
+        return self._per_thread.fits
 
     def on_fit_start(self, detector: Any) -> None:
         active = mlflow.active_run()
         if active is None and not self.log_without_active_run:
             self._fits.append(None)
             return
-        started = active is None or active.info.run_id in self._runs_with_a_fit
-        run = mlflow.start_run(nested=active is not None) if started else active
-        self._runs_with_a_fit.add(run.info.run_id)
+        with self._lock:
+            started = active is None or active.info.run_id in self._runs_with_a_fit
+            run = mlflow.start_run(nested=active is not None) if started else active
+            self._runs_with_a_fit.add(run.info.run_id)
         self._fits.append(_LoggedFit(run.info.run_id, started))
         # A key the run already has (e.g. an MLproject parameter of the same name) keeps its value:
         # MLflow refuses to change a logged parameter.
