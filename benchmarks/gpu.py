@@ -31,8 +31,15 @@ from sklearn.metrics import roc_auc_score
 
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.batch import score_parquet
+from vae_anomaly.epochs import (
+    Generators,
+    TrainingRows,
+    autograd_step,
+    epoch_runner,
+    optimizer_for,
+    run_eager_epoch,
+)
 from vae_anomaly.model import GaussianVAE
-from vae_anomaly.training import _epoch_runner, _optimizer_for, _Rows, _run_epoch, _train_step
 
 N_FEATURES = 32
 HIDDEN, LATENT = (64, 32), 8
@@ -65,19 +72,22 @@ def step_times(batch: int, n_steps: int) -> dict[str, float]:
     """Seconds per step at ``batch`` rows: the eager loop as landed, and the replayed CUDA graph."""
     device = torch.device("cuda")
     x = torch.randn(batch * n_steps, N_FEATURES, device=device)
-    rows = _Rows(x, None)
-    generators = (torch.Generator().manual_seed(SEED), torch.Generator(device=device).manual_seed(SEED))
+    rows = TrainingRows(x, None)
+    generators = Generators(
+        torch.Generator().manual_seed(SEED),
+        torch.Generator(device=device).manual_seed(SEED),
+        torch.Generator(device=device).manual_seed(SEED + 1),
+    )
     result = {"batch": batch}
     module = GaussianVAE(N_FEATURES, HIDDEN, LATENT, torch.Generator().manual_seed(SEED)).to(device)
     eager_optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
-    step = functools.partial(_train_step, module, eager_optimizer, autocast=autocast)
-    eager = lambda: _run_epoch(step, module, rows, 1.0, batch, generators)  # noqa: E731
+    step = functools.partial(autograd_step, module, eager_optimizer, autocast=autocast)
+    eager = lambda: run_eager_epoch(step, module, rows, 1.0, batch, generators, 0.0)  # noqa: E731
     eager()  # warm-up: cuBLAS handles, AdamW state
     result["eager_ms"] = 1e3 * _synchronized_seconds(eager) / n_steps
     module = GaussianVAE(N_FEATURES, HIDDEN, LATENT, torch.Generator().manual_seed(SEED)).to(device)
-    config = VAEAnomalyDetector(learning_rate=1e-3, weight_decay=0.0, device="cuda")._training_config()
-    run = _epoch_runner(module, _optimizer_for(module, config, device), rows, batch, generators)
+    run = epoch_runner(module, optimizer_for(module, 1e-3, 0.0, device), rows, batch, generators, 0.0)
     run(1.0)  # warm-up and capture
     result["graphed_ms"] = 1e3 * _synchronized_seconds(lambda: run(1.0)) / n_steps
     result["graphed_samples_per_s"] = batch / (result["graphed_ms"] / 1e3)

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
+from vae_anomaly.epochs import GRADIENT_CLIP_NORM, AdamWStep, autograd_step, closed_form_step
 from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
-from vae_anomaly.training import GRADIENT_CLIP_NORM, _AdamWStep, _closed_form_step, _train_step
 
 # (features, hidden widths, latent width, rows, beta, share of values missing, scale of the
 # log-variance head's bias: 300 pushes most posterior log-variances past their clamp)
@@ -84,11 +84,11 @@ def test_closed_form_steps_train_the_same_weights_as_autograd_steps(input_scale,
     twin_optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-2, weight_decay=1e-3, fused=fused)
     autocast = torch.autocast("cpu", enabled=False)
     parameters = list(module.parameters())
-    optimizer_step = _AdamWStep(optimizer, parameters)
+    optimizer_step = AdamWStep(optimizer, parameters)
 
     for step in range(5):
-        means = _closed_form_step(module, optimizer_step, parameters, x, mask, noise, 0.5)
-        expected = _train_step(twin, twin_optimizer, x, mask, noise, 0.5, autocast)
+        means = closed_form_step(module, optimizer_step, parameters, x, mask, noise, 0.5)
+        expected = autograd_step(twin, twin_optimizer, x, mask, noise, 0.5, autocast)
         assert torch.equal(means, expected)
         for group in (*optimizer.param_groups, *twin_optimizer.param_groups):
             group["lr"] = 1e-2 / (step + 2)  # as a schedule sets it between steps

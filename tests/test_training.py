@@ -51,10 +51,11 @@ def test_early_stopping_restores_the_best_epoch(planted):
 
 def _validation_loss_of(module: GaussianVAE, x: np.ndarray, seed: int) -> float:
     """The restored module's loss on the validation rows the loop held out for this seed."""
-    from vae_anomaly.training import _Rows, _split_rows, _validation_loss
+    from vae_anomaly.epochs import TrainingRows
+    from vae_anomaly.training import _split_rows, _validation_loss
 
     _, validation = _split_rows(len(x), 0.1, torch.Generator().manual_seed(seed))
-    return _validation_loss(module, _Rows(torch.from_numpy(x[validation.numpy()]), None), _config())
+    return _validation_loss(module, TrainingRows(torch.from_numpy(x[validation.numpy()]), None), _config())
 
 
 def test_no_validation_split_runs_every_epoch(planted):

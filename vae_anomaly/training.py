@@ -1,25 +1,23 @@
-"""The one training loop: device choice, minibatches, KL warm-up, early stopping, divergence checks."""
+"""The one training loop, as skorch's ``fit_loop -> run_single_epoch -> train_step``: ``train_vae`` sets
+up the rows, the optimiser and the schedule; ``_fit_loop`` runs the epochs and tells each ``EpochHook``
+(the fit callbacks, the progress bar, early stopping); ``_run_single_epoch`` trains one at its KL
+weight and checks for divergence; the steps themselves are in ``epochs``."""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 import torch
-from torch.optim.adamw import adamw
 from tqdm.auto import tqdm
 
 from vae_anomaly.devices import training_device
-from vae_anomaly.gradients import neg_elbo_gradients
-from vae_anomaly.graphed_steps import GraphedSteps
-from vae_anomaly.model import GaussianVAE, hide_values, neg_elbo_terms
+from vae_anomaly.epochs import Generators, TrainingRows, epoch_runner, gather_rows, optimizer_for, take_rows
+from vae_anomaly.model import GaussianVAE, neg_elbo_terms
 
-# Norm at which gradients are clipped: keeps one bad minibatch from throwing the weights away.
-GRADIENT_CLIP_NORM = 10.0
 # Fewer validation rows than this make early stopping noise, so the loop then trains on every row.
 MIN_VALIDATION_ROWS = 16
 # epochs="auto" trains for about this many optimiser steps, within AUTO_EPOCH_RANGE epochs: large sets
@@ -94,53 +92,13 @@ def _beta_at(epoch: int, config: TrainingConfig) -> float:
     return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_epochs)
 
 
-def _gather(values: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
-    """``values[rows]``. A tensor of positions goes through ``index_select``: the same rows as indexing
-    with it, at half the cost on a CPU (about 15 us of a training step)."""
-    return values[rows] if isinstance(rows, slice) else values.index_select(0, rows)
-
-
-def _take(values: torch.Tensor | None, rows: slice | torch.Tensor) -> torch.Tensor | None:
-    """``values[rows]``, or None for an absent mask."""
-    return None if values is None else _gather(values, rows)
-
-
-class _Generators(NamedTuple):
-    """The training's private random streams: the split and shuffling (on the CPU), the
-    reparameterization noise and the hidden values (on the training device)."""
-
-    shuffle: torch.Generator
-    noise: torch.Generator
-    gaps: torch.Generator
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Training or validation rows on the device, with their observed-value mask (None: all observed):
-    all of ``x`` in order, or the rows of ``x`` at positions ``index``."""
-
-    x: torch.Tensor
-    mask: torch.Tensor | None
-    index: torch.Tensor | None = None
-
-    @property
-    def n_rows(self) -> int:
-        """How many rows these are."""
-        return len(self.x) if self.index is None else len(self.index)
-
-    def take(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The values and mask of the ``rows``-th of these rows."""
-        positions = rows if self.index is None else _gather(self.index, rows)
-        return _gather(self.x, positions), _take(self.mask, positions)
-
-
 def _rows_on_device(
     x: np.ndarray,
     mask: np.ndarray | None,
     config: TrainingConfig,
     generator: torch.Generator,
     device: torch.device,
-) -> tuple[_Rows, _Rows | None]:
+) -> tuple[TrainingRows, TrainingRows | None]:
     """Move the rows to ``device`` once and split off the validation rows (None without a split).
 
     Off CUDA both parts index the caller's array, so training holds no second copy of the rows. On
@@ -153,19 +111,19 @@ def _rows_on_device(
         None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
     )
     if validation_rows is None:
-        return _Rows(data, observed), None
+        return TrainingRows(data, observed), None
 
-    def part(rows: torch.Tensor) -> _Rows:
+    def part(rows: torch.Tensor) -> TrainingRows:
         rows = rows.to(device)
         if device.type == "cuda":
-            return _Rows(_gather(data, rows), _take(observed, rows))
-        return _Rows(data, observed, rows)
+            return TrainingRows(gather_rows(data, rows), take_rows(observed, rows))
+        return TrainingRows(data, observed, rows)
 
     return part(train_rows), part(validation_rows)
 
 
 @torch.no_grad()
-def _validation_loss(module: GaussianVAE, validation: _Rows, config: TrainingConfig) -> float:
+def _validation_loss(module: GaussianVAE, validation: TrainingRows, config: TrainingConfig) -> float:
     """Mean negative ELBO at full beta, evaluated at the posterior mean as the scores are."""
     total = 0.0
     for start in range(0, validation.n_rows, VALIDATION_BATCH_ROWS):
@@ -175,20 +133,71 @@ def _validation_loss(module: GaussianVAE, validation: _Rows, config: TrainingCon
     return total / validation.n_rows
 
 
-class EarlyStopping:
-    """Keeps the weights of the epoch with the lowest validation loss and says when patience runs out.
+class EpochHook:
+    """What the training loop tells of each epoch, as skorch's callbacks are told: a hook may stop
+    training, and acts when training ends. Subclass it and override what you need."""
+
+    def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        """Called after each epoch with its ``history`` record; True stops training."""
+        return False
+
+    def on_train_end(self, module: GaussianVAE) -> None:
+        """Called once training ends, by patience or after the last epoch (not when it raised)."""
+
+
+class _ReportEpochs(EpochHook):
+    """Hands each epoch's record to a function, e.g. the fit callbacks (MLflow's epoch logging)."""
+
+    def __init__(self, report: Callable[[dict[str, float]], None]) -> None:
+        self.report = report
+
+    def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        self.report(record)
+        return False
+
+
+class _ProgressBar(EpochHook):
+    """A progress bar over the epochs with the current losses (``verbose``)."""
+
+    def __init__(self, n_epochs: int, enabled: bool) -> None:
+        self.bar = tqdm(total=n_epochs, desc="VAE", unit="epoch", disable=not enabled)
+
+    def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{record['loss']:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
+        return False
+
+    def on_train_end(self, module: GaussianVAE) -> None:
+        self.bar.close()
+
+
+class EarlyStopping(EpochHook):
+    """Keeps the weights of the epoch with the lowest validation loss, stops when patience runs out,
+    and restores those weights when training ends.
+
+    The objective changes while beta ramps up, so validation losses are compared only at full beta,
+    from epoch ``kl_warmup_epochs`` on; without a validation split nothing is kept or stopped.
 
     Parameters
     ----------
     patience : int
         Epochs without a lower validation loss after which training should stop.
+    kl_warmup_epochs : int, default=0
+        The epochs of the KL warm-up.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, kl_warmup_epochs: int = 0) -> None:
         self.patience = patience
+        self.kl_warmup_epochs = kl_warmup_epochs
         self.best_loss = float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.epochs_without_gain = 0
+
+    def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        """Record a validated epoch at full beta; True to stop."""
+        if "validation_loss" not in record or record["epoch"] < self.kl_warmup_epochs:
+            return False
+        return self.should_stop(module, record["validation_loss"])
 
     def should_stop(self, module: GaussianVAE, validation_loss: float) -> bool:
         """Record an epoch's validation loss (keeping the weights if it is the best); True to stop."""
@@ -208,193 +217,55 @@ class EarlyStopping:
             for name, value in module.state_dict().items():
                 self.best_state[name].copy_(value)
 
-    def restore_best(self, module: GaussianVAE) -> None:
+    def on_train_end(self, module: GaussianVAE) -> None:
         """Load the best epoch's weights into ``module``, if any epoch was recorded."""
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
 
 
-def _train_step(
+def _fit_loop(
     module: GaussianVAE,
-    optimizer: torch.optim.Optimizer,
-    batch: torch.Tensor,
-    mask: torch.Tensor | None,
-    noise: torch.Tensor,
-    beta: float | torch.Tensor,
-    autocast: torch.autocast,
-) -> torch.Tensor:
-    """One optimiser step on a minibatch, through autograd; returns its loss, reconstruction and KL means."""
-    with autocast:
-        terms = neg_elbo_terms(batch, module(batch, noise), mask)
-    reconstruction, kl = terms.reconstruction_nll.mean(), terms.kl.mean()
-    loss = reconstruction + beta * kl
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(module.parameters(), GRADIENT_CLIP_NORM)
-    optimizer.step()
-    return torch.stack([loss, reconstruction, kl]).detach()
+    run_epoch: Callable[[float], list[float]],
+    n_epochs: int,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    validation: TrainingRows | None,
+    config: TrainingConfig,
+    hooks: list[EpochHook],
+) -> list[dict[str, float]]:
+    """Train up to ``n_epochs`` epochs, telling every hook of each; returns the epochs' records."""
+    history = []
+    for epoch in range(n_epochs):
+        history.append(_run_single_epoch(module, run_epoch, epoch, schedule, validation, config))
+        if any([hook.on_epoch_end(module, history[-1]) for hook in hooks]):  # every hook hears of it
+            break
+    for hook in hooks:
+        hook.on_train_end(module)
+    return history
 
 
-class _AdamWStep:
-    """``optimizer.step()`` for the AdamW of :func:`_optimizer_for`, through torch's functional ``adamw``
-    on the optimizer's own state and hyperparameters (its learning rate as the schedule sets it).
-
-    The same arithmetic on the same tensors, without the method's per-call bookkeeping (hooks, profiler
-    records, the state look-ups), about 45 us of a 1 ms step on a CPU. The first call is
-    ``optimizer.step()`` itself, which creates the state.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter]) -> None:
-        self.optimizer = optimizer
-        self.parameters = parameters
-        self.state: dict[str, list[torch.Tensor]] = {}
-
-    @torch.no_grad()  # as Optimizer.step runs: the update is in place on leaf parameters
-    def __call__(self) -> None:
-        if not self.state:
-            self.optimizer.step()
-            states = [self.optimizer.state[parameter] for parameter in self.parameters]
-            self.state = {key: [state[key] for state in states] for key in ("exp_avg", "exp_avg_sq", "step")}
-            return
-        group = self.optimizer.param_groups[0]
-        beta1, beta2 = group["betas"]
-        adamw(
-            self.parameters,
-            [parameter.grad for parameter in self.parameters],
-            self.state["exp_avg"],
-            self.state["exp_avg_sq"],
-            [],  # the maxima that amsgrad keeps; _optimizer_for leaves amsgrad off
-            self.state["step"],
-            foreach=group["foreach"],
-            capturable=group["capturable"],
-            differentiable=group["differentiable"],
-            fused=group["fused"],
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-        )
-
-
-def _closed_form_step(
+def _run_single_epoch(
     module: GaussianVAE,
-    optimizer_step: Callable[[], None],
-    parameters: list[torch.nn.Parameter],
-    batch: torch.Tensor,
-    mask: torch.Tensor | None,
-    noise: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
-    """:func:`_train_step` with the gradients in closed form (bit-identical, faster on a CPU).
-
-    ``optimizer_step`` applies the clipped gradients (an :class:`_AdamWStep`). ``parameters`` are the
-    module's, listed once by the caller: walking the module for them at every step cost about 20 us,
-    a fifth of the clipping.
-    """
-    means = neg_elbo_gradients(module, batch, noise, beta, mask)
-    total_norm = torch.nn.utils.get_total_norm([parameter.grad for parameter in parameters])
-    # clip_grad_norm_ scales by min(1, this ratio): skipping the scaling by exactly 1 changes nothing.
-    if GRADIENT_CLIP_NORM / (total_norm + 1e-6) < 1:
-        torch.nn.utils.clip_grads_with_norm_(parameters, GRADIENT_CLIP_NORM, total_norm)
-    optimizer_step()
-    return means
-
-
-def _run_epoch(
-    step: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor, float], torch.Tensor],
-    module: GaussianVAE,
-    train: _Rows,
-    beta: float,
-    batch_size: int,
-    generators: _Generators,
-    gap_injection: float,
-) -> list[float]:
-    """One pass of ``step`` (batch, mask, noise, beta) over the shuffled training rows, ``gap_injection``
-    of each batch's values hidden (:func:`hide_values`); returns the mean loss, reconstruction and KL."""
-    device = train.x.device
-    module.train()
-    sums = torch.zeros(3, device=device)
-    order = torch.randperm(train.n_rows, generator=generators.shuffle).to(device)
-    for start in range(0, train.n_rows, batch_size):
-        batch, mask = train.take(order[start : start + batch_size])
-        noise = torch.randn(
-            len(batch), module.to_z_mean.out_features, generator=generators.noise, device=device
+    run_epoch: Callable[[float], list[float]],
+    epoch: int,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    validation: TrainingRows | None,
+    config: TrainingConfig,
+) -> dict[str, float]:
+    """Train one epoch (0-based ``epoch``) at its beta, step the learning rate, and validate."""
+    beta = _beta_at(epoch, config)
+    means = run_epoch(beta)
+    if not np.isfinite(means).all():
+        raise TrainingDivergedError(
+            f"Training diverged in epoch {epoch + 1}: the loss is {means[0]}. "
+            f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
         )
-        if gap_injection > 0:
-            keep = torch.rand(batch.shape, generator=generators.gaps, device=device) >= gap_injection
-            batch, mask = hide_values(batch, mask, keep)
-        sums += step(batch, mask, noise, beta) * len(batch)
-    return (sums / train.n_rows).tolist()
-
-
-def _optimizer_for(module: GaussianVAE, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW for ``module``; on CUDA capturable, its rate a device tensor, so a CUDA graph can replay it."""
-    if device.type == "cuda":
-        return torch.optim.AdamW(
-            module.parameters(),
-            lr=torch.tensor(config.learning_rate, device=device),
-            weight_decay=config.weight_decay,
-            fused=True,
-            capturable=True,
-        )
-    return torch.optim.AdamW(
-        module.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=device.type == "cpu",
-    )
-
-
-def _epoch_runner(
-    module: GaussianVAE,
-    optimizer: torch.optim.Optimizer,
-    train: _Rows,
-    batch_size: int,
-    generators: _Generators,
-    gap_injection: float,
-) -> Callable[[float], list[float]]:
-    """A function that trains one epoch at a given beta and returns its mean loss, reconstruction and KL.
-
-    On CUDA the steps replay one captured graph (see ``graphed_steps``) under bf16 autocast; elsewhere
-    each minibatch is an eager step with its gradients in closed form (see ``gradients``).
-    """
-    device = train.x.device
-    if device.type != "cuda":
-        parameters = list(module.parameters())
-        step = functools.partial(_closed_form_step, module, _AdamWStep(optimizer, parameters), parameters)
-        return functools.partial(
-            _run_epoch,
-            step,
-            module,
-            train,
-            batch_size=batch_size,
-            generators=generators,
-            gap_injection=gap_injection,
-        )
-    # The autocast cache must stay off where the step is captured: cached casts would outlive the graph.
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
-    # The training rows themselves: a view when they are a tensor of their own, as on CUDA.
-    rows, mask = train.take(slice(None))
-    steps = GraphedSteps(
-        functools.partial(_train_step, module, optimizer, autocast=autocast),
-        rows,
-        mask,
-        batch_size,
-        module.to_z_mean.out_features,
-        optimizer,
-        gap_injection,
-    )
-
-    def run_graphed_epoch(beta: float) -> list[float]:
-        module.train()
-        # Shuffled on the device: a CPU permutation of millions of rows costs more than the epoch.
-        order = torch.randperm(train.n_rows, generator=generators.noise, device=device)
-        return steps.run_epoch(order, beta, generators.noise, generators.gaps).tolist()
-
-    return run_graphed_epoch
+    record = {"epoch": epoch + 1, "loss": means[0], "reconstruction": means[1], "kl": means[2]}
+    record.update(beta=beta, learning_rate=float(schedule.get_last_lr()[0]))
+    schedule.step()
+    if validation is not None:
+        module.eval()
+        record["validation_loss"] = _validation_loss(module, validation, config)
+    return record
 
 
 def train_vae(
@@ -443,48 +314,24 @@ def train_vae(
         If the loss becomes NaN or infinite.
     """
     device = training_device(config.device, len(x))
-    generators = _Generators(
+    generators = Generators(
         torch.Generator().manual_seed(seed),
         torch.Generator(device=device).manual_seed(seed),
         torch.Generator(device=device).manual_seed(seed + 1),
     )
     train, validation = _rows_on_device(x, mask, config, generators.shuffle, device)
     module.to(device)
-    optimizer = _optimizer_for(module, config, device)
+    optimizer = optimizer_for(module, config.learning_rate, config.weight_decay, device)
     batch_size = batch_size_for(config, train.n_rows)
-    run_epoch = _epoch_runner(module, optimizer, train, batch_size, generators, config.gap_injection)
+    run_epoch = epoch_runner(module, optimizer, train, batch_size, generators, config.gap_injection)
     n_epochs = epochs_for(config, train.n_rows)
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
-    stopping = EarlyStopping(config.patience)
-    history: list[dict[str, float]] = []
-    progress = tqdm(range(n_epochs), desc="VAE", unit="epoch", disable=not config.verbose)
-    for epoch in progress:
-        beta = _beta_at(epoch, config)
-        means = run_epoch(beta)
-        if not np.isfinite(means).all():
-            raise TrainingDivergedError(
-                f"Training diverged in epoch {epoch + 1}: the loss is {means[0]}. "
-                f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
-            )
-        record = {"epoch": epoch + 1, "loss": means[0], "reconstruction": means[1], "kl": means[2]}
-        record.update(beta=beta, learning_rate=float(schedule.get_last_lr()[0]))
-        schedule.step()
-        if validation is not None:
-            module.eval()
-            record["validation_loss"] = _validation_loss(module, validation, config)
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-        progress.set_postfix(loss=f"{means[0]:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
-        # The objective changes while beta ramps up: compare validation losses only at full beta.
-        at_full_beta = epoch + 1 >= config.kl_warmup_epochs
-        if (
-            validation is not None
-            and at_full_beta
-            and stopping.should_stop(module, record["validation_loss"])
-        ):
-            break
-    stopping.restore_best(module)
+    hooks: list[EpochHook] = [] if on_epoch_end is None else [_ReportEpochs(on_epoch_end)]
+    hooks += [
+        _ProgressBar(n_epochs, bool(config.verbose)),
+        EarlyStopping(config.patience, config.kl_warmup_epochs),
+    ]
+    history = _fit_loop(module, run_epoch, n_epochs, schedule, validation, config, hooks)
     module.to("cpu").eval()
     return history
