@@ -15,7 +15,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from pipelines import tabular_pipeline
 from vae_anomaly import ModelFileError, VAEAnomalyDetector
 from vae_anomaly.bundle import PREPROCESSING_FILE, load_bundle, save_bundle
-from vae_anomaly.composition import final_detector
+from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
 from vae_anomaly.persistence import BUNDLE_FILE, write_manifest
 
@@ -92,6 +92,6 @@ def test_a_newer_bundle_format_asks_for_an_upgrade(planted_frame, tmp_path):
         load_bundle(folder)
 
 
-def test_final_detector_names_what_it_got():
+def test_model_parts_names_what_it_got():
     with pytest.raises(TypeError, match="got Pipeline ending in StandardScaler"):
-        final_detector(make_pipeline(StandardScaler()))
+        model_parts(make_pipeline(StandardScaler()))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from vae_anomaly.devices import (
     choose_threads,
@@ -30,20 +30,13 @@ from vae_anomaly.devices import (
     torch_threads,
 )
 from vae_anomaly.fitting import TrainsVAE
-from vae_anomaly.input_checks import (
-    arrow_numbers_as_float,
-    check_column_order,
-    check_finite,
-    check_float32_range,
-    check_numeric_columns,
-    has_no_nan,
-)
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
 from vae_anomaly.saving import SavedDetector
 from vae_anomaly.scaling import ObservedRows, StandardizedRows, fit_scaling, standardized_arrays
 from vae_anomaly.scoring import (
     SCORE_COMPONENTS,
+    RowSource,
     SampleScores,
     contribution_shares,
     score_rows,
@@ -148,32 +141,6 @@ class BaseVAEDetector(
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
 
-    def _feature_names_where(self, chosen: np.ndarray) -> list[str]:
-        return [name for name, pick in zip(self._feature_names(), chosen, strict=True) if pick]
-
-    def _checked_values(
-        self, X: Any, *, reset: bool, allow_nan: bool, advice: str
-    ) -> tuple[np.ndarray, bool]:
-        """The one place input values are checked: numeric columns, names and shape, then finiteness,
-        and in training (``reset``) that values fit float32.
-
-        ``advice`` ends the error message about non-finite values. Returns X as float64, or for scoring
-        as float32 when it is float32 (scoring standardizes a block of rows at a time in float64, so
-        the scores are the same, and a float32 X of 2M x 32 rows is not copied into 512 MB first), and
-        whether it is complete: where NaN is refused it holds none, and no pass is needed to know.
-        """
-        check_numeric_columns(X)
-        X = arrow_numbers_as_float(X)
-        if not reset:
-            check_column_order(X, getattr(self, "feature_names_in_", None), type(self).__name__)
-        dtype = np.float64 if reset else (np.float64, np.float32)
-        x = validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite=False)
-        names = getattr(self, "feature_names_in_", None)
-        check_finite(x, names, allow_nan=allow_nan, advice=advice)
-        if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous
-            check_float32_range(x, names)
-        return x, not allow_nan or has_no_nan(x)
-
     def _fit_scaling(self, samples: Samples) -> None:
         """Set ``mean_``, ``scale_`` and ``binary_features_`` (see :func:`scaling.fit_scaling`)."""
         self.mean_, self.scale_, self.binary_features_ = fit_scaling(
@@ -181,7 +148,9 @@ class BaseVAEDetector(
             samples.complete,
             min_relative_scale=self.min_relative_scale,
             keep_binary=self.binary_features == "keep",
-            empty_features=lambda seen: f"{self._feature_noun} {self._feature_names_where(~seen)}",
+            empty_features=lambda seen: (
+                f"{self._feature_noun} {np.asarray(self._feature_names())[~seen].tolist()}"
+            ),
         )
 
     def _row_sources(self, samples: Samples) -> tuple[StandardizedRows, ObservedRows | None]:
@@ -189,10 +158,6 @@ class BaseVAEDetector(
         missing), both read a slice of rows at a time, as scoring takes them."""
         rows = StandardizedRows(samples.values, self.mean_, self.scale_, samples.complete)
         return rows, None if samples.complete else ObservedRows(samples.values)
-
-    def _standardized(self, samples: Samples) -> tuple[np.ndarray, np.ndarray | None]:
-        """The samples standardized as whole float32 arrays, and their mask (see ``_row_sources``)."""
-        return standardized_arrays(*self._row_sources(samples))
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -215,7 +180,7 @@ class BaseVAEDetector(
         self._check_settings()  # a bad setting fails before any work
         samples = self._read(X, reset=True)
         self._fit_scaling(samples)
-        standardized = self._standardized(samples)
+        standardized = standardized_arrays(*self._row_sources(samples))
         scored = self._model_rows(samples, standardized)
         self._fit_and_threshold(
             X,
@@ -232,14 +197,11 @@ class BaseVAEDetector(
 
     @abstractmethod
     def _model_rows(
-        self,
-        samples: Samples,
-        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
-        *,
-        training: bool = False,
+        self, samples: Samples, standardized: tuple[RowSource, RowSource | None], *, training: bool = False
     ) -> ModelRows:
-        """The rows the VAE scores for ``samples`` (for ``training``: the rows it trains on), from their
-        ``standardized`` arrays (``_standardized``) where given; the way back to the samples with them."""
+        """The rows the VAE scores for ``samples`` (for ``training``: the rows it trains on), from the
+        samples ``standardized`` and their observed-value mask (None: nothing missing): whole arrays in
+        ``fit``, sources read a slice at a time in scoring. The rows also map results back to samples."""
 
     # ---------------------------------------------------------------- scoring
     def feature_frame(self, X: Any) -> pd.DataFrame:
@@ -264,7 +226,7 @@ class BaseVAEDetector(
         """X read for scoring, and the model rows of its samples."""
         check_is_fitted(self, "module_")
         samples = self._read(X, reset=False)
-        return samples, self._model_rows(samples)
+        return samples, self._model_rows(samples, self._row_sources(samples))
 
     def _score_rows(self, rows: ModelRows) -> SampleScores:
         with self._row_scorer() as score:

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = _parser().parse_args(argv)
     from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
-    from vae_anomaly.composition import final_detector
+    from vae_anomaly.composition import model_parts
     from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import is_mlflow_source
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = load_scoring_model(arguments.model, trust_pickle=arguments.trust_pickle)
         if arguments.device is not None:
             resolve_device(arguments.device)  # a device torch lacks fails here, not in every file
-            final_detector(model.model).set_params(scoring_device=arguments.device)
+            model_parts(model.model).detector.set_params(scoring_device=arguments.device)
         summary = score_parquet(
             model,
             arguments.input,

@@ -69,22 +69,3 @@ def model_parts(model: Any) -> ModelParts:
             + (f" ending in {type(detector).__name__}." if detector is not model else ".")
         )
     return ModelParts(detector, model[:-1] if pipeline else None)
-
-
-def final_detector(model: Any) -> BaseVAEDetector:
-    """The VAE detector of ``model``: the model itself, or the last step of a Pipeline.
-
-    Parameters
-    ----------
-    model : VAEAnomalyDetector, TimeSeriesVAEDetector or Pipeline ending in one
-
-    Returns
-    -------
-    VAEAnomalyDetector or TimeSeriesVAEDetector
-
-    Raises
-    ------
-    TypeError
-        If ``model`` is neither.
-    """
-    return model_parts(model).detector

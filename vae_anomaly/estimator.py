@@ -9,9 +9,10 @@ import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
-from vae_anomaly.input_checks import check_rows_observed
+from vae_anomaly.input_checks import check_rows_observed, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.scoring import RowSource
 
 
 @document_shared_parameters
@@ -165,18 +166,14 @@ class VAEAnomalyDetector(BaseVAEDetector):
             if skip
             else "Impute or drop them first, or pass missing='skip' to leave missing values out of the score."
         )
-        x, complete = self._checked_values(X, reset=reset, allow_nan=skip, advice=advice)
+        x, complete = checked_values(self, X, reset=reset, allow_nan=skip, advice=advice)
         if not complete:
             check_rows_observed(x)
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(x))
         return Samples(x, index, complete)
 
     def _model_rows(
-        self,
-        samples: Samples,
-        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
-        *,
-        training: bool = False,
+        self, samples: Samples, standardized: tuple[RowSource, RowSource | None], *, training: bool = False
     ) -> TableRows:
-        """A row per sample: the standardized arrays where given, else standardized as scoring reads them."""
-        return TableRows(*(self._row_sources(samples) if standardized is None else standardized))
+        """A model row per sample."""
+        return TableRows(*standardized)

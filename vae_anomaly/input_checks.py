@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.utils.validation import validate_data
 
 _MAX_LISTED_PROBLEMS = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -201,3 +202,45 @@ def check_column_order(X: Any, fitted_names: np.ndarray | None, detector: str) -
             f"the same order as in fit: got {given}, expected {expected} ({moved} moved). Reorder "
             "them, e.g. X[detector.feature_names_in_]."
         )
+
+
+def checked_values(
+    detector: Any, X: Any, *, reset: bool, allow_nan: bool, advice: str
+) -> tuple[np.ndarray, bool]:
+    """The one place a detector's input values are checked: numeric columns, names and shape, then
+    finiteness, and in training (``reset``) that values fit float32.
+
+    Parameters
+    ----------
+    detector : BaseVAEDetector
+        The detector X is for; ``reset`` records X's shape and names on it, as scikit-learn's
+        ``validate_data`` does.
+    X : array-like
+        Input as ``fit`` or scoring takes it.
+    reset : bool
+        True in ``fit``.
+    allow_nan : bool
+        Whether NaN marks a missing value (else it is refused).
+    advice : str
+        Ends the error message about non-finite values.
+
+    Returns
+    -------
+    x : ndarray of shape (n_samples, n_features)
+        X as float64, or for scoring as float32 when it is float32: scoring standardizes a block of
+        rows at a time in float64, so the scores are the same, and a float32 X of 2M x 32 rows is not
+        copied into 512 MB first.
+    complete : bool
+        True when no value is missing: where NaN is refused there is none, and no pass is needed.
+    """
+    check_numeric_columns(X)
+    X = arrow_numbers_as_float(X)
+    if not reset:
+        check_column_order(X, getattr(detector, "feature_names_in_", None), type(detector).__name__)
+    dtype = np.float64 if reset else (np.float64, np.float32)
+    x = validate_data(detector, X, reset=reset, dtype=dtype, ensure_all_finite=False)
+    names = getattr(detector, "feature_names_in_", None)
+    check_finite(x, names, allow_nan=allow_nan, advice=advice)
+    if reset:  # scoring takes any finite value: one beyond float32 scores as the most anomalous
+        check_float32_range(x, names)
+    return x, not allow_nan or has_no_nan(x)

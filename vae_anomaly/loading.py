@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import joblib
 
 from vae_anomaly.bundle import load_bundle
-from vae_anomaly.composition import final_detector
+from vae_anomaly.composition import model_parts
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 # How tracking.log_model logs a model: MLflow's loader for models from code, this model file, and the
@@ -101,7 +101,7 @@ def load_from(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> 
 def _checked_model(model: Any, source: Any) -> Any:
     """``model`` if it is a detector or a Pipeline ending in one, else a ValueError naming ``source``."""
     try:
-        final_detector(model)
+        model_parts(model)
     except TypeError as error:
         raise ValueError(f"{source} does not hold a vae-anomaly model: {error}") from None
     return model

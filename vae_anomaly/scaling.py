@@ -206,14 +206,14 @@ def fit_scaling(
 
 
 def standardized_arrays(
-    source: StandardizedRows, observed: ObservedRows | None
+    source: StandardizedRows | np.ndarray, observed: ObservedRows | np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``source`` and ``observed`` read whole, as training takes them.
+    """``source`` and ``observed`` read whole, as training takes them; arrays are returned as they are.
 
     Parameters
     ----------
-    source : StandardizedRows
-    observed : ObservedRows or None
+    source : StandardizedRows or ndarray
+    observed : ObservedRows, ndarray or None
 
     Returns
     -------
@@ -221,6 +221,8 @@ def standardized_arrays(
         Missing values at the feature mean (0).
     mask : ndarray of the same shape, float32, or None when nothing is missing
     """
+    if isinstance(source, np.ndarray):
+        return source, observed if observed is None or isinstance(observed, np.ndarray) else observed[:]
     rows = np.empty((len(source), source.n_features), dtype=np.float32)
     # In blocks of rows, so that the float64 temporaries stay small and in cache.
     for start in range(0, len(rows), STANDARDIZE_BLOCK_ROWS):

@@ -11,8 +11,11 @@ import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.input_checks import checked_values
 from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.scaling import standardized_arrays
+from vae_anomaly.scoring import RowSource
 from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride
 
 # window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
@@ -306,7 +309,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
             )
 
     def _read(self, X: Any, *, reset: bool) -> Samples:
-        """Split off the timestamps and check them, then the values (``_checked_values``) and length."""
+        """Split off the timestamps and check them, then the values (``checked_values``) and length."""
         if isinstance(X, pd.Series):
             X = X.to_frame()
         n_rows = len(X) if hasattr(X, "__len__") else 0
@@ -319,8 +322,8 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
                     f"(n_timestamps, {self.n_features_in_})."
                 )
             X = np.reshape(np.asarray(X), (-1, 1))  # a univariate series
-        x, complete = self._checked_values(
-            X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
+        x, complete = checked_values(
+            self, X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
         )
         if reset:
             self.window_ = auto_window(x.shape[1]) if self.window == "auto" else int(self.window)
@@ -338,15 +341,11 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         return Samples(x, index, complete)
 
     def _model_rows(
-        self,
-        samples: Samples,
-        standardized: tuple[np.ndarray, np.ndarray | None] | None = None,
-        *,
-        training: bool = False,
+        self, samples: Samples, standardized: tuple[RowSource, RowSource | None], *, training: bool = False
     ) -> SeriesWindows:
         """The windows every ``stride`` steps of the standardized series; for training, every
         ``training_stride`` steps (denser for short series)."""
-        values, observed = self._standardized(samples) if standardized is None else standardized
+        values, observed = standardized_arrays(*standardized)
         stride = (
             training_stride(len(values), self.window_, self.stride, values.shape[1])
             if training

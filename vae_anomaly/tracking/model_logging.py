@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import vae_anomaly
 from vae_anomaly.bundle import save_bundle
-from vae_anomaly.composition import final_detector, model_parts
+from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, MODEL_CODE_FILE
 
@@ -75,7 +75,7 @@ def log_model(
     NotFittedError
         If the detector is not fitted.
     """
-    check_is_fitted(final_detector(model), "module_")
+    check_is_fitted(model_parts(model).detector, "module_")
     if not isinstance(input_example, pd.DataFrame):
         raise TypeError(f"input_example must be a pandas DataFrame, got {type(input_example).__name__}.")
     signature = infer_signature(
