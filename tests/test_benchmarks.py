@@ -81,3 +81,22 @@ def test_the_missing_values_benchmark_runs(tmp_path):
     _toy_npz(tmp_path, 300, 4)
     output = _run("missing.py", "--data", str(tmp_path), "--seeds", "0")
     assert "correlated, d blanked" in output and "1_toy, 20%" in output and "series, 10 points" in output
+
+
+def test_the_false_alarm_benchmark_runs(tmp_path):
+    for folder in ("adbench", "multivariate", "nab/toy"):
+        (tmp_path / folder).mkdir(parents=True)
+    _toy_npz(tmp_path / "adbench", 300, 4)
+    values, labels = _series(1500, 3, seed=0)
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    frame["timestamp"] = pd.date_range("2024-01-01", periods=1500, freq="min")
+    frame["label"], frame["split"] = labels, np.where(np.arange(1500) < 1000, "train", "test")
+    frame.to_parquet(tmp_path / "multivariate" / "toy.parquet")
+    nab = frame[["timestamp"]].assign(value=values[:, 0], label=labels)
+    nab.to_parquet(tmp_path / "nab" / "toy" / "toy.parquet")
+    output = _run("false_alarms.py", "--data", str(tmp_path), "--every", "1")
+    summary = output.split("over_3pct")[1]
+    # One case each of the toy data and the three synthetic series, each flagged fraction in [0, 1].
+    for group, n_cases in (("tables", 1), ("synthetic", 3), ("multivariate", 1), ("nab", 1)):
+        [row] = [line.split() for line in summary.splitlines() if line.startswith(group)]
+        assert int(row[1]) == n_cases and 0 <= float(row[2]) <= float(row[3]) <= 1
