@@ -48,6 +48,11 @@ class ModelRows(Protocol):
         ...
 
 
+def _whole(rows: RowSource, mask: RowSource | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``rows`` and ``mask`` read whole."""
+    return rows[:], None if mask is None else mask[:]
+
+
 @dataclass(frozen=True)
 class TableRows:
     """A table's rows, one model row per sample.
@@ -65,7 +70,7 @@ class TableRows:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The rows and mask as whole arrays."""
-        return self.rows[:], None if self.mask is None else self.mask[:]
+        return _whole(self.rows, self.mask)
 
     def to_samples(self, values: np.ndarray) -> np.ndarray:
         """``values`` as they are: a row is a sample."""
@@ -134,7 +139,7 @@ class SeriesWindows:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The windows and their mask as whole arrays."""
-        return self.rows[:], None if self.mask is None else self.mask[:]
+        return _whole(self.rows, self.mask)
 
     def to_samples(self, values: np.ndarray) -> np.ndarray:
         """Per-window results as per-timestamp results, by ``aggregation``."""

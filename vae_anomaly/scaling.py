@@ -213,7 +213,7 @@ def standardized_arrays(
     Parameters
     ----------
     source : StandardizedRows or ndarray
-    observed : ObservedRows, ndarray or None
+    observed : ObservedRows or None, or with an ndarray ``source`` an ndarray or None
 
     Returns
     -------
@@ -221,8 +221,8 @@ def standardized_arrays(
         Missing values at the feature mean (0).
     mask : ndarray of the same shape, float32, or None when nothing is missing
     """
-    if isinstance(source, np.ndarray):
-        return source, observed if observed is None or isinstance(observed, np.ndarray) else observed[:]
+    if isinstance(source, np.ndarray):  # already whole, as fit passes them: the mask is too
+        return source, observed
     rows = np.empty((len(source), source.n_features), dtype=np.float32)
     # In blocks of rows, so that the float64 temporaries stay small and in cache.
     for start in range(0, len(rows), STANDARDIZE_BLOCK_ROWS):

@@ -47,6 +47,13 @@ class _LoggedFit:
         self.last_write = time.monotonic()
 
 
+class _FitsInProgress(threading.local):
+    """A list of fits in progress for each thread, made empty the first time the thread looks."""
+
+    def __init__(self) -> None:
+        self.fits: list[_LoggedFit | None] = []
+
+
 class _FitLogger(FitCallback):
     """Logs each fit to the active run; a second fit in the same run goes to a nested child run."""
 
@@ -56,13 +63,11 @@ class _FitLogger(FitCallback):
         self._runs_with_a_fit: set[str] = set()
         self._lock = threading.Lock()
         # Per thread, as MLflow's active run is: fits running in threads each log to their own run.
-        self._per_thread = threading.local()
+        self._per_thread = _FitsInProgress()
 
     @property
     def _fits(self) -> list[_LoggedFit | None]:
         """This thread's fits in progress, innermost last; None for a fit that is not logged."""
-        if not hasattr(self._per_thread, "fits"):
-            self._per_thread.fits = []
         return self._per_thread.fits
 
     def on_fit_start(self, detector: Any) -> None:
