@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import planted_anomalies
 from sklearn.metrics import roc_auc_score
+from sklearn.utils import check_random_state
 
 from vae_anomaly import VAEAnomalyDetector, scoring
 from vae_anomaly.base import Samples
+from vae_anomaly.holdout import held_out_rows
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 
@@ -107,21 +110,41 @@ def test_explain_names_dataframe_columns(planted_frame):
     assert list(shares.index) == list(range(10, 15))
 
 
-@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.5])
-def test_float_contamination_flags_exactly_that_fraction(planted, contamination):
+@pytest.fixture(scope="module")
+def clean_plane():
+    """Rows near one 2-D plane in 8-D, 2,000 to fit on and 5,000 new ones, and 200 anomalies off it."""
+    x, y = planted_anomalies(n_normal=7000, n_anomalies=200, seed=3)
+    return x[y == 0][:2000], x[y == 0][2000:], x[y == 1]
+
+
+@pytest.mark.parametrize(("contamination", "low", "high"), [("auto", 0.0, 0.015), (0.05, 0.025, 0.1)])
+def test_contamination_is_the_share_of_clean_new_rows_flagged(clean_plane, contamination, low, high):
+    fit_rows, new_rows, _ = clean_plane
+    detector = VAEAnomalyDetector(contamination=contamination, random_state=0).fit(fit_rows)
+    assert low <= np.mean(detector.predict(new_rows) == -1) <= high
+
+
+def test_the_threshold_is_the_held_out_rows_quantile(planted):
     x, _ = planted
-    detector = VAEAnomalyDetector(epochs=5, contamination=contamination, random_state=0).fit(x)
-    assert np.sum(detector.predict(x) == -1) == round(contamination * len(x))
+    detector = VAEAnomalyDetector(epochs=5, contamination=0.1, random_state=0).fit(x)
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)
+    held_out = held_out_rows(len(x), 0.2, np.random.default_rng(seed)).samples
+    assert np.mean(detector.predict(x[held_out]) == -1) == pytest.approx(0.1, abs=1 / len(held_out))
+    assert detector.anomaly_threshold_ == np.quantile(detector.anomaly_score(x[held_out]), 0.9)
 
 
-def test_auto_contamination_flags_scores_above_tukeys_fence(fitted, planted):
-    x, y = planted
-    scores = fitted.anomaly_score(x)
-    q1, q3 = np.percentile(scores, [25, 75])
-    np.testing.assert_array_equal(fitted.predict(x) == -1, scores > q3 + 1.5 * (q3 - q1))
-    flagged = fitted.predict(x) == -1
-    assert y[flagged].mean() >= 0.5  # precision: most flagged rows are planted anomalies
-    assert flagged[y == 1].mean() >= 0.7  # recall: most planted anomalies are flagged
+def test_new_anomalies_are_flagged_and_clean_rows_are_not(clean_plane):
+    fit_rows, new_rows, anomalies = clean_plane
+    detector = VAEAnomalyDetector(random_state=0).fit(fit_rows)
+    assert np.mean(detector.predict(anomalies) == -1) >= 0.9
+    assert np.mean(detector.predict(new_rows) == -1) <= 0.015
+
+
+def test_too_few_rows_to_hold_out_warn_and_threshold_on_training_scores():
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    with pytest.warns(UserWarning, match="60 samples, too few to hold out validation_fraction=0.2"):
+        detector = VAEAnomalyDetector(epochs=3, contamination=0.1, random_state=0).fit(x)
+    assert np.sum(detector.predict(x) == -1) == 6
 
 
 def test_decision_function_is_score_samples_less_offset(fitted, planted):
@@ -292,7 +315,7 @@ def test_the_explanation_points_at_the_feature_that_is_off(fitted, planted, feat
     assert fitted.explain(row).iloc[0].idxmax() == f"x{feature}"
 
 
-@pytest.mark.parametrize(("min_relative_scale", "flagged_share"), [(0.01, 0.05), (0.0, 0.95)])
+@pytest.mark.parametrize(("min_relative_scale", "flagged_share"), [(0.01, 0.05), (0.0, 0.9)])
 def test_a_small_drift_of_a_reading_with_a_large_level_is_not_an_anomaly(min_relative_scale, flagged_share):
     # A thermocouple at 22.1 degrees that moved by 0.02 in training, then drifts by a tenth of a degree.
     rng = np.random.default_rng(0)

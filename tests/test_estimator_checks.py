@@ -14,9 +14,16 @@ _ORDER_DEPENDENT = {
     "check_methods_sample_order_invariance": "rows are time steps; shuffling them changes the series",
 }
 
+# The table detector's contamination is the share of new rows like its held-out rows that is flagged
+# (issue 31), not the share of its training rows: the model has fitted those, so fewer are flagged.
+_HELD_OUT_THRESHOLD = {
+    check: "the threshold is set on held-out samples' scores, for new data, not on the training data's"
+    for check in ("check_outliers_train", "check_outliers_fit_predict")
+}
+
 
 def _expected_failures(estimator):
-    return _ORDER_DEPENDENT if isinstance(estimator, TimeSeriesVAEDetector) else {}
+    return _ORDER_DEPENDENT if isinstance(estimator, TimeSeriesVAEDetector) else _HELD_OUT_THRESHOLD
 
 
 # Few epochs keep the ~40 checks fast; they test the API contract, not detection quality.

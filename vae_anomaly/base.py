@@ -30,6 +30,7 @@ from vae_anomaly.devices import (
     torch_threads,
 )
 from vae_anomaly.fitting import TrainsVAE
+from vae_anomaly.holdout import HeldOut
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
 from vae_anomaly.saving import SavedDetector
@@ -100,7 +101,7 @@ class BaseVAEDetector(
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         gap_injection: float | Literal["auto"] = "auto",
-        validation_fraction: float = 0.1,
+        validation_fraction: float = 0.2,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
         mc_samples: int | None = None,
@@ -162,7 +163,14 @@ class BaseVAEDetector(
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> Self:
-        """Train the VAE on X's samples and set the outlier threshold from their scores.
+        """Train the VAE on X's samples, bar a held-out part, and set the threshold from that part's scores.
+
+        ``validation_fraction`` of the samples are held out of training: random rows of a table, the
+        end of a series (a window apart from the rest). Early stopping validates on them, and
+        ``offset_`` is set so that ``contamination`` of samples like them would be flagged: the
+        threshold is meant for new data. The samples the model trained on score lower than new ones
+        (it has fitted them), so ``predict`` and ``fit_predict`` on the training data flag fewer of
+        them than ``contamination`` says.
 
         Parameters
         ----------
@@ -181,19 +189,41 @@ class BaseVAEDetector(
         samples = self._read(X, reset=True)
         self._fit_scaling(samples)
         standardized = standardized_arrays(*self._row_sources(samples))
-        scored = self._model_rows(samples, standardized)
+        training = self._model_rows(samples, standardized, training=True)
+        seed = self._training_seed()
+        held_out = self._held_out(samples, training, np.random.default_rng(seed))
+        threshold_from = None
+        if held_out is not None:
+            part = held_out.samples
+            kept = Samples(samples.values[part], samples.index[part], samples.complete)
+            threshold_from = (held_out.split, self._scores_after_fit(kept, self._row_sources(kept)))
         self._fit_and_threshold(
             X,
-            *self._model_rows(samples, standardized, training=True).arrays(),
-            lambda: scored.to_samples(self._select(self._score_rows(scored), self.score_method)),
+            *training.arrays(),
+            seed,
+            self._scores_after_fit(samples, standardized),
+            threshold_from,
         )
         return self
+
+    def _scores_after_fit(
+        self, samples: Samples, rows: tuple[RowSource, RowSource | None]
+    ) -> Callable[[], np.ndarray]:
+        """A function giving the ``score_method`` scores of ``samples`` (whose standardized ``rows``
+        these are) once the module is fitted."""
+        model_rows = self._model_rows(samples, rows)
+        return lambda: model_rows.to_samples(self._select(self._score_rows(model_rows), self.score_method))
 
     # ------------------------------------------------------------- the hooks
     @abstractmethod
     def _read(self, X: Any, *, reset: bool) -> Samples:
         """X's checked values and the index its outputs carry; ``reset`` in ``fit`` (which sets
         ``n_features_in_`` and what else the detector learns of its input's shape)."""
+
+    @abstractmethod
+    def _held_out(self, samples: Samples, training: ModelRows, rng: np.random.Generator) -> HeldOut | None:
+        """The samples held out of training (``validation_fraction`` of them) and the split of the
+        ``training`` rows it makes; None when there are too few to hold out. ``rng`` draws them."""
 
     @abstractmethod
     def _model_rows(

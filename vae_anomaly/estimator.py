@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -9,8 +10,9 @@ import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.holdout import HeldOut, held_out_rows
 from vae_anomaly.input_checks import check_rows_observed, checked_values
-from vae_anomaly.model_rows import TableRows
+from vae_anomaly.model_rows import ModelRows, TableRows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scoring import RowSource
 
@@ -67,7 +69,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
     anomaly_threshold_ : float
         ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
     score_scale_ : float
-        Robust spread of the training anomaly scores (IQR / 1.349), which ``predict_proba`` scales by.
+        Robust spread of the held-out samples' anomaly scores (IQR / 1.349), which ``predict_proba``
+        scales by.
     history_ : list of dict
         Per-epoch training record: loss, reconstruction, kl, beta, learning_rate, validation_loss.
     n_features_in_ : int
@@ -115,7 +118,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         gap_injection: float | Literal["auto"] = "auto",
-        validation_fraction: float = 0.1,
+        validation_fraction: float = 0.2,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
         mc_samples: int | None = None,
@@ -177,3 +180,18 @@ class VAEAnomalyDetector(BaseVAEDetector):
     ) -> TableRows:
         """A model row per sample."""
         return TableRows(*standardized)
+
+    def _held_out(self, samples: Samples, training: ModelRows, rng: np.random.Generator) -> HeldOut | None:
+        """Random rows, ``validation_fraction`` of them; None, with a warning, when too few."""
+        n_rows = len(samples.values)
+        held_out = held_out_rows(n_rows, self.validation_fraction, rng)
+        if held_out is None and self.validation_fraction > 0:
+            warnings.warn(
+                f"VAEAnomalyDetector was fitted on {n_rows} samples, too few to hold out "
+                f"validation_fraction={self.validation_fraction} of them for early stopping and the "
+                "threshold, which is therefore set on the training scores: the model has fitted those, "
+                "so expect more of new data to be flagged than contamination says.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return held_out

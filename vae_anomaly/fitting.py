@@ -1,6 +1,6 @@
 """Training a detector's VAE and setting its threshold: the settings checked before any work, the module
 built and trained on the detector's threads, the fit callbacks told, the threshold set from the
-training samples' scores."""
+scores of the samples held out of training."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sklearn.utils import check_random_state
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.devices import available_cpus, choose_threads, resolve_device, torch_threads
 from vae_anomaly.model import GaussianVAE
-from vae_anomaly.thresholds import offset_from, robust_spread
-from vae_anomaly.training import TrainingConfig, batch_size_for, train_vae
+from vae_anomaly.thresholds import anomaly_threshold_from, offset_from, robust_spread
+from vae_anomaly.training import RowSplit, TrainingConfig, batch_size_for, train_vae
 
 
 class TrainsVAE:
@@ -59,17 +59,26 @@ class TrainsVAE:
     def _new_module(self, n_inputs: int, generator: torch.Generator) -> GaussianVAE:
         return GaussianVAE(n_inputs, self._hidden_dims(), self.latent_dim, generator)
 
+    def _training_seed(self) -> int:
+        """The seed of one fit's split, initial weights, shuffling and noise, from ``random_state``."""
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
     def _fit_and_threshold(
         self,
         X: Any,
         rows: np.ndarray,
         mask: np.ndarray | None,
-        training_anomaly_scores: Callable[[], np.ndarray],
+        seed: int,
+        training_scores: Callable[[], np.ndarray],
+        held_out: tuple[RowSplit, Callable[[], np.ndarray]] | None,
     ) -> None:
-        """Train on ``rows``, set ``offset_`` from the training samples' scores and tell the callbacks.
+        """Train on ``rows``, set ``offset_`` and ``score_scale_``, and tell the callbacks.
 
-        ``X`` is the raw training input, passed on to the callbacks; ``training_anomaly_scores`` scores
-        the training samples once the module is fitted.
+        ``X`` is the raw training input, passed on to the callbacks; ``training_scores`` scores the
+        training samples once the module is fitted. With ``held_out`` (the split of ``rows`` into
+        training and validation rows, and the held-out samples' scores) the threshold is set on the
+        held-out scores (:func:`anomaly_threshold_from`); without, ``validation_fraction`` of the rows
+        validate at random and it is set on the training scores (:func:`offset_from`).
         """
         callbacks = registered_callbacks()
         for callback in callbacks:
@@ -80,10 +89,15 @@ class TrainsVAE:
                 callback.on_epoch_end(self, record)
 
         try:
-            self._fit_vae(rows, mask, epoch_ended)
-            scores = training_anomaly_scores()
-            self.offset_ = offset_from(-scores, self.contamination)
-            self.score_scale_ = robust_spread(scores)
+            self._fit_vae(rows, mask, None if held_out is None else held_out[0], seed, epoch_ended)
+            scores = training_scores() if callbacks or held_out is None else None
+            if held_out is None:
+                self.offset_ = offset_from(-scores, self.contamination)
+                self.score_scale_ = robust_spread(scores)
+            else:
+                held_out_scores = held_out[1]()
+                self.offset_ = -anomaly_threshold_from(held_out_scores, self.contamination)
+                self.score_scale_ = robust_spread(held_out_scores)
         except BaseException as error:
             for callback in callbacks:
                 callback.on_fit_error(self, error)
@@ -92,16 +106,21 @@ class TrainsVAE:
             callback.on_fit_end(self, X, scores)
 
     def _fit_vae(
-        self, rows: np.ndarray, mask: np.ndarray | None, on_epoch_end: Callable[[dict[str, float]], None]
+        self,
+        rows: np.ndarray,
+        mask: np.ndarray | None,
+        split: RowSplit | None,
+        seed: int,
+        on_epoch_end: Callable[[dict[str, float]], None],
     ) -> None:
         """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
         config = self._training_config()
-        work = batch_size_for(config, len(rows)) * module.multiply_adds_per_row()
+        n_train = len(rows) if split is None else len(split.train)
+        work = batch_size_for(config, n_train) * module.multiply_adds_per_row()
         with torch_threads(choose_threads(self.n_threads, work)):
-            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end)
+            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end, split)
         self.module_ = module.to(self._module_dtype)
         self.latent_noise_ = (
             None

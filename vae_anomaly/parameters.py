@@ -80,9 +80,13 @@ SHARED_PARAMETERS_DOC = """\
         ADBench's sets with 5% or 20% of the scored rows' cells blanked, and none otherwise: on
         series, points hidden at random did not carry to gaps of consecutive points
         (benchmarks/missing.py, benchmarks/RESULTS.md).
-    validation_fraction : float, default=0.1
-        Share of the training samples held out for early stopping. With fewer than 16 held-out
-        samples (or 0) there is no early stopping and all samples train for ``epochs``.
+    validation_fraction : float, default=0.2 (0.1 for ``TimeSeriesVAEDetector``)
+        Share of the samples held out of training for early stopping. ``VAEAnomalyDetector`` holds
+        out random rows and sets its threshold on their scores, as new data's (see
+        ``contamination``); where fewer than 16 rows would be held out it trains on all rows and sets
+        the threshold on their scores, with a warning (unless 0): expect more false alarms on new
+        data then. ``TimeSeriesVAEDetector`` validates on random training windows (none if fewer than
+        16) and sets its threshold on the training scores.
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
@@ -93,9 +97,13 @@ SHARED_PARAMETERS_DOC = """\
         draws of z; the draws are fixed at fit and shared by all samples, so scores stay
         deterministic.
     contamination : "auto" or float in (0, 0.5], default="auto"
-        Sets ``offset_`` from the scores of the training samples (rows, or timestamps for a series).
-        A float flags that fraction of them; "auto" flags those whose anomaly score lies above
-        Tukey's upper fence, Q3 + 1.5 * IQR of the training scores.
+        Sets ``offset_``. ``VAEAnomalyDetector``: the share of new rows like the held-out ones
+        (``validation_fraction``) to flag, the quantile of the held-out rows' scores (extrapolated from
+        an exponential fit to their highest tenth where fewer than 5 would lie above it); "auto" is
+        0.005. The rows the model trained on score lower than new ones, so fewer of them are flagged.
+        ``TimeSeriesVAEDetector`` (and a table with too few rows to hold out): the share of the
+        training timestamps to flag; "auto" flags those whose anomaly score lies above Tukey's upper
+        fence, Q3 + 1.5 * IQR of the training scores.
     device : str, default="auto"
         Training device: "auto" picks CUDA, then MPS, then CPU, except that fewer than 1,000 training
         samples train on the CPU (an epoch of one small batch costs a GPU more in launches than in

@@ -1,6 +1,6 @@
-"""The outlier threshold and the anomaly probability, both set from the training samples' scores, and
-the methods a detector answers with them (``ThresholdedScores``: ``predict``, ``decision_function``,
-``predict_proba``, ...)."""
+"""The outlier threshold and the anomaly probability, both set from the scores of samples held out of
+training (or, where none were, of the training samples), and the methods a detector answers with them
+(``ThresholdedScores``: ``predict``, ``decision_function``, ``predict_proba``, ...)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,56 @@ import numpy as np
 import scipy.special
 from sklearn.utils.validation import check_is_fitted
 
-# Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR.
+# Tukey's upper fence: contamination="auto" flags training scores above Q3 + 1.5 * IQR, where the
+# threshold is set on the training samples' scores (offset_from).
 AUTO_FENCE_IQR_MULTIPLE = 1.5
+# contamination="auto" flags the anomaly scores that this share of samples like the held-out ones
+# would exceed: the false-alarm rate on clean new data (benchmarks/RESULTS.md, issue 31).
+AUTO_FALSE_ALARM_RATE = 0.005
+# Where fewer than this many held-out scores are expected above the threshold, their empirical
+# quantile is mostly noise, so the threshold is extrapolated from an exponential tail fitted to the
+# highest TAIL_SHARE of them (at least TAIL_MIN_EXCEEDANCES scores): peaks over a threshold, as SPOT
+# (Siffer et al., KDD 2017) does, with the generalized Pareto's shape fixed at 0, which few points can
+# estimate.
+TAIL_MIN_EXCEEDANCES = 5
+TAIL_SHARE = 0.1
+
+
+def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | Literal["auto"]) -> float:
+    """The anomaly score that a share ``contamination`` of new samples like ``held_out_scores`` exceed.
+
+    With at least ``TAIL_MIN_EXCEEDANCES`` scores expected above it, it is their empirical quantile.
+    Otherwise it is extrapolated: u, the empirical quantile of the highest ``TAIL_SHARE`` (at least
+    ``TAIL_MIN_EXCEEDANCES`` scores, at most half), plus lambda * log(share / rate), where lambda is
+    the mean excess of the scores above u (an exponential tail).
+
+    Parameters
+    ----------
+    held_out_scores : ndarray of shape (n_samples,)
+        ``anomaly_score`` of samples the model did not train on.
+    contamination : float in (0, 0.5] or "auto"
+        The share of such samples to flag; "auto" is ``AUTO_FALSE_ALARM_RATE``.
+
+    Returns
+    -------
+    float
+        Samples whose ``anomaly_score`` is above it are outliers.
+    """
+    scores = np.sort(np.asarray(held_out_scores, dtype=np.float64))
+    rate = AUTO_FALSE_ALARM_RATE if contamination == "auto" else float(contamination)
+    share = min(max(TAIL_SHARE, TAIL_MIN_EXCEEDANCES / len(scores)), 0.5)
+    if rate * len(scores) >= TAIL_MIN_EXCEEDANCES or rate >= share:
+        return float(np.quantile(scores, 1.0 - rate))
+    base = float(np.quantile(scores, 1.0 - share))
+    excess = scores[scores > base] - base
+    mean_excess = float(excess.mean()) if excess.size else 0.0
+    return base + mean_excess * float(np.log(share / rate))
 
 
 def offset_from(training_scores: np.ndarray, contamination: float | Literal["auto"]) -> float:
-    """The threshold on ``score_samples`` (higher is more normal) that ``contamination`` asks for.
+    """The threshold on ``score_samples`` (higher is more normal) that ``contamination`` asks for, set
+    on the training samples' own scores: where nothing was held out of training (see
+    :func:`anomaly_threshold_from` for held-out scores).
 
     Parameters
     ----------
@@ -43,8 +87,8 @@ def offset_from(training_scores: np.ndarray, contamination: float | Literal["aut
 
 
 def robust_spread(scores: np.ndarray) -> float:
-    """The spread of training scores as a standard deviation would be for normal data: IQR / 1.349,
-    else their standard deviation, else 1 (all equal)."""
+    """The spread of scores as a standard deviation would be for normal data: IQR / 1.349, else their
+    standard deviation, else 1 (all equal)."""
     finite = scores[np.isfinite(scores)]
     q1, q3 = np.percentile(finite, [25, 75]) if finite.size else (0.0, 0.0)
     for spread in ((q3 - q1) / 1.349, float(np.std(finite)) if finite.size else 0.0):
@@ -62,7 +106,7 @@ def probability_of_anomaly(anomaly_scores: np.ndarray, threshold: float, spread:
     threshold : float
         The anomaly score above which samples are flagged.
     spread : float
-        The training scores' :func:`robust_spread`.
+        The held-out (else training) scores' :func:`robust_spread`.
 
     Returns
     -------
@@ -74,8 +118,8 @@ def probability_of_anomaly(anomaly_scores: np.ndarray, threshold: float, spread:
 
 class ThresholdedScores:
     """``score_samples``, ``decision_function``, ``predict`` and ``predict_proba`` of a detector, from its
-    ``anomaly_score``, its fitted ``offset_`` (see :func:`offset_from`) and ``score_scale_`` (see
-    :func:`robust_spread`)."""
+    ``anomaly_score``, its fitted ``offset_`` (minus :func:`anomaly_threshold_from`) and ``score_scale_``
+    (see :func:`robust_spread`)."""
 
     offset_: float
     score_scale_: float
@@ -136,10 +180,10 @@ class ThresholdedScores:
         """Probability that each sample is normal (column 0) and anomalous (column 1).
 
         The anomaly probability is Phi((s - t) / scale): s is the sample's ``anomaly_score``, t the
-        ``anomaly_threshold_`` and ``scale`` the robust spread of the training scores (their IQR /
-        1.349), Gaussian scaling as in Kriegel et al. (2011). It is 0.5 at the threshold, so it is
-        above 0.5 exactly for the samples ``predict`` flags, and it grows with the score. Without
-        labels it is calibrated to the training scores, not to how often a flagged sample really is
+        ``anomaly_threshold_`` and ``scale`` the robust spread of the held-out samples' scores (their
+        IQR / 1.349), Gaussian scaling as in Kriegel et al. (2011). It is 0.5 at the threshold, so it
+        is above 0.5 exactly for the samples ``predict`` flags, and it grows with the score. Without
+        labels it is calibrated to the held-out scores, not to how often a flagged sample really is
         an anomaly; with labels, check it (``sklearn.calibration.calibration_curve``) or recalibrate.
 
         Parameters

@@ -55,6 +55,22 @@ class TrainingConfig:
     gap_injection: float = 0.0
 
 
+@dataclass(frozen=True)
+class RowSplit:
+    """Which of the rows given to :func:`train_vae` it trains on and which it validates on.
+
+    Parameters
+    ----------
+    train : ndarray of int
+        Positions of the training rows.
+    validation : ndarray of int
+        Positions of the validation rows, disjoint from ``train``; rows in neither are left out.
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+
+
 def _split_rows(
     n_rows: int, validation_fraction: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -98,14 +114,20 @@ def _rows_on_device(
     config: TrainingConfig,
     generator: torch.Generator,
     device: torch.device,
+    split: RowSplit | None = None,
 ) -> tuple[TrainingRows, TrainingRows | None]:
-    """Move the rows to ``device`` once and split off the validation rows (None without a split).
+    """Move the rows to ``device`` once, as ``split``'s training and validation rows or, without one,
+    with ``config.validation_fraction`` of them drawn at random to validate on (none if too few).
 
     Off CUDA both parts index the caller's array, so training holds no second copy of the rows. On
     CUDA each part is a tensor of its own, as a captured graph needs for its training rows
     (``GraphedSteps``), and the device then holds the rows once.
     """
-    train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
+    train_rows, validation_rows = (
+        _split_rows(len(x), config.validation_fraction, generator)
+        if split is None
+        else (torch.from_numpy(split.train), torch.from_numpy(split.validation))
+    )
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     observed = (
         None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
@@ -275,6 +297,7 @@ def train_vae(
     seed: int,
     mask: np.ndarray | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    split: RowSplit | None = None,
 ) -> list[dict[str, float]]:
     """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
 
@@ -301,6 +324,9 @@ def train_vae(
         missing values are left out of the reconstruction term. None: every value was observed.
     on_epoch_end : callable or None
         Called with each epoch's record (see Returns) as soon as the epoch ends.
+    split : RowSplit or None
+        The rows to train on and to validate on; None draws ``config.validation_fraction`` of the
+        rows at random to validate on.
 
     Returns
     -------
@@ -319,7 +345,7 @@ def train_vae(
         torch.Generator(device=device).manual_seed(seed),
         torch.Generator(device=device).manual_seed(seed + 1),
     )
-    train, validation = _rows_on_device(x, mask, config, generators.shuffle, device)
+    train, validation = _rows_on_device(x, mask, config, generators.shuffle, device, split)
     module.to(device)
     optimizer = optimizer_for(module, config.learning_rate, config.weight_decay, device)
     batch_size = batch_size_for(config, train.n_rows)
