@@ -7,8 +7,16 @@ Sets above 50,000 rows are subsampled to 50,000, stratified on y. The sets are s
 halves by their file names in sorted order: "even" (positions 0, 2, ...) and "odd"; settings are chosen
 on one half and reported on the other, so that a result carries to sets it was not tuned on.
 
+``--pool wide`` (issue 31) adds the ADBench embedding sets (``--embeddings``, halves by their own
+sorted order) and, for each Classical set over 1,000 rows, subsamples of 200 and 400 rows (their
+anomalies in the set's share, at least 2; seed 0), each in its parent's half: small tables are what
+many users have, and where the defaults lose.
+
+ADBench: https://github.com/Minqi824/ADBench (``datasets/Classical``, ``datasets/CV_by_ResNet18``).
+
     python benchmarks/tabular.py                       # every method, both protocols
     python benchmarks/tabular.py --methods vae --half even --vae-params '{"epochs": 50}'   # tuning
+    python benchmarks/tabular.py --methods vae,iforest,knn --pool wide
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ from vae_anomaly import VAEAnomalyDetector
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adbench"
 MAX_ROWS = 50_000
 SEED = 0
+# --pool wide: the Classical sets over SMALL_FROM rows also enter subsampled to each of SMALL_ROWS.
+SMALL_FROM = 1000
+SMALL_ROWS = (200, 400)
+MIN_SMALL_ANOMALIES = 2
 
 
 def _pyod(name: str) -> Callable[[], object]:
@@ -86,13 +98,43 @@ def halves(paths: list[Path]) -> dict[str, str]:
     return {path.stem: ("even", "odd")[position % 2] for position, path in enumerate(sorted(paths))}
 
 
-def load_set(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """X and y of one ADBench file, subsampled (stratified) to MAX_ROWS."""
+def load_set(path: Path, n_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X and y of one ADBench file, subsampled (stratified) to MAX_ROWS, or to ``n_rows`` with the
+    set's share of anomalies (at least MIN_SMALL_ANOMALIES)."""
     data = np.load(path)
     x, y = data["X"].astype(np.float64), data["y"].astype(int)
+    if n_rows is not None:
+        rng = np.random.default_rng(SEED)
+        n_anomalies = max(MIN_SMALL_ANOMALIES, round(n_rows * y.mean()))
+        rows = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(y == 1), n_anomalies, replace=False),
+                rng.choice(np.flatnonzero(y == 0), n_rows - n_anomalies, replace=False),
+            ]
+        )
+        return x[rows], y[rows]
     if len(x) > MAX_ROWS:
         x, _, y, _ = train_test_split(x, y, train_size=MAX_ROWS, stratify=y, random_state=SEED)
     return x, y
+
+
+def pool(data: Path, embeddings: Path, wide: bool) -> list[tuple[str, str, Path, int | None]]:
+    """The sets to run as (name, half, file, rows to subsample to or None): the Classical sets, and
+    with ``wide`` the embedding sets and the Classical sets' small subsamples."""
+    paths = sorted(data.glob("*.npz"), key=lambda p: int(p.name.split("_")[0]))
+    half_of = halves(paths)
+    sets = [(path.stem, half_of[path.stem], path, None) for path in paths]
+    if not wide:
+        return sets
+    embedded = sorted(embeddings.glob("*.npz"))
+    if not embedded:
+        raise SystemExit(f"No .npz files in {embeddings}; see the docstring for where they come from.")
+    embedded_half = halves(embedded)
+    sets += [(path.stem, embedded_half[path.stem], path, None) for path in embedded]
+    for path in paths:
+        if len(np.load(path)["y"]) > SMALL_FROM:
+            sets += [(f"{path.stem}@{n}", half_of[path.stem], path, n) for n in SMALL_ROWS]
+    return sets
 
 
 def split(x: np.ndarray, y: np.ndarray, protocol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,32 +203,32 @@ def main() -> None:
     parser.add_argument("--sets", default="", help="comma-separated name fragments to run only those")
     parser.add_argument("--half", choices=["even", "odd", "all"], default="all", help="which half to run")
     parser.add_argument("--csv", type=Path, help="also write every row of results here")
+    parser.add_argument("--pool", choices=["classical", "wide"], default="classical")
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        help="the embedding sets for --pool wide (default: DATA/../adbench_embeddings)",
+    )
     args = parser.parse_args()
     vae_params = json.loads(args.vae_params)
-    paths = sorted(args.data.glob("*.npz"), key=lambda p: int(p.name.split("_")[0]))
-    half_of = halves(paths)
+    sets = pool(args.data, args.embeddings or args.data.parent / "adbench_embeddings", args.pool == "wide")
     if args.sets:
-        paths = [p for p in paths if any(part in p.name for part in args.sets.split(","))]
+        sets = [entry for entry in sets if any(part in entry[0] for part in args.sets.split(","))]
     if args.half != "all":
-        paths = [p for p in paths if half_of[p.stem] == args.half]
-    if not paths:
+        sets = [entry for entry in sets if entry[1] == args.half]
+    if not sets:
         raise SystemExit(f"No .npz files in {args.data}")
     rows = []
-    for path in paths:
-        x, y = load_set(path)
+    for name, half, path, n_rows in sets:
+        x, y = load_set(path, n_rows)
         for protocol in args.protocols.split(","):
             x_train, x_test, y_test = split(x, y, protocol)
-            for name in args.methods.split(","):
-                for method, result in run_method(name, vae_params, x_train, x_test, y_test).items():
-                    row = {
-                        "set": path.stem,
-                        "half": half_of[path.stem],
-                        "protocol": protocol,
-                        "method": method,
-                    }
+            for method_name in args.methods.split(","):
+                for method, result in run_method(method_name, vae_params, x_train, x_test, y_test).items():
+                    row = {"set": name, "half": half, "protocol": protocol, "method": method}
                     rows.append({**row, **result})
                     print(
-                        f"{path.stem:16} {protocol:12} {method:26} roc={result['roc_auc']:.3f} "
+                        f"{name:16} {protocol:12} {method:26} roc={result['roc_auc']:.3f} "
                         f"pr={result['pr_auc']:.3f} fit={result['fit_s']:.1f}s",
                         flush=True,
                     )

@@ -65,7 +65,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
     latent_noise_ : ndarray of shape (mc_samples, latent_dim) or None
         Fixed latent draws used for scoring when ``mc_samples`` is set.
     offset_ : float
-        ``decision_function`` is ``score_samples - offset_``.
+        ``decision_function`` is ``score_samples - offset_``: set on the scores of the rows held out
+        of training (``validation_fraction``), so that ``contamination`` of new rows like them are
+        flagged. Rows the model trained on score lower than new ones, so ``predict`` and
+        ``fit_predict`` flag fewer of them.
     anomaly_threshold_ : float
         ``-offset_``: samples whose ``anomaly_score`` is above it are predicted outliers.
     score_scale_ : float
