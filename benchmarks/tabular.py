@@ -217,7 +217,10 @@ def main() -> None:
     if args.half != "all":
         sets = [entry for entry in sets if entry[1] == args.half]
     if not sets:
-        raise SystemExit(f"No .npz files in {args.data}")
+        raise SystemExit(
+            f"No .npz files in {args.data} (or none matching --sets/--half): put ADBench's Classical sets "
+            "there (https://github.com/Minqi824/ADBench, datasets/Classical/*.npz) or pass --data."
+        )
     rows = []
     for name, half, path, n_rows in sets:
         x, y = load_set(path, n_rows)
