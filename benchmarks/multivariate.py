@@ -178,11 +178,19 @@ def main() -> None:
     args = parser.parse_args()
     params = json.loads(args.vae_params)
     paths = sorted(args.data.glob("*.parquet"))
+    if not paths:
+        raise SystemExit(
+            f"No .parquet files in {args.data}: lay out one file per series there, columns timestamp, "
+            "the channels, label and split (SMAP via TranAD, https://github.com/imperial-qore/TranAD; ASD, "
+            "https://github.com/zhhlee/InterFusion; SKAB, https://github.com/waico/SKAB) or pass --data."
+        )
     half_of = halves(paths)
     if args.series:
         paths = [p for p in paths if any(part in p.stem for part in args.series.split(","))]
     if args.half != "all":
         paths = [p for p in paths if half_of[p.stem] == args.half]
+    if not paths:
+        raise SystemExit(f"No series in {args.data} match --series {args.series!r} --half {args.half}.")
     rows = []
     for path in paths:
         for method in args.methods.split(","):

@@ -157,8 +157,15 @@ def main() -> None:
     vae_params = json.loads(args.vae_params)
     methods = args.methods.split(",")
 
+    paths = sorted(args.data.glob("**/*.parquet"))
+    if not paths:
+        raise SystemExit(
+            f"No .parquet files under {args.data}: lay out NAB's series there "
+            "(https://github.com/numenta/NAB: data/<category>/*.csv as <category>/*.parquet with columns "
+            "timestamp, value, label from labels/combined_windows.json) or pass --data."
+        )
     rows = []
-    for path in sorted(args.data.glob("**/*.parquet")):
+    for path in paths:
         series, labels = load_series(path)
         if labels[int(TRAIN_SHARE * len(series)) :].sum() == 0:
             print(f"skipped {path.stem}: no labelled anomaly in its last 70%")

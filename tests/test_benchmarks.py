@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_VAE = '{"epochs": 2}'
@@ -100,3 +101,26 @@ def test_the_false_alarm_benchmark_runs(tmp_path):
     for group, n_cases in (("tables", 1), ("synthetic", 3), ("multivariate", 1), ("nab", 1)):
         [row] = [line.split() for line in summary.splitlines() if line.startswith(group)]
         assert int(row[1]) == n_cases and 0 <= float(row[2]) <= float(row[3]) <= 1
+
+
+@pytest.mark.slow  # five fresh interpreters importing torch: 23 s, which the default run cannot spare
+@pytest.mark.parametrize(
+    ("script", "source"),
+    [
+        ("tabular.py", "github.com/Minqi824/ADBench"),
+        ("timeseries.py", "github.com/numenta/NAB"),
+        ("multivariate.py", "github.com/waico/SKAB"),
+        ("missing.py", "ADBench's Classical sets"),
+        ("false_alarms.py", "see the docstring"),
+    ],
+)
+def test_a_benchmark_without_its_data_says_where_the_data_comes_from(tmp_path, script, source):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--data", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert source in done.stderr and str(tmp_path / "absent") in done.stderr
