@@ -264,3 +264,11 @@ def test_a_partition_key_that_is_a_numeric_feature_takes_its_number(
     assert main(["score", str(folder), str(tmp_path / "in"), str(tmp_path / "out2")]) == 2
     assert "partition key a='high' (from its folder name) is a numeric feature" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_single_schema_problem_is_counted_in_the_singular(planted_frame, tmp_path):
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted_frame)
+    (tmp_path / "in").mkdir()
+    planted_frame.drop(columns=["f1"]).to_parquet(tmp_path / "in" / "a.parquet")
+    with pytest.raises(SchemaError, match=r"\(1 problem\):\n.*a.parquet: missing column 'f1'"):
+        score_parquet(detector, tmp_path / "in", tmp_path / "out")

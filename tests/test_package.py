@@ -53,3 +53,11 @@ def test_every_score_option_has_help(capsys):
     for option in undescribed:
         following = lines[[line.split()[0] if line.strip() else "" for line in lines].index(option) + 1]
         assert following.startswith(" " * 10) and not following.strip().startswith("--"), option
+
+
+def test_the_batch_rows_help_shows_its_default(capsys):
+    from vae_anomaly.cli import DEFAULT_BATCH_ROWS, main
+
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert f"(default: {DEFAULT_BATCH_ROWS:,})" in " ".join(capsys.readouterr().out.split())

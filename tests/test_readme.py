@@ -22,7 +22,7 @@ EXPECTED_OUTPUT = {
     r"0 of the 60 rows with a missing memory_gb flagged",
     ".sum())  # 20 missing points": r"\n20\n",
     "print(registration.version,": r"1 True no champion yet",
-    "# the burst itself": r"'2024-01-1(3 03:40|[1-3] \d\d:\d\d):00', '2024-01-13 (04:35|0[45]:\d\d):00'",
+    "on Jan 13: the burst": r"'2024-01-1(3 03:40|[1-3] \d\d:\d\d):00', '2024-01-13 (04:35|0[45]:\d\d):00'",
 }
 # The README shows what a CPU-trained model prints, and says a CUDA (bf16) fit flags a few other rows
 # (88% planted on an H200; Jan 11 16:20 as well as the burst in the time-series block on an H100), so

@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("input", help="parquet file, folder (hive-partitioned or not) or glob")
     score.add_argument("output", help="output folder")
     score.add_argument(
-        "--batch-rows", type=int_at_least(1), default=DEFAULT_BATCH_ROWS, help="rows per batch"
+        "--batch-rows",
+        type=int_at_least(1),
+        default=DEFAULT_BATCH_ROWS,
+        help=f"rows per batch (default: {DEFAULT_BATCH_ROWS:,})",
     )
     columns = score.add_mutually_exclusive_group()
     columns.add_argument(

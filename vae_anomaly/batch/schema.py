@@ -72,7 +72,9 @@ def check_schemas(jobs: Sequence[FileJob], model: BatchModel) -> None:
         listed = problems[:_MAX_LISTED_PROBLEMS]
         more = f"\n... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
         raise SchemaError(
-            f"The input does not fit the model ({len(problems)} problems):\n" + "\n".join(listed) + more
+            f"The input does not fit the model ({len(problems)} problem{'s' * (len(problems) > 1)}):\n"
+            + "\n".join(listed)
+            + more
         )
 
 
