@@ -163,14 +163,14 @@ class BaseVAEDetector(
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> Self:
-        """Train the VAE on X's samples, bar a held-out part, and set the threshold from that part's scores.
+        """Train the VAE on X's samples and set the outlier threshold.
 
-        ``validation_fraction`` of the samples are held out of training: random rows of a table, the
-        end of a series (a window apart from the rest). Early stopping validates on them, and
-        ``offset_`` is set so that ``contamination`` of samples like them would be flagged: the
-        threshold is meant for new data. The samples the model trained on score lower than new ones
-        (it has fitted them), so ``predict`` and ``fit_predict`` on the training data flag fewer of
-        them than ``contamination`` says.
+        ``VAEAnomalyDetector`` holds ``validation_fraction`` of the rows out of training, at random:
+        early stopping validates on them, and ``offset_`` is set so that ``contamination`` of new rows
+        like them would be flagged. The rows the model trained on score lower than new ones (it has
+        fitted them), so ``predict`` and ``fit_predict`` on the training rows flag fewer of them than
+        ``contamination`` says. ``TimeSeriesVAEDetector`` validates on random training windows and
+        sets ``offset_`` on the training timestamps' scores (see ``contamination``).
 
         Parameters
         ----------
