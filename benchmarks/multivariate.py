@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from data_sources import files_or_exit
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
@@ -177,13 +178,7 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="also write every row of results here")
     args = parser.parse_args()
     params = json.loads(args.vae_params)
-    paths = sorted(args.data.glob("*.parquet"))
-    if not paths:
-        raise SystemExit(
-            f"No .parquet files in {args.data}: lay out one file per series there, columns timestamp, "
-            "the channels, label and split (SMAP via TranAD, https://github.com/imperial-qore/TranAD; ASD, "
-            "https://github.com/zhhlee/InterFusion; SKAB, https://github.com/waico/SKAB) or pass --data."
-        )
+    paths = files_or_exit(args.data, "*.parquet", "multivariate")
     half_of = halves(paths)
     if args.series:
         paths = [p for p in paths if any(part in p.stem for part in args.series.split(","))]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from data_sources import files_or_exit
 from sklearn.decomposition import PCA
 
 from vae_anomaly import TimeSeriesVAEDetector
@@ -157,13 +158,7 @@ def main() -> None:
     vae_params = json.loads(args.vae_params)
     methods = args.methods.split(",")
 
-    paths = sorted(args.data.glob("**/*.parquet"))
-    if not paths:
-        raise SystemExit(
-            f"No .parquet files under {args.data}: lay out NAB's series there "
-            "(https://github.com/numenta/NAB: data/<category>/*.csv as <category>/*.parquet with columns "
-            "timestamp, value, label from labels/combined_windows.json) or pass --data."
-        )
+    paths = files_or_exit(args.data, "**/*.parquet", "nab")
     rows = []
     for path in paths:
         series, labels = load_series(path)
