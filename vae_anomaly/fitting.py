@@ -1,6 +1,7 @@
 """Training a detector's VAE and setting its threshold: the settings checked before any work, the module
 built and trained on the detector's threads, the fit callbacks told, the threshold set from the
-scores of the samples held out of training."""
+scores of the samples held out of training (or, where the detector holds none out, of the training
+samples)."""
 
 from __future__ import annotations
 
