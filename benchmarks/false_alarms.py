@@ -173,12 +173,13 @@ def main() -> None:
     per_case = frame.groupby(["group", "case"], sort=False)["flagged"].mean()
     pd.set_option("display.width", 200)
     print(per_case.round(4).to_string())
-    summary = per_case.groupby(level="group", sort=False).agg(
-        cases="size",
-        median="median",
-        worst="max",
-        over_3pct=lambda flagged: int((flagged > 0.03).sum()),
-    )
+    # Issue 31's targets: at most 3% with "auto"; between 2.5% and 10% with 0.05 (half to twice a float).
+    low, high = (0.0, 0.03) if contamination == "auto" else (contamination / 2, 2 * contamination)
+    groups = per_case.groupby(level="group", sort=False)
+    summary = groups.agg(["size", "median", "max"]).set_axis(["cases", "median", "worst"], axis=1)
+    summary[f"over_{high:g}"] = groups.apply(lambda flagged: int((flagged > high).sum()))
+    if low > 0:
+        summary[f"under_{low:g}"] = groups.apply(lambda flagged: int((flagged < low).sum()))
     print(f"\ncontamination={contamination}, params {params}")
     print(summary.round(4).to_string())
 

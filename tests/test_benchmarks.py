@@ -96,7 +96,7 @@ def test_the_false_alarm_benchmark_runs(tmp_path):
     nab = frame[["timestamp"]].assign(value=values[:, 0], label=labels)
     nab.to_parquet(tmp_path / "nab" / "toy" / "toy.parquet")
     output = _run("false_alarms.py", "--data", str(tmp_path), "--every", "1")
-    summary = output.split("over_3pct")[1]
+    summary = output.split("over_0.03")[1]
     # One case each of the toy data and the three synthetic series, each flagged fraction in [0, 1].
     for group, n_cases in (("tables", 1), ("synthetic", 3), ("multivariate", 1), ("nab", 1)):
         [row] = [line.split() for line in summary.splitlines() if line.startswith(group)]
