@@ -99,7 +99,7 @@ def _logged_model_folder(detector, tmp_path: Path) -> Path:
 
 def test_a_pickled_mlflow_model_does_not_run_without_trust(data, tmp_path):
     folder = tmp_path / "pickled_model"
-    mlflow.pyfunc.save_model(str(folder), python_model=_AnyPythonModel())
+    mlflow.pyfunc.save_model(str(folder), python_model=_AnyPythonModel(), pip_requirements=[])
     marker = tmp_path / "marker.txt"
     (folder / "python_model.pkl").write_bytes(pickle.dumps(_Payload(marker)))
     done = _cli(folder, data, tmp_path / "out", check_exit=2)
