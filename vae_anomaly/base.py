@@ -191,12 +191,14 @@ class BaseVAEDetector(
         standardized = standardized_arrays(*self._row_sources(samples))
         training = self._model_rows(samples, standardized, training=True)
         seed = self._training_seed()
-        held_out = self._held_out(samples, training, np.random.default_rng(seed))
+        held_out = self._held_out(samples, np.random.default_rng(seed))
         threshold_from = None
         if held_out is not None:
             part = held_out.samples
             kept = Samples(samples.values[part], samples.index[part], samples.complete)
-            threshold_from = (held_out.split, self._scores_after_fit(kept, self._row_sources(kept)))
+            rows, mask = standardized  # whole arrays: the held-out rows are already standardized
+            kept_rows = (rows[part], None if mask is None else mask[part])
+            threshold_from = (held_out.split, self._scores_after_fit(kept, kept_rows))
         self._fit_and_threshold(
             X,
             *training.arrays(),
@@ -221,9 +223,9 @@ class BaseVAEDetector(
         ``n_features_in_`` and what else the detector learns of its input's shape)."""
 
     @abstractmethod
-    def _held_out(self, samples: Samples, training: ModelRows, rng: np.random.Generator) -> HeldOut | None:
+    def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """The samples held out of training (``validation_fraction`` of them) and the split of the
-        ``training`` rows it makes; None when there are too few to hold out. ``rng`` draws them."""
+        training model rows it makes; None when there are too few to hold out. ``rng`` draws them."""
 
     @abstractmethod
     def _model_rows(

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import StrOptions
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
 from vae_anomaly.holdout import HeldOut, held_out_rows
 from vae_anomaly.input_checks import check_rows_observed, checked_values
-from vae_anomaly.model_rows import ModelRows, TableRows
+from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scoring import RowSource
 
@@ -184,7 +184,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         """A model row per sample."""
         return TableRows(*standardized)
 
-    def _held_out(self, samples: Samples, training: ModelRows, rng: np.random.Generator) -> HeldOut | None:
+    def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """Random rows, ``validation_fraction`` of them; None, with a warning, when too few."""
         n_rows = len(samples.values)
         held_out = held_out_rows(n_rows, self.validation_fraction, rng)

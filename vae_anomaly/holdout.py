@@ -7,11 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vae_anomaly.training import RowSplit
-
-# Fewer held-out rows than this make early stopping and the threshold noise: the detector then trains
-# on every row and sets its threshold on the training scores.
-MIN_VALIDATION_ROWS = 16
+from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
 
 
 class HeldOut(NamedTuple):
@@ -22,7 +18,7 @@ class HeldOut(NamedTuple):
     """
 
     split: RowSplit
-    samples: np.ndarray | slice
+    samples: np.ndarray
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
@@ -40,7 +36,8 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     Returns
     -------
     HeldOut or None
-        None when fewer than ``MIN_VALIDATION_ROWS`` would be held out, or none would be left to train.
+        None when fewer than ``training.MIN_VALIDATION_ROWS`` would be held out (the count below which
+        training draws no validation rows of its own either), or none would be left to train.
     """
     n_held = round(n_rows * fraction)
     if n_held < MIN_VALIDATION_ROWS or n_held >= n_rows:

@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
 from vae_anomaly.holdout import HeldOut
 from vae_anomaly.input_checks import checked_values
-from vae_anomaly.model_rows import ModelRows, SeriesWindows
+from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
@@ -354,7 +354,7 @@ class TimeSeriesVAEDetector(BaseVAEDetector):
         )
         return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation)
 
-    def _held_out(self, samples: Samples, training: ModelRows, rng: np.random.Generator) -> HeldOut | None:
+    def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """None: a series' held-out tail set a worse threshold than its training scores (issue 31,
         benchmarks/RESULTS.md), so random windows validate and the training scores set it."""
         return None
