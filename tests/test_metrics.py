@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vae_anomaly.metrics import (
     best_f1,
     detection_metrics,
+    event_f1,
+    events_to_flags,
     point_adjusted_f1,
+    range_f1,
     timeseries_metrics,
     vus_pr,
     vus_roc,
@@ -109,3 +113,56 @@ def test_an_infinite_score_ranks_as_the_most_anomalous():
     assert detection_metrics(labels, scores, scores > 0.22)["roc_auc"] == pytest.approx(
         roc_auc_score(labels, ranked)
     )
+
+
+# Labelled runs [1, 3] and [8, 9]; predicted runs [2, 2], [5, 6] and [11, 11].
+EVENT_LABELS = np.array([0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0])
+EVENT_PREDICTIONS = np.array([0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1])
+
+
+def test_event_f1_counts_events_found_and_alarms_that_are_real():
+    # One of two labelled events is overlapped; one of three alarms overlaps a label.
+    assert event_f1(EVENT_LABELS, EVENT_PREDICTIONS) == pytest.approx(
+        {"precision": 1 / 3, "recall": 1 / 2, "f1": 0.4}
+    )
+    assert event_f1(EVENT_LABELS, np.zeros(12, dtype=int)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_range_f1_weighs_overlap_existence_and_cardinality():
+    # Recall: [1, 3] is a third covered, [8, 9] not at all; precision: [2, 2] lies wholly in a label.
+    assert range_f1(EVENT_LABELS, EVENT_PREDICTIONS) == pytest.approx(
+        {"precision": 1 / 3, "recall": 1 / 6, "f1": 2 / 9}
+    )
+    # Existence: half the reward for being overlapped at all.
+    assert range_f1(EVENT_LABELS, EVENT_PREDICTIONS, alpha=0.5)["recall"] == pytest.approx(1 / 3)
+    # One label [0, 3] found as two pieces, [0, 0] and [2, 2]: half covered, by two ranges.
+    labels, pieces = np.array([1, 1, 1, 1, 0, 0]), np.array([1, 0, 1, 0, 0, 0])
+    assert range_f1(labels, pieces)["recall"] == pytest.approx(0.25)
+    assert range_f1(labels, pieces, cardinality="one")["recall"] == pytest.approx(0.5)
+    assert range_f1(labels, pieces)["precision"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "message"),
+    [
+        (np.zeros(4), np.zeros(4), "y_true holds no anomaly"),
+        (np.array([0, 1, 2]), np.zeros(3), r"y_true must hold 0 and 1 only, got values \[0 1 2\]"),
+        (np.array([0, 1]), np.zeros(3), "y_true has 2 timestamps but y_pred has 3"),
+        (np.array([[0, 1]]), np.zeros(2), r"y_true must be 1-D .* got shape \(1, 2\)"),
+    ],
+)
+def test_event_metrics_name_bad_input(y_true, y_pred, message):
+    for metric in (event_f1, range_f1):
+        with pytest.raises(ValueError, match=message):
+            metric(y_true, y_pred)
+
+
+def test_events_to_flags_marks_events_or_cores():
+    index = pd.date_range("2024-01-01", periods=10, freq="h")
+    events = pd.DataFrame(
+        {"start": [index[1]], "end": [index[5]], "core_start": [index[3]], "core_end": [index[4]]}
+    )
+    assert events_to_flags(events, index).tolist() == [0, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert events_to_flags(events, index, span="core").tolist() == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match=r"events' start .* is not in index"):
+        events_to_flags(events, index[3:])

@@ -1,4 +1,5 @@
-"""Metrics and scikit-learn scorers for anomaly labels where 1 means anomaly, for rows and time series."""
+"""Metrics and scikit-learn scorers for anomaly labels where 1 means anomaly, for rows and time series;
+the event metrics (``event_f1``, ``range_f1``, ``events_to_flags``) live in ``event_metrics``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
     roc_auc_score,
 )
+
+from vae_anomaly.event_metrics import event_f1 as event_f1
+from vae_anomaly.event_metrics import events_to_flags as events_to_flags
+from vae_anomaly.event_metrics import range_f1 as range_f1
 
 
 def _anomaly_scores(estimator: Any, X: Any) -> np.ndarray:
