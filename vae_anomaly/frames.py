@@ -1,7 +1,7 @@
 """The scored table: what the MLflow model and the batch scorer return for a DataFrame of input.
 
 ``score_frame`` is the one place that turns a model's scores into output columns, so every way of
-serving a model gives the same table.
+serving a model gives the same table; ``event_frame`` is the same for a series' anomaly events.
 """
 
 from __future__ import annotations
@@ -59,6 +59,41 @@ def score_frame(
             shares = by_input_column(shares, parts.preprocessing, input_columns)
         output = pd.concat([output, shares.add_prefix(CONTRIBUTION_PREFIX)], axis=1)
     return output
+
+
+def event_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The anomaly events of the series in ``frame``: ``TimeSeriesVAEDetector.events``' table.
+
+    Parameters
+    ----------
+    model : fitted TimeSeriesVAEDetector or Pipeline ending in one
+    frame : DataFrame
+        A series as the model's ``fit`` took it.
+
+    Returns
+    -------
+    DataFrame
+        One row per event. Where the detector saw no timestamps of its own (a Pipeline's
+        preprocessing gave it an array), its positions are turned into ``frame``'s index.
+
+    Raises
+    ------
+    TypeError
+        If the model's detector finds no events (a ``VAEAnomalyDetector`` scores independent rows).
+    """
+    parts = model_parts(model)
+    detector = parts.detector
+    if not detector.scores_whole_series:
+        raise TypeError(
+            f"Events are runs of flagged timestamps of a series; this model's detector is a "
+            f"{type(detector).__name__}, which scores independent rows. Use a TimeSeriesVAEDetector."
+        )
+    features = parts.features(frame)
+    events = detector.events(features)  # type: ignore[attr-defined]
+    if not isinstance(features, pd.DataFrame | pd.Series):
+        for name in ("start", "end", "peak", "core_start", "core_end"):
+            events[name] = frame.index[events[name].to_numpy(dtype=int)]
+    return events
 
 
 def by_input_column(parts: pd.DataFrame, preprocessing: Any, input_columns: list[str]) -> pd.DataFrame:

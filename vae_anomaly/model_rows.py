@@ -145,6 +145,33 @@ class SeriesWindows:
         """Per-window results as per-timestamp results, by ``aggregation``."""
         return window_scores_to_points(values, self.starts, self.window, self.n_timestamps, self.aggregation)
 
+    def around(self, first: int, last: int) -> tuple[int, SeriesWindows]:
+        """The windows that hold any of timestamps ``first..last``, as a series of their own.
+
+        Returns
+        -------
+        offset : int
+            The timestamp where that series starts: the first of these windows' start.
+        windows : SeriesWindows
+            Their timestamps counted from ``offset``. A point of ``first..last`` is held by the same
+            windows here as in the whole series, so its ``explained_parts`` are the same.
+        """
+        chosen = slice(
+            int(np.searchsorted(self.starts, first - self.window + 1)),
+            int(np.searchsorted(self.starts, last, side="right")),
+        )
+        starts = self.starts[chosen]
+        offset = int(starts[0])
+        windows = SeriesWindows(
+            self.rows.select(chosen),
+            None if self.mask is None else self.mask.select(chosen),
+            starts - offset,
+            self.window,
+            int(starts[-1]) + self.window - offset,
+            self.aggregation,
+        )
+        return offset, windows
+
     def explained_parts(self, score: RowScorer, method: str) -> np.ndarray:
         """Each point's part of its windows' scores, averaged over the windows that hold it."""
         n_features = self.rows.n_channels

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.events import FindsEvents
 from vae_anomaly.holdout import HeldOut
 from vae_anomaly.input_checks import checked_values
 from vae_anomaly.model_rows import SeriesWindows
@@ -72,7 +73,7 @@ def _steps_ns(times: pd.DatetimeIndex) -> np.ndarray:
 
 
 @document_shared_parameters
-class TimeSeriesVAEDetector(BaseVAEDetector):
+class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
 
     The series is standardized per channel with the training mean and standard deviation (at least

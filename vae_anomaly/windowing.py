@@ -102,6 +102,13 @@ class Windows:
     def __getitem__(self, rows: slice) -> np.ndarray:
         return self._flat_windows[self._starts[rows] * self.n_channels]
 
+    def select(self, rows: slice) -> Windows:
+        """The ``rows``-th of these windows, a view over the same series like this one."""
+        selected = object.__new__(Windows)
+        selected.n_channels, selected._flat_windows = self.n_channels, self._flat_windows
+        selected._starts = self._starts[rows]
+        return selected
+
 
 def _covering_windows(starts: np.ndarray, window: int, n_timestamps: int) -> tuple[np.ndarray, np.ndarray]:
     """For each timestamp, the first and the last window that contain it (windows are sorted by start)."""
