@@ -114,12 +114,12 @@ def test_autolog_sends_each_fit_in_its_own_thread_to_its_own_run(planted):
         assert client.get_run(run_id).data.params["epochs"] == str(epochs)
 
 
-def test_autolog_plots_a_time_series_with_its_flags(seasonal):
+def test_autolog_plots_a_time_series_with_its_flags_and_events(seasonal):
     tracking.autolog()
     with mlflow.start_run() as run:
         TimeSeriesVAEDetector(window=32, epochs=3, random_state=0).fit(seasonal)
     plots = {artifact.path for artifact in MlflowClient().list_artifacts(run.info.run_id, "plots")}
-    assert "plots/series_flags.png" in plots
+    assert {"plots/series_flags.png", "plots/series_events.png"} <= plots
 
 
 def test_fits_without_a_run_or_autolog_log_nothing(planted):
@@ -275,6 +275,25 @@ def test_logged_model_gives_the_anomaly_probability_on_request(fitted_pipeline, 
     np.testing.assert_allclose(
         scored["anomaly_probability"], fitted_pipeline.predict_proba(tabular[0].head(50))[:, 1]
     )
+
+
+def test_logged_series_model_answers_its_events_on_request(seasonal):
+    times = pd.date_range("2024-01-01", periods=len(seasonal), freq="5min")
+    frame = pd.DataFrame({"time": times, "value": seasonal})
+    detector = TimeSeriesVAEDetector(window=32, epochs=30, time_column="time", random_state=0)
+    detector.fit(frame.iloc[:2000])
+    series = frame.iloc[2000:].reset_index(drop=True)
+    series.loc[300, "value"] += 4.0
+    with mlflow.start_run():
+        info = tracking.log_model(detector, "model", input_example=frame.iloc[:64])
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    events = model.predict(series, params={"events": True})
+    # MLflow's schema enforcement hands the model its timestamps in nanoseconds.
+    pd.testing.assert_frame_equal(events, detector.events(series.astype({"time": "datetime64[ns]"})))
+    spike = series.loc[300, "time"]
+    assert ((events["core_start"] <= spike) & (events["core_end"] >= spike)).sum() == 1
+    assert list(model.predict(series).columns) == ["anomaly_score", "is_anomaly"]
+    assert "events" in [param["name"] for param in info.signature.params.to_dict()]
 
 
 def test_logged_model_refuses_input_without_a_column(fitted_pipeline, tabular):

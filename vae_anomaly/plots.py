@@ -101,3 +101,44 @@ def series_with_flags(series: pd.DataFrame, anomaly_scores: np.ndarray, threshol
     score_axes.set_ylabel("anomaly score")
     figure.suptitle(f"{int(flagged.sum())} of {len(flagged)} timestamps flagged (red)")
     return figure
+
+
+def series_with_events(series: pd.DataFrame, events: pd.DataFrame) -> Figure:
+    """Each channel of a series with its anomaly events shaded, their cores darker, a line at each peak
+    and the top channel named above it.
+
+    Parameters
+    ----------
+    series : DataFrame of shape (n_timestamps, n_channels)
+        The series; its index (timestamps or positions) is the x axis. Only the first
+        ``MAX_PLOTTED_CHANNELS`` channels are drawn.
+    events : DataFrame
+        ``TimeSeriesVAEDetector.events`` of this series.
+
+    Returns
+    -------
+    Figure
+    """
+    channels = list(series.columns[:MAX_PLOTTED_CHANNELS])
+    figure = Figure(figsize=(10, 1.8 * len(channels) + 0.6), layout="constrained")
+    all_axes = figure.subplots(len(channels), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, channel in zip(all_axes, channels, strict=True):
+        axes.plot(series.index, series[channel], linewidth=0.7)
+        axes.set_ylabel(str(channel))
+        for event in events.itertuples():
+            axes.axvspan(event.start, event.end, color="tab:red", alpha=0.12, linewidth=0)
+            axes.axvspan(event.core_start, event.core_end, color="tab:red", alpha=0.45, linewidth=0)
+            axes.axvline(event.peak, color="tab:red", linewidth=0.8)  # a one-point core has no width
+    for event in events.itertuples():
+        all_axes[0].annotate(
+            f"{event.channel_1} ({event.share_1:.0%})",
+            xy=(event.peak, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="tab:red",
+        )
+    open_ended = " (the last runs to the end)" if len(events) and events["open_ended"].iloc[-1] else ""
+    figure.suptitle(f"{len(events)} anomaly events{open_ended}: spans light, cores dark, peaks lines")
+    return figure

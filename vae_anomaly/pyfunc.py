@@ -8,7 +8,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from vae_anomaly.frames import ANOMALY_SCORE, score_frame
+from vae_anomaly.frames import ANOMALY_SCORE, event_frame, score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
 
 # What the served model answers in place of an infinite score: the largest float64, which JSON holds
@@ -21,7 +21,9 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
 
     ``predict`` takes a DataFrame and returns ``score_frame``'s table: ``anomaly_score`` and
     ``is_anomaly`` per row, plus ``anomaly_probability`` with ``params={"probability": True}`` and
-    ``contribution_<column>`` columns with ``params={"contributions": True}``. Log it with
+    ``contribution_<column>`` columns with ``params={"contributions": True}``; for a time series,
+    ``params={"events": True}`` answers its anomaly events instead, one row per event
+    (``TimeSeriesVAEDetector.events``). Log it with
     ``vae_anomaly.tracking.log_model``. Every number it answers is finite, so the answer is valid
     JSON: a score too large for float64 (a value far beyond the training data, which ``score_samples``
     gives as ``inf``) is answered as ``LARGEST_SCORE`` (1.7976931348623157e308), with ``is_anomaly``
@@ -51,14 +53,20 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
             Rows (or a series) with the columns of the input example.
         params : dict or None
             ``{"contributions": True}`` adds a ``contribution_<column>`` column per input column;
-            ``{"probability": True}`` adds ``anomaly_probability``.
+            ``{"probability": True}`` adds ``anomaly_probability``; ``{"events": True}`` answers
+            the series' events instead (``event_frame``).
 
         Returns
         -------
         DataFrame
-            ``score_frame``'s table, its infinite scores answered as ``LARGEST_SCORE``.
+            ``score_frame``'s table (or ``event_frame``'s), its infinite scores answered as
+            ``LARGEST_SCORE``.
         """
         options = params or {}
+        if options.get("events", False):
+            events = event_frame(self.model, model_input)
+            events["score"] = np.minimum(events["score"].to_numpy(dtype=np.float64), LARGEST_SCORE)
+            return events
         scored = score_frame(
             self.model,
             model_input,

@@ -147,8 +147,10 @@ def _log_plots(detector: Any, X: Any, training_scores: np.ndarray) -> None:
     mlflow.log_figure(plots.loss_curve(detector.history_), "plots/loss_curve.png")
     mlflow.log_figure(plots.score_histogram(training_scores, threshold), "plots/score_histogram.png")
     if detector.scores_whole_series:
-        figure = plots.series_with_flags(detector.feature_frame(X), training_scores, threshold)
-        mlflow.log_figure(figure, "plots/series_flags.png")
+        series = detector.feature_frame(X)
+        flags = plots.series_with_flags(series, training_scores, threshold)
+        mlflow.log_figure(flags, "plots/series_flags.png")
+        mlflow.log_figure(plots.series_with_events(series, detector.events(X)), "plots/series_events.png")
 
 
 _logger: _FitLogger | None = None
@@ -162,7 +164,8 @@ def autolog(*, disable: bool = False, log_without_active_run: bool = False, log_
     with ``step=epoch``; then ``offset``, ``anomaly_threshold``, the training-score summary
     (``train_score_mean``, ``_std``, ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``,
     ``train_flagged_fraction``) and the plots ``plots/loss_curve.png``, ``plots/score_histogram.png``
-    and, for time series, ``plots/series_flags.png``. A further fit in the same run (a refit, or each
+    and, for time series, ``plots/series_flags.png`` and ``plots/series_events.png`` (the training
+    series' anomaly events, ``TimeSeriesVAEDetector.events``). A further fit in the same run (a refit, or each
     candidate of a ``GridSearchCV`` with ``n_jobs=1``) logs to a nested child run. Fits in other
     processes (``n_jobs>1``) are not logged.
 

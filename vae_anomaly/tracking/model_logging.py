@@ -46,7 +46,8 @@ def log_model(
     The logged model's ``predict`` takes a DataFrame and returns ``anomaly_score`` and ``is_anomaly``
     per row (per timestamp for time series), plus ``anomaly_probability`` with
     ``params={"probability": True}`` and ``contribution_<column>`` columns with
-    ``params={"contributions": True}``. It is logged "from code": MLflow runs
+    ``params={"contributions": True}``, or for a time series its anomaly events with
+    ``params={"events": True}``. It is logged "from code": MLflow runs
     ``vae_anomaly/mlflow_model_code.py``, which loads the model from a bundle artifact (JSON,
     safetensors, and skops for a Pipeline's preprocessing) with no pickle. The vae_anomaly source is
     logged with it, so it loads wherever its pinned requirements are installed, on CPU or GPU.
@@ -75,13 +76,18 @@ def log_model(
     NotFittedError
         If the detector is not fitted.
     """
-    check_is_fitted(model_parts(model).detector, "module_")
+    detector = model_parts(model).detector
+    check_is_fitted(detector, "module_")
     if not isinstance(input_example, pd.DataFrame):
         raise TypeError(f"input_example must be a pandas DataFrame, got {type(input_example).__name__}.")
     signature = infer_signature(
         input_example,
         score_frame(model, input_example),
-        params={"contributions": False, "probability": False},
+        params={
+            "contributions": False,
+            "probability": False,
+            **({"events": False} if detector.scores_whole_series else {}),
+        },
     )
     with tempfile.TemporaryDirectory() as scratch:
         bundle = save_bundle(model, Path(scratch) / BUNDLE_ARTIFACT)
