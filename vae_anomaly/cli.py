@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 # The default is spelled here, not imported: the parser must not import pyarrow, torch or MLflow, so
 # that --help and argument errors answer at once. test_cli checks it against the batch scorer's.
@@ -42,6 +43,18 @@ def _column_list(text: str | None) -> list[str] | None:
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _check_events_folder(events: str, output: str, series_model: bool) -> None:
+    """Refuse ``--events`` for a model of independent rows, or a folder that overlaps ``output`` (an
+    events file would replace a scored file of the same relative path), before anything is scored."""
+    if not series_model:
+        raise ValueError("--events needs a time-series model; this model scores independent rows.")
+    events_folder, output_folder = Path(events).resolve(), Path(output).resolve()
+    if events_folder == output_folder or output_folder in events_folder.parents:
+        raise ValueError(f"--events {events} lies in the output folder {output}: choose a folder beside it.")
+    if events_folder in output_folder.parents:
+        raise ValueError(f"--events {events} holds the output folder {output}: choose a folder beside it.")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vae-anomaly", description="Anomaly scores from a VAE detector.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a joblib/pickle model, or an MLflow model not logged by vae_anomaly.tracking "
         "(loading either runs code from it)",
     )
+    score.add_argument(
+        "--events",
+        metavar="EVENTS",
+        help="also write each series' anomaly events (one row per event) to this folder, at the "
+        "input file's relative path (time-series models only)",
+    )
     score.add_argument("--overwrite", action="store_true", help="rescore files whose output is complete")
     score.add_argument(
         "--device",
@@ -105,12 +124,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 when every file was scored or already complete, 1 when some files failed, 2 for bad
-        arguments, a model that cannot be loaded, input that does not fit the model, an output that
-        overlaps the input, or an output another job is writing into.
+        0 when every file was scored (and with ``--events`` its events written) or already
+        complete, 1 when some files failed, 2 for bad arguments, a model that cannot be loaded,
+        input that does not fit the model, an output that overlaps the input (or ``--events`` the
+        output), ``--events`` for a model of independent rows, or an output another job is writing
+        into.
     """
     arguments = _parser().parse_args(argv)
-    from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
+    from vae_anomaly.batch import (
+        OutputBusyError,
+        SchemaError,
+        load_scoring_model,
+        score_parquet,
+        write_events,
+    )
     from vae_anomaly.composition import model_parts
     from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import is_mlflow_source
@@ -121,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     try:
         model = load_scoring_model(arguments.model, trust_pickle=arguments.trust_pickle)
+        if arguments.events is not None:
+            _check_events_folder(arguments.events, arguments.output, model.whole_files)
         if arguments.device is not None:
             resolve_device(arguments.device)  # a device torch lacks fails here, not in every file
             model_parts(model.model).detector.set_params(scoring_device=arguments.device)
@@ -134,10 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=arguments.overwrite,
             progress=arguments.progress,
         )
+        print(summary)
+        if arguments.events is not None:
+            events = write_events(model, arguments.input, arguments.events, overwrite=arguments.overwrite)
+            print(events)
+            return 1 if summary.failed or events.failed else 0
     except (SchemaError, ValueError, FileNotFoundError, OutputBusyError) as error:
         print(f"vae-anomaly score: error: {error}", file=sys.stderr)
         return 2
-    print(summary)
     return 1 if summary.failed else 0
 
 

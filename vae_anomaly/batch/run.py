@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
@@ -61,9 +62,23 @@ class BatchSummary:
         return line + "".join(f"\nfailed: {path}: {reason}" for path, reason in self.failed.items())
 
 
-def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tuple[pa.Table, int]:
-    """The output rows of one input batch (kept columns, score, flag) and how many are flagged."""
-    table = pa.Table.from_batches([batch])
+def model_input(table: pa.Table, job: FileJob, model: BatchModel) -> tuple[pa.Table, pd.DataFrame]:
+    """An input table with its file's hive partition keys as columns, and what the model reads of it.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Rows of ``job``'s file.
+    job : FileJob
+    model : BatchModel
+
+    Returns
+    -------
+    table : pyarrow.Table
+        ``table`` and the partition keys it lacks (a numeric feature takes the key's number).
+    frame : DataFrame
+        The model's columns of it, decimals as float64.
+    """
     for key, value in job.partition.items():
         if key not in table.column_names:
             # A numeric feature of the model takes the key's number (checked by check_schemas).
@@ -74,7 +89,12 @@ def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tup
                 else pa.array(np.full(len(table), number))
             )
             table = table.append_column(key, column)
-    frame = _decimals_as_float(table.select(model.columns)).to_pandas()
+    return table, _decimals_as_float(table.select(model.columns)).to_pandas()
+
+
+def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tuple[pa.Table, int]:
+    """The output rows of one input batch (kept columns, score, flag) and how many are flagged."""
+    table, frame = model_input(pa.Table.from_batches([batch]), job, model)
     scores = score_frame(model.model, frame)
     output = table.select(list(job.keep) if job.keep is not None else batch.schema.names)
     output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
