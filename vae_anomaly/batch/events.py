@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vae_anomaly.batch.files import SOURCE_KEY, FileJob, clear_stale_partials, locked_output, plan_jobs
-from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
-from vae_anomaly.batch.run import model_input
+from vae_anomaly.batch.model import BatchModel, resolve_model
+from vae_anomaly.batch.run import failure_lines, model_input
 from vae_anomaly.batch.schema import check_schemas
 from vae_anomaly.frames import event_frame
 
@@ -56,7 +56,7 @@ class EventsSummary:
             f"events of {self.files} files ({self.written_files} written, {self.skipped_files} already "
             f"complete, {len(self.failed)} failed): {self.events} events"
         )
-        return line + "".join(f"\nfailed: {path}: {reason}" for path, reason in self.failed.items())
+        return line + failure_lines(self.failed)
 
 
 def _metadata(job: FileJob) -> dict[bytes, bytes]:
@@ -125,12 +125,7 @@ def write_events(
     """
     output = Path(events_path)
     jobs, unreadable = plan_jobs(input_path, output)
-    if isinstance(model, BatchModel):
-        batch_model = model
-    elif isinstance(model, str | os.PathLike):
-        batch_model = load_scoring_model(model, trust_pickle=trust_pickle)
-    else:
-        batch_model = prepare_model(model)
+    batch_model = resolve_model(model, trust_pickle=trust_pickle)
     if not batch_model.whole_files:
         raise TypeError("Events are found in time series; this model scores independent rows.")
     summary = EventsSummary(files=len(jobs) + len(unreadable), failed=dict(unreadable))

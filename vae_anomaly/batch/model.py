@@ -114,3 +114,25 @@ def load_scoring_model(source: str | os.PathLike[str], *, trust_pickle: bool = F
         else {name: _SIGNATURE_KINDS.get(type_name, "any") for name, type_name in loaded.column_types.items()}
     )
     return prepare_model(loaded.model, kinds)
+
+
+def resolve_model(model: Any, *, trust_pickle: bool = False) -> BatchModel:
+    """A model ready for batch scoring, from what a batch function was given.
+
+    Parameters
+    ----------
+    model : str, PathLike, BatchModel, or fitted detector or Pipeline ending in one
+        A BatchModel as it is; a path or URI is loaded (:func:`load_scoring_model`); a fitted model
+        is described (:func:`prepare_model`).
+    trust_pickle : bool, default=False
+        Allow a joblib/pickle model file (unpickling runs code).
+
+    Returns
+    -------
+    BatchModel
+    """
+    if isinstance(model, BatchModel):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return load_scoring_model(model, trust_pickle=trust_pickle)
+    return prepare_model(model)

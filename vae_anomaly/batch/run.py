@@ -23,7 +23,7 @@ from vae_anomaly.batch.files import (
     plan_jobs,
 )
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
-from vae_anomaly.batch.model import BatchModel, load_scoring_model, prepare_model
+from vae_anomaly.batch.model import BatchModel, resolve_model
 from vae_anomaly.batch.schema import check_schemas, partition_number
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
 
@@ -59,7 +59,12 @@ class BatchSummary:
             f"{self.files} files ({self.scored_files} scored, {self.skipped_files} already complete, "
             f"{len(self.failed)} failed), {self.rows} rows, {self.anomalies} anomalies, {self.seconds:.1f} s"
         )
-        return line + "".join(f"\nfailed: {path}: {reason}" for path, reason in self.failed.items())
+        return line + failure_lines(self.failed)
+
+
+def failure_lines(failed: dict[str, str]) -> str:
+    """A line ``failed: PATH: REASON`` per failed file, each after a newline, for a summary."""
+    return "".join(f"\nfailed: {path}: {reason}" for path, reason in failed.items())
 
 
 def model_input(table: pa.Table, job: FileJob, model: BatchModel) -> tuple[pa.Table, pd.DataFrame]:
@@ -246,12 +251,7 @@ def score_parquet(
     started = time.perf_counter()
     output = Path(output_path)
     jobs, unreadable = plan_jobs(input_path, output)
-    if isinstance(model, BatchModel):
-        batch_model = model
-    elif isinstance(model, str | os.PathLike):
-        batch_model = load_scoring_model(model, trust_pickle=trust_pickle)
-    else:
-        batch_model = prepare_model(model)
+    batch_model = resolve_model(model, trust_pickle=trust_pickle)
     jobs = _with_output_columns(jobs, keep_columns, drop_columns)
     summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
     check_schemas(jobs, batch_model)
