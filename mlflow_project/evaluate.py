@@ -1,7 +1,8 @@
 """Entry point `evaluate`: measure a logged model on labelled parquet data and log the metrics.
 
 Logs ROC-AUC and PR-AUC of ``anomaly_score`` and the precision, recall and F1 of ``is_anomaly`` (the
-model's contamination threshold) against the label column (1 = anomaly).
+model's contamination threshold) against the label column (1 = anomaly); for a time-series model also
+its events' event-wise precision, recall and F1 and range-based F1.
 """
 
 from __future__ import annotations

@@ -360,3 +360,23 @@ def test_register_model_checks_its_arguments(tabular):
         tracking.register_model("runs:/x/model", "detector", promote="sometimes")
     with pytest.raises(ValueError, match="together"):
         tracking.register_model("runs:/x/model", "detector", validation_data=tabular[0])
+
+
+def test_evaluating_a_series_model_measures_its_events(seasonal):
+    from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
+
+    detector = TimeSeriesVAEDetector(window=32, epochs=30, random_state=0)
+    detector.fit(pd.DataFrame({"value": seasonal[:2000]}))
+    series = pd.DataFrame({"value": seasonal[2000:].copy()})
+    series.loc[300:305, "value"] += 3.0
+    labels = np.zeros(len(series), dtype=int)
+    labels[300:306] = 1
+    with mlflow.start_run():
+        info = tracking.log_model(detector, "model", input_example=series.head(64))
+    metrics = tracking.evaluate_model(info.model_uri, series, labels)
+    flags = events_to_flags(detector.events(series), len(series))
+    events = event_f1(labels, flags)
+    assert metrics["event_recall"] == 1.0 and metrics["event_f1"] == events["f1"] > 0
+    assert metrics["event_precision"] == events["precision"]
+    assert metrics["range_f1"] == range_f1(labels, flags)["f1"]
+    assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)

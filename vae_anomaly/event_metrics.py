@@ -109,10 +109,8 @@ def range_f1(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_timestamps,)
-        1 inside labelled anomalies, else 0; at least one 1.
-    y_pred : array-like of shape (n_timestamps,)
-        1 inside predicted events, else 0.
+    y_true, y_pred : array-like of shape (n_timestamps,)
+        The labels and the predictions, as for :func:`event_f1`.
     alpha : float in [0, 1], default=0.0
         Weight of the existence reward in recall.
     cardinality : {"one", "reciprocal"}, default="reciprocal"

@@ -27,12 +27,11 @@ from vae_anomaly.scoring import SampleScores, contribution_shares
 
 # A core point's evidence is at least this share of the way from the run's median to its peak.
 CORE_PEAK_SHARE = 0.5
+# The columns of an events table that hold timestamps (or positions), then all of its columns but the
+# channels'.
+EVENT_TIME_COLUMNS = ("start", "end", "peak", "core_start", "core_end")
 EVENT_COLUMNS = (
-    "start",
-    "end",
-    "peak",
-    "core_start",
-    "core_end",
+    *EVENT_TIME_COLUMNS,
     "score",
     "probability",
     "n_points",

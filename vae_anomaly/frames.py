@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from vae_anomaly.composition import model_parts
+from vae_anomaly.events import EVENT_TIME_COLUMNS
 from vae_anomaly.input_columns import feature_sources
 
 ANOMALY_SCORE = "anomaly_score"
@@ -61,7 +62,7 @@ def score_frame(
     return output
 
 
-def event_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False) -> pd.DataFrame:
     """The anomaly events of the series in ``frame``: ``TimeSeriesVAEDetector.events``' table.
 
     Parameters
@@ -69,6 +70,8 @@ def event_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     model : fitted TimeSeriesVAEDetector or Pipeline ending in one
     frame : DataFrame
         A series as the model's ``fit`` took it.
+    positions : bool, default=False
+        Give the events' timestamps as row positions of ``frame`` (0 for its first row).
 
     Returns
     -------
@@ -90,8 +93,11 @@ def event_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
         )
     features = parts.features(frame)
     events = detector.events(features)  # type: ignore[attr-defined]
-    if not isinstance(features, pd.DataFrame | pd.Series):
-        for name in ("start", "end", "peak", "core_start", "core_end"):
+    times = detector.feature_frame(features).index if positions else None
+    for name in EVENT_TIME_COLUMNS:
+        if times is not None:
+            events[name] = times.get_indexer(events[name])
+        elif not isinstance(features, pd.DataFrame | pd.Series):
             events[name] = frame.index[events[name].to_numpy(dtype=int)]
     return events
 

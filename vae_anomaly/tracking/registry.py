@@ -10,8 +10,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY
-from vae_anomaly.metrics import check_anomaly_labels, detection_metrics
+from vae_anomaly.composition import model_parts
+from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, event_frame
+from vae_anomaly.metrics import check_anomaly_labels, detection_metrics, event_f1, events_to_flags, range_f1
 
 CHAMPION_ALIAS = "champion"
 PromotionPolicy = Literal["if_better", "always", "never"]
@@ -33,10 +34,21 @@ def evaluate_model(model_uri: str, data: pd.DataFrame, labels: Any) -> dict[str,
     Returns
     -------
     dict
-        ``roc_auc``, ``pr_auc``, and ``precision``, ``recall`` and ``f1`` of ``is_anomaly``.
+        ``roc_auc``, ``pr_auc``, and ``precision``, ``recall`` and ``f1`` of ``is_anomaly``; for a
+        time-series model also the events' (``TimeSeriesVAEDetector.events``) ``event_precision``,
+        ``event_recall`` and ``event_f1`` (:func:`vae_anomaly.metrics.event_f1`) and ``range_f1``
+        (:func:`vae_anomaly.metrics.range_f1`).
     """
-    scored = mlflow.pyfunc.load_model(model_uri).predict(data)
-    return detection_metrics(labels, scored[ANOMALY_SCORE], scored[IS_ANOMALY])
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    scored = loaded.predict(data)
+    metrics = detection_metrics(labels, scored[ANOMALY_SCORE], scored[IS_ANOMALY])
+    model = loaded.unwrap_python_model().model  # the detector or Pipeline our pyfunc model serves
+    if model_parts(model).detector.scores_whole_series:
+        events = event_frame(model, data, positions=True)
+        flags = events_to_flags(events, len(data))
+        metrics.update({f"event_{name}": value for name, value in event_f1(labels, flags).items()})
+        metrics["range_f1"] = range_f1(labels, flags)["f1"]
+    return metrics
 
 
 @dataclass(frozen=True)
