@@ -103,7 +103,27 @@ def test_the_false_alarm_benchmark_runs(tmp_path):
         assert int(row[1]) == n_cases and 0 <= float(row[2]) <= float(row[3]) <= 1
 
 
-@pytest.mark.slow  # five fresh interpreters importing torch: 23 s, which the default run cannot spare
+@pytest.mark.slow  # two fresh interpreters importing torch and fitting: about 15 s
+def test_the_event_benchmarks_run(tmp_path):
+    (tmp_path / "nab" / "toy").mkdir(parents=True)
+    (tmp_path / "multivariate").mkdir()
+    values, labels = _series(1000, 1, 0)
+    frame = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=1000, freq="5min")})
+    frame["value"], frame["label"] = values[:, 0], labels
+    frame.to_parquet(tmp_path / "nab" / "toy" / "toy.parquet")
+    values, labels = _series(700, 3, 1)
+    series = pd.DataFrame(values, columns=["a", "b", "c"])
+    series.insert(0, "timestamp", pd.date_range("2026-01-01", periods=len(series), freq="min"))
+    series["label"], series["split"] = labels, np.where(np.arange(len(series)) < 300, "train", "test")
+    series.to_parquet(tmp_path / "multivariate" / "skab_valve1_0.parquet")
+    output = _run("event_f1.py", "--data", str(tmp_path))
+    for dataset, method in (("NAB", "vae"), ("NAB", "knn_window"), ("SKAB", "iforest_window")):
+        assert f"('{dataset}', 'even', '{method}')" in output
+    output = _run("events.py", "--seeds", "0", "--kinds", "spike,two_spikes", "--channels", "1")
+    assert "anomalies 3: one event" in output
+
+
+@pytest.mark.slow  # six fresh interpreters importing torch: 28 s, which the default run cannot spare
 @pytest.mark.parametrize(
     ("script", "source"),
     [
@@ -112,6 +132,7 @@ def test_the_false_alarm_benchmark_runs(tmp_path):
         ("multivariate.py", "github.com/waico/SKAB"),
         ("missing.py", "ADBench's Classical sets"),
         ("false_alarms.py", "see the docstring"),
+        ("event_f1.py", "github.com/numenta/NAB"),
     ],
 )
 def test_a_benchmark_without_its_data_says_where_the_data_comes_from(tmp_path, script, source):

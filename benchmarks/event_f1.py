@@ -1,0 +1,176 @@
+"""Event metrics (issue 32): the detector's events beside KNN and IForest on windows, on NAB and the
+multivariate dev series.
+
+Protocols as ``benchmarks/timeseries.py`` (NAB: fit on the first 30% of each series, measured on the
+last 70%) and ``benchmarks/multivariate.py`` (fit on the ``train`` rows, measured on the ``test`` rows).
+Every method's scores per timestamp become events by one rule: flags above Tukey's fence of the scores
+of its own training timestamps (the detector's threshold for ``contamination="auto"``), and runs of
+flags at most one window apart are one event. ``vae`` is ``TimeSeriesVAEDetector.events``, which also
+splits a run between cores more than a window apart; ``vae[runs]`` is the detector's flags by the
+baselines' rule alone. The baselines are those of the two benchmarks: ``knn_window`` (PyOD's KNN) and
+``iforest_window`` (PyOD's IForest) on the same windows as there (NAB: the detector's 128 steps, stride
+4; multivariate: 32 steps, stride 1), window scores mapped to timestamps by their maximum.
+
+Reported per data set and half (even and odd positions of the file names in sorted order, within each
+multivariate group): event-wise F1 (``vae_anomaly.metrics.event_f1``: a labelled anomaly is found if
+an event overlaps it; an event is real if it overlaps a label) and range-based F1 (``range_f1``,
+Tatbul et al. 2018, flat bias, reciprocal cardinality).
+
+Data: NAB from https://github.com/numenta/NAB and the multivariate series as ``../shared/data/README.md``
+describes them (see ``benchmarks/timeseries.py`` and ``benchmarks/multivariate.py``).
+
+    python benchmarks/event_f1.py                      # NAB and the multivariate series
+    python benchmarks/event_f1.py --sets nab --csv /tmp/events_nab.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import multivariate
+import numpy as np
+import pandas as pd
+import timeseries
+from data_sources import files_or_exit
+
+from vae_anomaly import TimeSeriesVAEDetector
+from vae_anomaly.events import flagged_runs
+from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
+from vae_anomaly.thresholds import offset_from
+from vae_anomaly.timeseries import auto_window
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SEED = 0
+
+
+def run_flags(scores: np.ndarray, n_train: int, window: int) -> np.ndarray:
+    """0/1 per timestamp: runs of scores above the fence of the training timestamps' scores, runs at
+    most ``window`` apart joined."""
+    threshold = -offset_from(-scores[:n_train], "auto")
+    flags = np.zeros(len(scores), dtype=np.int64)
+    for first, last in flagged_runs(scores > threshold, window):
+        flags[first : last + 1] = 1
+    return flags
+
+
+def detector_flags(values: np.ndarray | pd.DataFrame, n_train: int, params: dict) -> dict[str, np.ndarray]:
+    """The detector's events as flags, and its flags by the baselines' rule."""
+    detector = TimeSeriesVAEDetector(**{"random_state": SEED, **params})
+    head = values.iloc[:n_train] if isinstance(values, pd.DataFrame) else values[:n_train]
+    detector.fit(head)
+    runs = np.zeros(len(values), dtype=np.int64)
+    for first, last in flagged_runs(detector.predict(values) == -1, detector.window_):
+        runs[first : last + 1] = 1
+    return {"vae": events_to_flags(detector.events(values), len(values)), "vae[runs]": runs}
+
+
+def measured(
+    series: str, dataset: str, half: str, flags: dict[str, np.ndarray], labels: np.ndarray, n_train: int
+) -> list[dict]:
+    """One record per method: event and range F1 on the measured timestamps."""
+    records = []
+    truth = labels[n_train:]
+    for method, flagged in flags.items():
+        predicted = flagged[n_train:]
+        events, ranges = event_f1(truth, predicted), range_f1(truth, predicted)
+        records.append(
+            {
+                "series": series,
+                "dataset": dataset,
+                "half": half,
+                "method": method,
+                "events": len(flagged_runs(predicted.astype(bool), 0)),
+                **{f"event_{name}": value for name, value in events.items()},
+                **{f"range_{name}": value for name, value in ranges.items()},
+            }
+        )
+    return records
+
+
+def nab_records(folder: Path, params: dict) -> list[dict]:
+    """Every NAB series with a labelled anomaly in its last 70%."""
+    paths = files_or_exit(folder, "**/*.parquet", "nab")
+    window = auto_window(1)
+    probe = TimeSeriesVAEDetector(random_state=SEED)
+    records = []
+    for position, path in enumerate(sorted(paths, key=lambda p: p.stem)):
+        series, labels = timeseries.load_series(path)
+        n_train = int(timeseries.TRAIN_SHARE * len(series))
+        if labels[n_train:].sum() == 0:
+            continue
+        flags = detector_flags(series, n_train, params)
+        for name in ("knn_window", "iforest"):
+            scores = timeseries._baseline_scores(name, series, n_train, probe)
+            method = "iforest_window" if name == "iforest" else name
+            flags[method] = run_flags(scores, n_train, window)
+        half = ("even", "odd")[position % 2]
+        records += measured(path.stem, "NAB", half, flags, labels, n_train)
+        print(f"{path.stem:40} " + _line(records[-len(flags) :]), flush=True)
+    return records
+
+
+def multivariate_records(folder: Path, params: dict) -> list[dict]:
+    """Every multivariate dev series with a labelled anomaly among its test rows."""
+    paths = files_or_exit(folder, "*.parquet", "multivariate")
+    half_of = multivariate.halves(paths)
+    baselines: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+        name: multivariate.baseline(name) for name in ("knn_window", "iforest_window")
+    }
+    records = []
+    for path in paths:
+        values, labels, n_train = multivariate.load(path)
+        window = auto_window(values.shape[1])
+        if labels[n_train:].sum() == 0 or n_train < window:
+            continue
+        flags = detector_flags(values, n_train, params)
+        for name, score in baselines.items():
+            flags[name] = run_flags(score(values, n_train), n_train, multivariate.BASELINE_WINDOW)
+        group = multivariate.group_of(path)
+        records += measured(path.stem, group, half_of[path.stem], flags, labels, n_train)
+        print(f"{path.stem:40} " + _line(records[-len(flags) :]), flush=True)
+    return records
+
+
+def _line(records: list[dict]) -> str:
+    return ", ".join(f"{r['method']} {r['event_f1']:.2f}/{r['range_f1']:.2f}" for r in records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DATA, help="holds nab/ and multivariate/")
+    parser.add_argument("--sets", default="nab,multivariate")
+    parser.add_argument("--csv", type=Path, help="also write every series' results here")
+    parser.add_argument(
+        "--vae-params",
+        default="{}",
+        help="JSON of TimeSeriesVAEDetector parameters; random_state replaces the seed 0",
+    )
+    args = parser.parse_args()
+    params = json.loads(args.vae_params)
+    warnings.simplefilter("ignore")
+    records = []
+    if "nab" in args.sets.split(","):
+        records += nab_records(args.data / "nab", params)
+    if "multivariate" in args.sets.split(","):
+        records += multivariate_records(args.data / "multivariate", params)
+    frame = pd.DataFrame.from_records(records)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+    columns = ["event_precision", "event_recall", "event_f1", "range_f1", "events"]
+    table = frame.groupby(["dataset", "half", "method"])[columns].mean()
+    print()
+    print(table.to_markdown(floatfmt=".3f"))
+    wide = table["event_f1"].unstack("method")
+    print()
+    print("event F1, mean per data set and half:")
+    print(wide.to_markdown(floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
