@@ -66,6 +66,7 @@ def test_a_scheduled_retrain_that_does_not_beat_the_champion_leaves_the_alias(st
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
 
 
+@pytest.mark.slow  # an `mlflow run` of its own, 13 s; the parametrized checks below test the messages
 def test_a_bad_parameter_passed_through_mlflow_run_stops_the_entry_point(store):
     environment, _ = store
     done = mlflow_run(environment, "train", epochs=-3)
