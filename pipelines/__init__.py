@@ -10,17 +10,18 @@ from typing import Any
 
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.detector_pipeline import DetectorPipeline
 
 
 def tabular_pipeline(
     numeric_columns: Sequence[str] | None = None,
     categorical_columns: Sequence[str] | None = None,
     **detector_params: Any,
-) -> Pipeline:
+) -> DetectorPipeline:
     """A pipeline for mixed-type tables: scale and one-hot encode, then ``VAEAnomalyDetector``.
 
     Numeric columns are standard-scaled with their nulls passed through as NaN, which the detector
@@ -39,10 +40,12 @@ def tabular_pipeline(
 
     Returns
     -------
-    Pipeline
-        Steps ``"features"`` (a ColumnTransformer with pandas output, so the detector's
-        ``explain`` names the encoded columns, e.g. ``numeric__cpu_pct``) and ``"detector"``; it
-        takes a DataFrame.
+    DetectorPipeline
+        A scikit-learn Pipeline of steps ``"features"`` (a ColumnTransformer with pandas output) and
+        ``"detector"``; it takes a DataFrame. Its ``explain`` gives each input column's share (the
+        one-hot levels of a column added up into it; the detector's own ``explain``, on
+        ``model[:-1].transform(X)``, names the encoded columns, e.g. ``numeric__cpu_pct``), and it
+        has ``save`` and ``DetectorPipeline.load``.
 
     Examples
     --------
@@ -75,10 +78,10 @@ def tabular_pipeline(
         ]
     ).set_output(transform="pandas")
     detector = VAEAnomalyDetector(**{"missing": "skip", **detector_params})
-    return Pipeline([("features", features), ("detector", detector)])
+    return DetectorPipeline([("features", features), ("detector", detector)])
 
 
-def timeseries_pipeline(channels: Sequence[str] | None = None, **detector_params: Any) -> Pipeline:
+def timeseries_pipeline(channels: Sequence[str] | None = None, **detector_params: Any) -> DetectorPipeline:
     """A pipeline for metric tables on a DatetimeIndex: pick the channels, then ``TimeSeriesVAEDetector``.
 
     The channel selection keeps the DataFrame and its index, so the detector still sees the timestamps
@@ -93,8 +96,9 @@ def timeseries_pipeline(channels: Sequence[str] | None = None, **detector_params
 
     Returns
     -------
-    Pipeline
-        Steps ``"channels"`` and ``"detector"``; it takes a DataFrame.
+    DetectorPipeline
+        Steps ``"channels"`` and ``"detector"``; it takes a DataFrame, and has ``explain`` per
+        channel, ``events``, ``save`` and ``DetectorPipeline.load``.
     """
     time_column = detector_params.get("time_column")
     selected = list(channels) if channels is not None else make_column_selector(dtype_include="number")
@@ -102,4 +106,5 @@ def timeseries_pipeline(channels: Sequence[str] | None = None, **detector_params
     if time_column is not None:
         columns.append(("time", "passthrough", [time_column]))
     select = ColumnTransformer(columns, verbose_feature_names_out=False).set_output(transform="pandas")
-    return Pipeline([("channels", select), ("detector", TimeSeriesVAEDetector(**detector_params))])
+    detector = TimeSeriesVAEDetector(**detector_params)
+    return DetectorPipeline([("channels", select), ("detector", detector)])

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from pipelines import tabular_pipeline, timeseries_pipeline
+from vae_anomaly import DetectorPipeline
 from vae_anomaly.frames import score_frame
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -53,6 +55,30 @@ def test_contributions_are_per_input_column_and_cover_the_whole_score(tabular, r
     assert shares.loc[top].idxmax() == f"contribution_{farthest}"
 
 
+def test_the_pipeline_explains_saves_and_loads_as_one_model(tabular, readme_model, tmp_path):
+    features = tabular.drop(columns="is_anomaly")
+    shares = readme_model.explain(features.head(50))
+    contributions = score_frame(readme_model, features.head(50), contributions=True).filter(
+        like="contribution_"
+    )
+    np.testing.assert_array_equal(shares.to_numpy(), contributions.to_numpy())
+    assert list(shares.columns) == list(features.columns)
+    parts = readme_model.explain(features.head(50), shares=False)
+    np.testing.assert_allclose(
+        parts.sum(axis=1),
+        readme_model[-1].explain(readme_model[:-1].transform(features.head(50)), shares=False).sum(axis=1),
+    )
+    loaded = DetectorPipeline.load(readme_model.save(tmp_path / "model"))
+    assert type(loaded) is DetectorPipeline and [name for name, _ in loaded.steps] == ["features", "detector"]
+    np.testing.assert_array_equal(loaded.score_samples(features), readme_model.score_samples(features))
+    pd.testing.assert_frame_equal(loaded.explain(features.head(50)), shares)
+    copy = clone(readme_model)
+    assert type(copy) is DetectorPipeline and copy.get_params()["detector__contamination"] == 0.02
+    readme_model[-1].save(tmp_path / "bare")
+    with pytest.raises(TypeError, match="holds a bare VAEAnomalyDetector, not a pipeline"):
+        DetectorPipeline.load(tmp_path / "bare")
+
+
 def test_tabular_pipeline_takes_nulls_and_unseen_categories(tabular):
     features = tabular.drop(columns="is_anomaly")
     model = tabular_pipeline(epochs=3, random_state=0).fit(features)
@@ -68,6 +94,16 @@ def test_timeseries_pipeline_finds_the_planted_anomalies():
     model = timeseries_pipeline(random_state=0).fit(series.iloc[:n_train])
     scores = -model.score_samples(series)
     assert roc_auc_score(frame["label"][n_train:], scores[n_train:]) > 0.9
+
+
+def test_timeseries_pipeline_gives_its_events_at_the_series_timestamps():
+    frame = pd.read_parquet(SAMPLE_DATA / "timeseries_multivariate.parquet")
+    series = frame.set_index("timestamp").drop(columns="label")
+    model = timeseries_pipeline(epochs=30, random_state=0).fit(series.iloc[: 10 * 288])
+    events = model.events(series, top_channels=1)
+    assert len(events) and set(events["start"]) <= set(series.index)
+    assert list(events.columns[-2:]) == ["channel_1", "share_1"]
+    assert set(events["channel_1"]) <= set(series.columns)
 
 
 def test_timeseries_pipeline_with_a_time_column():

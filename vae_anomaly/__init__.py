@@ -7,6 +7,7 @@ from vae_anomaly.lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "DetectorPipeline": "vae_anomaly.detector_pipeline",
     "IrregularSamplingWarning": "vae_anomaly.timeseries",
     "ModelFileError": "vae_anomaly.persistence",
     "TimeSeriesVAEDetector": "vae_anomaly.timeseries",
@@ -17,6 +18,7 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [  # the names of _EXPORTS, spelled out for type checkers
+    "DetectorPipeline",
     "IrregularSamplingWarning",
     "ModelFileError",
     "TimeSeriesVAEDetector",
@@ -28,6 +30,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from vae_anomaly.detector_pipeline import DetectorPipeline
     from vae_anomaly.estimator import VAEAnomalyDetector
     from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
     from vae_anomaly.persistence import ModelFileError

@@ -68,4 +68,8 @@ def model_parts(model: Any) -> ModelParts:
             f"got {type(model).__name__}"
             + (f" ending in {type(detector).__name__}." if detector is not model else ".")
         )
-    return ModelParts(detector, model[:-1] if pipeline else None)
+    # A plain Pipeline of the steps before the detector, whatever Pipeline subclass holds them, so
+    # that what is saved of it (skops) names scikit-learn's own type.
+    if not pipeline:
+        return ModelParts(detector, None)
+    return ModelParts(detector, Pipeline(model.steps[:-1], memory=model.memory, verbose=model.verbose))

@@ -54,15 +54,42 @@ def score_frame(
     if probability:
         output[ANOMALY_PROBABILITY] = detector.probability_of_anomaly(scores)
     if contributions:
-        shares = detector.explain(features).set_axis(frame.index)
-        if parts.preprocessing is not None:
-            input_columns = [str(name) for name in model.feature_names_in_]
-            shares = by_input_column(shares, parts.preprocessing, input_columns)
+        shares = explained_by_input_column(model, frame, features=features)
         output = pd.concat([output, shares.add_prefix(CONTRIBUTION_PREFIX)], axis=1)
     return output
 
 
-def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False) -> pd.DataFrame:
+def explained_by_input_column(
+    model: Any, frame: pd.DataFrame, *, shares: bool = True, features: Any = None
+) -> pd.DataFrame:
+    """The detector's ``explain`` of ``frame``, per input column of the model, indexed like ``frame``.
+
+    Parameters
+    ----------
+    model : fitted detector or Pipeline ending in one
+    frame : DataFrame
+        Input as the model's ``fit`` took it.
+    shares : bool, default=True
+        As for the detector's ``explain``.
+    features : object or None, default=None
+        ``frame`` through the model's preprocessing, if already computed.
+
+    Returns
+    -------
+    DataFrame
+        For a Pipeline the parts of the features made from one input column are added up into it
+        (:func:`by_input_column`); for a bare detector its ``explain`` as it is.
+    """
+    parts = model_parts(model)
+    features = parts.features(frame) if features is None else features
+    explained = parts.detector.explain(features, shares=shares).set_axis(frame.index)
+    if parts.preprocessing is None:
+        return explained
+    input_columns = [str(name) for name in model.feature_names_in_]
+    return by_input_column(explained, parts.preprocessing, input_columns)
+
+
+def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False, **options: Any) -> pd.DataFrame:
     """The anomaly events of the series in ``frame``: ``TimeSeriesVAEDetector.events``' table.
 
     Parameters
@@ -72,6 +99,8 @@ def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False) -> 
         A series as the model's ``fit`` took it.
     positions : bool, default=False
         Give the events' timestamps as row positions of ``frame`` (0 for its first row).
+    **options
+        ``merge_gap`` and ``top_channels``, as for ``TimeSeriesVAEDetector.events``.
 
     Returns
     -------
@@ -92,7 +121,7 @@ def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False) -> 
             f"{type(detector).__name__}, which scores independent rows. Use a TimeSeriesVAEDetector."
         )
     features = parts.features(frame)
-    events = detector.events(features)  # type: ignore[attr-defined]
+    events = detector.events(features, **options)  # type: ignore[attr-defined]
     times = detector.feature_frame(features).index if positions else None
     for name in EVENT_TIME_COLUMNS:
         if times is not None:
