@@ -26,8 +26,9 @@ def tabular_pipeline(
 
     Numeric columns are standard-scaled with their nulls passed through as NaN, which the detector
     (``missing="skip"``) leaves out of the score, so a row is not flagged for a missing value alone;
-    categorical columns get their most frequent value for nulls, then one-hot encoding that ignores
-    categories unseen in training.
+    categorical columns get their most frequent value for nulls, then one-hot encoding. A category
+    unseen in training encodes as none of the known levels, which no training row had: the row then
+    scores as anomalous and ``explain`` gives that column most of its score.
 
     Parameters
     ----------

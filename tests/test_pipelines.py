@@ -87,6 +87,16 @@ def test_tabular_pipeline_takes_nulls_and_unseen_categories(tabular):
     assert set(model.predict(new)) <= {-1, 1}
 
 
+def test_an_unseen_category_is_flagged_and_named_and_a_null_one_is_not(tabular, readme_model):
+    features = tabular.drop(columns="is_anomaly")
+    normal = features[~tabular["is_anomaly"].astype(bool)].head(40)
+    assert (readme_model.predict(normal) == 1).all()
+    new = normal.assign(region=["mars-north"] * 20 + [None] * 20)
+    flagged = readme_model.predict(new) == -1
+    assert flagged[:20].all() and not flagged[20:].any()
+    assert (readme_model.explain(new.head(20)).idxmax(axis=1) == "region").all()
+
+
 def test_timeseries_pipeline_finds_the_planted_anomalies():
     frame = pd.read_parquet(SAMPLE_DATA / "timeseries_multivariate.parquet").assign(host="web-1")
     series = frame.set_index("timestamp").drop(columns="label")
