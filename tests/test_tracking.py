@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -380,3 +381,34 @@ def test_evaluating_a_series_model_measures_its_events(seasonal):
     assert metrics["event_precision"] == events["precision"]
     assert metrics["range_f1"] == range_f1(labels, flags)["f1"]
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)
+
+
+def test_loading_and_evaluating_a_model_draw_no_download_bars(fitted_pipeline, tabular, monkeypatch):
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    from vae_anomaly.loading import PROGRESS_BAR_VARIABLE, load_from
+
+    monkeypatch.delenv(PROGRESS_BAR_VARIABLE, raising=False)
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    bars = []  # whether MLflow would draw its bars, at each download
+
+    def spy(original):
+        def download(*args, **kwargs):
+            bars.append(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get())
+            return original(*args, **kwargs)
+
+        return download
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", spy(mlflow.artifacts.download_artifacts))
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", spy(mlflow.pyfunc.load_model))
+    loaded = load_from(info.model_uri)
+    tracking.evaluate_model(info.model_uri, tabular[0], tabular[1])
+    assert bars == [False, False]
+    assert PROGRESS_BAR_VARIABLE not in os.environ  # as it was
+    np.testing.assert_array_equal(
+        loaded.model.score_samples(tabular[0]), fitted_pipeline.score_samples(tabular[0])
+    )
+    monkeypatch.setenv(PROGRESS_BAR_VARIABLE, "true")  # the user's choice wins
+    load_from(info.model_uri)
+    assert bars[-1] is True

@@ -11,6 +11,8 @@ and skops with trusted types), never by MLflow, which would run the model's code
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -123,8 +125,31 @@ def _logged_bundle(folder: Path, flavors: dict[str, Any]) -> Path | None:
     return bundle if inside and bundle.is_dir() else None
 
 
+# MLflow draws a progress bar for every artifact download unless this is "false".
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextmanager
+def quiet_artifact_downloads() -> Iterator[None]:
+    """Inside the block MLflow draws no "Downloading artifacts" bars, unless the user chose with
+    ``$MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``; the variable is as it was afterwards."""
+    if PROGRESS_BAR_VARIABLE in os.environ:
+        yield
+        return
+    os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(PROGRESS_BAR_VARIABLE, None)
+
+
 def _load_mlflow(text: str, trust_pickle: bool) -> LoadedModel:
     """Load an MLflow model: ours from its bundle, any other only when trusted (MLflow may unpickle)."""
+    with quiet_artifact_downloads():
+        return _load_mlflow_quietly(text, trust_pickle)
+
+
+def _load_mlflow_quietly(text: str, trust_pickle: bool) -> LoadedModel:
     import mlflow.artifacts
     import mlflow.pyfunc
     import yaml

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, event_frame
+from vae_anomaly.loading import quiet_artifact_downloads
 from vae_anomaly.metrics import check_anomaly_labels, detection_metrics, event_f1, events_to_flags, range_f1
 
 CHAMPION_ALIAS = "champion"
@@ -39,7 +40,8 @@ def evaluate_model(model_uri: str, data: pd.DataFrame, labels: Any) -> dict[str,
         ``event_recall`` and ``event_f1`` (:func:`vae_anomaly.metrics.event_f1`) and ``range_f1``
         (:func:`vae_anomaly.metrics.range_f1`).
     """
-    loaded = mlflow.pyfunc.load_model(model_uri)
+    with quiet_artifact_downloads():
+        loaded = mlflow.pyfunc.load_model(model_uri)
     scored = loaded.predict(data)
     metrics = detection_metrics(labels, scored[ANOMALY_SCORE], scored[IS_ANOMALY])
     model = loaded.unwrap_python_model().model  # the detector or Pipeline our pyfunc model serves
