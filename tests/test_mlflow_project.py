@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,38 @@ def test_entry_points_refuse_bad_parameters(entry, argv, message, monkeypatch, c
         script.parse_arguments()
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two `mlflow run`s as cron runs them: about 30 s
+def test_the_readme_crontab_line_runs_as_cron_runs_it(tmp_path):
+    block = (REPOSITORY / "README.md").read_text().split("```cron\n", 1)[1].split("```", 1)[0]
+    lines = block.splitlines()
+    path = next(line for line in lines if line.startswith("PATH=")).split("=", 1)[1]
+    job = next(line for line in lines if line.startswith("0 2 * * * ")).removeprefix("0 2 * * * ")
+    site = tmp_path / "srv"  # the checkout the line cds into: its project and sample data
+    shutil.copytree(
+        REPOSITORY / "mlflow_project", site / "mlflow_project", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPOSITORY / "sample_data", site / "sample_data")
+    for planned, here in (
+        ("/srv/vae-anomaly", str(site)),
+        ("/srv/scores", str(tmp_path / "scores")),
+        ("/var/log/vae-anomaly.log", str(tmp_path / "job.log")),
+        ("\\%", "%"),  # cron turns \% into %
+    ):
+        job, path = job.replace(planned, here), path.replace(planned, here)
+    path = path.replace(f"{site}/.venv/bin", str(Path(sys.executable).parent))
+    done = subprocess.run(
+        ["env", "-i", f"PATH={path}", f"HOME={tmp_path}", "sh", "-c", job],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = (tmp_path / "job.log").read_text()
+    assert done.returncode == 0, log[-3000:]
+    assert done.stdout == done.stderr == ""  # both runs' output went to the log
+    assert "promoted to champion" in log and "1 scored" in log
+    assert len(list((tmp_path / "scores").glob("*/tabular.parquet"))) == 1
+    client = MlflowClient(f"sqlite:///{site / 'mlflow.db'}")  # both runs used the line's store
+    assert str(client.get_model_version_by_alias("vae-anomaly-tabular", "champion").version) == "1"

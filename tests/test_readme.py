@@ -31,7 +31,7 @@ ON_CPU = not (torch.cuda.is_available() or torch.backends.mps.is_available())
 if ON_CPU:
     EXPECTED_OUTPUT = {k: re.sub(r"\(([^|()]+)\|[^()]*\)", r"\1", v) for k, v in EXPECTED_OUTPUT.items()}
 # Blocks for software this project does not install by default; the Spark one is slow too.
-NEEDS = {"from airflow import": "airflow", "from pyspark.sql import": "pyspark"}
+NEEDS = {"from airflow": "airflow", "from pyspark.sql import": "pyspark"}
 
 
 def _param(number: int, block: str) -> object:
