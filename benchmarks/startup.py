@@ -1,0 +1,96 @@
+"""Start-up of a small scoring run (issue 33, item 3): where the seconds before the first row go.
+
+Each step is a fresh interpreter, timed from start to exit, median of ``--repeats`` runs:
+
+  python          ``python -c pass``
+  numpy, pandas, scikit-learn, torch, pyarrow.dataset, mlflow
+                  ``python -c "import X"``, each alone
+  vae_anomaly     the modules ``vae-anomaly score`` imports for a saved folder (cli, batch, bundle)
+  score folder    ``vae-anomaly score FOLDER small.parquet OUT``: a tabular detector saved with
+                  ``save``, 100 rows of ``sample_data/tabular.parquet`` (no data needed)
+  score models:/  the same with ``models:/NAME@champion`` from a fresh sqlite registry
+
+The issue's targets: under 1.5 s from start to the first row scored for a saved folder, under 3 s
+for a ``models:/`` URI.
+
+    python benchmarks/startup.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+IMPORTS = ("numpy", "pandas", "sklearn", "torch", "pyarrow.dataset", "mlflow")
+CLI_IMPORTS = "import vae_anomaly.cli, vae_anomaly.batch.run, vae_anomaly.batch.model, vae_anomaly.bundle"
+
+
+def seconds(command: list[str], environment: dict[str, str], repeats: int) -> float:
+    """Median wall time of ``command`` over ``repeats`` runs; a failing run stops the benchmark."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return statistics.median(times)
+
+
+def prepared(folder: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A saved detector, a 100-row input file, and an environment whose registry holds the model."""
+    from vae_anomaly import VAEAnomalyDetector, tracking
+
+    data = pd.read_parquet(ROOT / "sample_data" / "tabular.parquet").select_dtypes("number")
+    rows = data.drop(columns="is_anomaly").fillna(0.0)
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(rows)
+    model = folder / "model"
+    detector.save(model)
+    rows.head(100).to_parquet(folder / "small.parquet")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    tracking.use_tracking_store(uri)
+    import mlflow
+
+    with mlflow.start_run():
+        info = tracking.log_model(detector, "model", input_example=rows.head(5))
+    tracking.register_model(info.model_uri, "startup-model", promote="always")
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return model, folder / "small.parquet", environment
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    python = sys.executable
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        model, small, environment = prepared(folder)
+        steps = {"python": [python, "-c", "pass"]}
+        steps.update({name: [python, "-c", f"import {name}"] for name in IMPORTS})
+        steps["vae_anomaly"] = [python, "-c", CLI_IMPORTS]
+        cli = [python, "-m", "vae_anomaly.cli", "score"]
+        steps["score folder"] = [*cli, str(model), str(small), str(folder / "out1"), "--overwrite"]
+        registry = "models:/startup-model@champion"
+        steps["score models:/"] = [*cli, registry, str(small), str(folder / "out2"), "--overwrite"]
+        for name, command in steps.items():
+            rows.append({"step": name, "seconds": seconds(command, environment, args.repeats)})
+            print(f"{name:16} {rows[-1]['seconds']:.2f} s", flush=True)
+    print()
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+    main()
