@@ -34,12 +34,13 @@ IMPORTS = ("numpy", "pandas", "sklearn", "torch", "pyarrow.dataset", "mlflow")
 CLI_IMPORTS = "import vae_anomaly.cli, vae_anomaly.batch.run, vae_anomaly.batch.model, vae_anomaly.bundle"
 
 
-def seconds(command: list[str], environment: dict[str, str], repeats: int) -> float:
-    """Median wall time of ``command`` over ``repeats`` runs; a failing run stops the benchmark."""
+def seconds(command: list[str], environment: dict[str, str], repeats: int, cwd: Path) -> float:
+    """Median wall time of ``command`` run in ``cwd`` over ``repeats`` runs; a failing run stops the
+    benchmark."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=cwd)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -59,8 +60,11 @@ def prepared(folder: Path) -> tuple[Path, Path, dict[str, str]]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     tracking.use_tracking_store(uri)
     import mlflow
+    from mlflow.tracking import MlflowClient
 
-    with mlflow.start_run():
+    # Artifacts beside the store, not in ./mlruns of the current folder (MLflow's default).
+    experiment = MlflowClient(uri).create_experiment("startup", artifact_location=str(folder / "artifacts"))
+    with mlflow.start_run(experiment_id=experiment):
         info = tracking.log_model(detector, "model", input_example=rows.head(5))
     tracking.register_model(info.model_uri, "startup-model", promote="always")
     environment = {**os.environ, "MLFLOW_TRACKING_URI": uri}
@@ -86,7 +90,7 @@ def main() -> None:
         registry = "models:/startup-model@champion"
         steps["score models:/"] = [*cli, registry, str(small), str(folder / "out2"), "--overwrite"]
         for name, command in steps.items():
-            rows.append({"step": name, "seconds": seconds(command, environment, args.repeats)})
+            rows.append({"step": name, "seconds": seconds(command, environment, args.repeats, folder)})
             print(f"{name:16} {rows[-1]['seconds']:.2f} s", flush=True)
     print()
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))

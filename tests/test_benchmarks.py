@@ -123,6 +123,18 @@ def test_the_event_benchmarks_run(tmp_path):
     assert "anomalies 3: one event" in output
 
 
+@pytest.mark.slow  # ten fresh interpreters, a fit and an MLflow registration: about 25 s
+def test_the_startup_benchmark_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| score folder" in done.stdout and "| score models:/" in done.stdout
+
+
 @pytest.mark.slow  # six fresh interpreters importing torch: 28 s, which the default run cannot spare
 @pytest.mark.parametrize(
     ("script", "source"),
