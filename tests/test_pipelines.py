@@ -97,20 +97,28 @@ def test_an_unseen_category_is_flagged_and_named_and_a_null_one_is_not(tabular, 
     assert (readme_model.explain(new.head(20)).idxmax(axis=1) == "region").all()
 
 
-def test_timeseries_pipeline_finds_the_planted_anomalies():
+@pytest.fixture(scope="module")
+def metrics_series() -> tuple[pd.DataFrame, pd.Series]:
     frame = pd.read_parquet(SAMPLE_DATA / "timeseries_multivariate.parquet").assign(host="web-1")
-    series = frame.set_index("timestamp").drop(columns="label")
-    n_train = 10 * 288  # ten clean days
-    model = timeseries_pipeline(random_state=0).fit(series.iloc[:n_train])
-    scores = -model.score_samples(series)
-    assert roc_auc_score(frame["label"][n_train:], scores[n_train:]) > 0.9
+    return frame.set_index("timestamp").drop(columns="label"), frame["label"]
 
 
-def test_timeseries_pipeline_gives_its_events_at_the_series_timestamps():
-    frame = pd.read_parquet(SAMPLE_DATA / "timeseries_multivariate.parquet")
-    series = frame.set_index("timestamp").drop(columns="label")
-    model = timeseries_pipeline(epochs=30, random_state=0).fit(series.iloc[: 10 * 288])
-    events = model.events(series, top_channels=1)
+@pytest.fixture(scope="module")
+def series_model(metrics_series):
+    """The time-series pipeline fitted on ten clean days."""
+    return timeseries_pipeline(random_state=0).fit(metrics_series[0].iloc[: 10 * 288])
+
+
+def test_timeseries_pipeline_finds_the_planted_anomalies(metrics_series, series_model):
+    series, labels = metrics_series
+    scores = -series_model.score_samples(series)
+    n_train = 10 * 288
+    assert roc_auc_score(labels[n_train:], scores[n_train:]) > 0.9
+
+
+def test_timeseries_pipeline_gives_its_events_at_the_series_timestamps(metrics_series, series_model):
+    series = metrics_series[0]
+    events = series_model.events(series, top_channels=1)
     assert len(events) and set(events["start"]) <= set(series.index)
     assert list(events.columns[-2:]) == ["channel_1", "share_1"]
     assert set(events["channel_1"]) <= set(series.columns)

@@ -278,23 +278,34 @@ def test_logged_model_gives_the_anomaly_probability_on_request(fitted_pipeline, 
     )
 
 
-def test_logged_series_model_answers_its_events_on_request(seasonal):
+def test_a_logged_series_model_answers_and_is_evaluated_by_its_events(seasonal):
+    from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
+
     times = pd.date_range("2024-01-01", periods=len(seasonal), freq="5min")
     frame = pd.DataFrame({"time": times, "value": seasonal})
     detector = TimeSeriesVAEDetector(window=32, epochs=30, time_column="time", random_state=0)
     detector.fit(frame.iloc[:2000])
     series = frame.iloc[2000:].reset_index(drop=True)
-    series.loc[300, "value"] += 4.0
+    series.loc[300:305, "value"] += 3.0
+    labels = np.zeros(len(series), dtype=int)
+    labels[300:306] = 1
     with mlflow.start_run():
         info = tracking.log_model(detector, "model", input_example=frame.iloc[:64])
+    assert "events" in [param["name"] for param in info.signature.params.to_dict()]
     model = mlflow.pyfunc.load_model(info.model_uri)
     events = model.predict(series, params={"events": True})
     # MLflow's schema enforcement hands the model its timestamps in nanoseconds.
     pd.testing.assert_frame_equal(events, detector.events(series.astype({"time": "datetime64[ns]"})))
-    spike = series.loc[300, "time"]
-    assert ((events["core_start"] <= spike) & (events["core_end"] >= spike)).sum() == 1
+    planted = series.loc[300, "time"]
+    assert ((events["core_start"] <= planted) & (events["core_end"] >= planted)).sum() == 1
     assert list(model.predict(series).columns) == ["anomaly_score", "is_anomaly"]
-    assert "events" in [param["name"] for param in info.signature.params.to_dict()]
+    metrics = tracking.evaluate_model(info.model_uri, series, labels)
+    flags = events_to_flags(detector.events(series), series["time"])
+    expected = event_f1(labels, flags)
+    assert metrics["event_recall"] == 1.0 and metrics["event_f1"] == expected["f1"] > 0
+    assert metrics["event_precision"] == expected["precision"]
+    assert metrics["range_f1"] == range_f1(labels, flags)["f1"]
+    assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)
 
 
 def test_logged_model_refuses_input_without_a_column(fitted_pipeline, tabular):
@@ -361,26 +372,6 @@ def test_register_model_checks_its_arguments(tabular):
         tracking.register_model("runs:/x/model", "detector", promote="sometimes")
     with pytest.raises(ValueError, match="together"):
         tracking.register_model("runs:/x/model", "detector", validation_data=tabular[0])
-
-
-def test_evaluating_a_series_model_measures_its_events(seasonal):
-    from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
-
-    detector = TimeSeriesVAEDetector(window=32, epochs=30, random_state=0)
-    detector.fit(pd.DataFrame({"value": seasonal[:2000]}))
-    series = pd.DataFrame({"value": seasonal[2000:].copy()})
-    series.loc[300:305, "value"] += 3.0
-    labels = np.zeros(len(series), dtype=int)
-    labels[300:306] = 1
-    with mlflow.start_run():
-        info = tracking.log_model(detector, "model", input_example=series.head(64))
-    metrics = tracking.evaluate_model(info.model_uri, series, labels)
-    flags = events_to_flags(detector.events(series), len(series))
-    events = event_f1(labels, flags)
-    assert metrics["event_recall"] == 1.0 and metrics["event_f1"] == events["f1"] > 0
-    assert metrics["event_precision"] == events["precision"]
-    assert metrics["range_f1"] == range_f1(labels, flags)["f1"]
-    assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)
 
 
 def test_loading_and_evaluating_a_model_draw_no_download_bars(fitted_pipeline, tabular, monkeypatch):
