@@ -70,7 +70,8 @@ def test_autolog_logs_params_epoch_metrics_summary_and_plots(planted):
         assert [point.step for point in history] == list(range(1, 13))
     losses = [point.value for point in client.get_metric_history(run.info.run_id, "train_loss")]
     np.testing.assert_allclose(losses, [record["loss"] for record in detector.history_])
-    assert len(client.get_metric_history(run.info.run_id, "validation_loss")) == 12
+    assert len(client.get_metric_history(run.info.run_id, "early_stopping_loss")) == 12
+    assert "validation_loss" not in logged.metrics and "best_early_stopping_loss" in logged.metrics
     assert logged.metrics["offset"] == pytest.approx(detector.offset_)
     scores = detector.anomaly_score(planted[0])
     assert logged.metrics["train_score_p99"] == pytest.approx(np.quantile(scores, 0.99))

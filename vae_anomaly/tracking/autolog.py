@@ -24,7 +24,9 @@ EPOCH_METRICS = {
     "train_kl": "kl",
     "kl_weight": "beta",
     "learning_rate": "learning_rate",
-    "validation_loss": "validation_loss",
+    # The loss of the rows held out of training for early stopping (validation_fraction): not named
+    # validation_*, which the train entry point gives the metrics of its labelled holdout.
+    "early_stopping_loss": "validation_loss",
 }
 # Epoch metrics are written in batches at most this many seconds apart, and when the fit ends.
 METRIC_WRITE_SECONDS = 10.0
@@ -138,7 +140,7 @@ def _training_summary(detector: Any, training_scores: np.ndarray) -> dict[str, f
         summary[f"train_score_{name}"] = float(np.quantile(training_scores, quantile))
     validation = [record["validation_loss"] for record in detector.history_ if "validation_loss" in record]
     if validation:
-        summary["best_validation_loss"] = float(min(validation))
+        summary["best_early_stopping_loss"] = float(min(validation))
     return summary
 
 
@@ -160,12 +162,14 @@ def autolog(*, disable: bool = False, log_without_active_run: bool = False, log_
     """Log every later detector fit in this process to MLflow (off until called).
 
     A fit inside an active run logs there: the detector's parameters; per-epoch ``train_loss``,
-    ``train_reconstruction``, ``train_kl``, ``kl_weight``, ``learning_rate`` and ``validation_loss``
-    with ``step=epoch``; then ``offset``, ``anomaly_threshold``, the training-score summary
-    (``train_score_mean``, ``_std``, ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``,
-    ``train_flagged_fraction``) and the plots ``plots/loss_curve.png``, ``plots/score_histogram.png``
-    and, for time series, ``plots/series_flags.png`` and ``plots/series_events.png`` (the training
-    series' anomaly events, ``TimeSeriesVAEDetector.events``). A further fit in the same run (a refit, or each
+    ``train_reconstruction``, ``train_kl``, ``kl_weight``, ``learning_rate`` and
+    ``early_stopping_loss`` (the loss of the rows held out for early stopping, ``history_``'s
+    ``validation_loss``) with ``step=epoch``; then ``offset``, ``anomaly_threshold``,
+    ``best_early_stopping_loss``, the training-score summary (``train_score_mean``, ``_std``,
+    ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``, ``train_flagged_fraction``) and the plots
+    ``plots/loss_curve.png``, ``plots/score_histogram.png`` and, for time series,
+    ``plots/series_flags.png`` and ``plots/series_events.png`` (the training series' anomaly events,
+    ``TimeSeriesVAEDetector.events``). A further fit in the same run (a refit, or each
     candidate of a ``GridSearchCV`` with ``n_jobs=1``) logs to a nested child run. Fits in other
     processes (``n_jobs>1``) are not logged.
 
