@@ -153,3 +153,13 @@ def test_event_frame_refuses_a_table_detector(planted_frame):
     detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted_frame)
     with pytest.raises(TypeError, match="this model's detector is a VAEAnomalyDetector, which scores"):
         event_frame(detector, planted_frame)
+
+
+def test_a_run_with_infinite_or_missing_evidence_has_its_core_where_it_is_largest():
+    evidence = np.ones(30)
+    evidence[[5, 6]] = np.nan
+    evidence[12] = np.inf
+    (span,) = split_run(evidence, first=0, window=8, open_ended=False)
+    assert (span.core_start, span.core_end, span.peak) == (12, 12, 12)
+    (span,) = split_run(np.full(10, np.nan), first=40, window=8, open_ended=False)
+    assert (span.start, span.end, span.peak) == (40, 49, 40)

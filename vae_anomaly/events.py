@@ -93,8 +93,10 @@ def split_run(evidence: np.ndarray, first: int, window: int, open_ended: bool) -
     list of EventSpan
         In order; together they cover the run, split halfway between consecutive cores.
     """
-    peak_value = float(evidence.max())
-    cut = float(np.median(evidence)) + CORE_PEAK_SHARE * (peak_value - float(np.median(evidence)))
+    # NaN evidence (a value far beyond the training data can give inf - inf) counts as the least.
+    evidence = np.where(np.isnan(evidence), -np.inf, evidence)
+    peak_value, median = float(evidence.max()), float(np.median(evidence))
+    cut = median + CORE_PEAK_SHARE * (peak_value - median)
     if not np.isfinite(cut):  # points beyond what the model represents: they are the core
         cut = peak_value
     above = np.flatnonzero(evidence >= cut)
