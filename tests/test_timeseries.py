@@ -313,3 +313,15 @@ def test_harmless_flips_of_rare_flags_do_not_outrank_an_anomaly_in_the_reading(s
     assert detector.binary_features_.tolist() == [False] + [True] * 5
     # Standardized, a flip of a flag on in 0.3% of training rows was 18 units and ranked first (0.38).
     assert roc_auc_score(labels[2000:], detector.anomaly_score(series)[2000:]) > 0.95
+
+
+def test_a_series_too_short_to_validate_on_is_fitted_with_a_warning(seasonal):
+    with pytest.warns(UserWarning, match="fitted on 100 timestamps, 69 windows of 32: too few to hold out"):
+        TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:100])
+    with pytest.warns(UserWarning, match="fitted on 32 timestamps, 1 window of 32"):
+        TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:32])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 169 windows: 17 validate, as training.MIN_VALIDATION_ROWS asks
+        TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:200])
+        unvalidated = TimeSeriesVAEDetector(window=32, epochs=1, validation_fraction=0.0, random_state=0)
+        unvalidated.fit(seasonal[:100])  # asked for no validation: nothing to warn of

@@ -18,7 +18,8 @@ from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
-from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride
+from vae_anomaly.training import MIN_VALIDATION_ROWS
+from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride, window_starts
 
 # window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
 # values, else the shortest. On the multivariate dev series 32-step windows of 19 and 25 channels beat
@@ -357,7 +358,21 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """None: a series' held-out tail set a worse threshold than its training scores (issue 31,
-        benchmarks/RESULTS.md), so random windows validate and the training scores set it."""
+        benchmarks/RESULTS.md), so random windows validate and the training scores set it. Warns
+        when the series has too few windows for those to be drawn, so nothing stops training early."""
+        n_timestamps = len(samples.values)
+        stride = training_stride(n_timestamps, self.window_, self.stride, samples.values.shape[1])
+        n_windows = len(window_starts(n_timestamps, self.window_, stride))
+        if self.validation_fraction > 0 and round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
+            warnings.warn(
+                f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
+                f"window{'s' * (n_windows != 1)} of {self.window_}: too few to hold out "
+                f"validation_fraction={self.validation_fraction} of them (at least "
+                f"{MIN_VALIDATION_ROWS} windows) for early stopping, so it trains for every planned "
+                "epoch and may fit the series too closely. Fit on a longer series, or a shorter window.",
+                UserWarning,
+                stacklevel=4,
+            )
         return None
 
     # ------------------------------------------------------------ persistence
