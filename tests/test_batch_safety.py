@@ -287,6 +287,7 @@ def test_a_second_job_on_a_busy_output_says_so(model_folder, data, tmp_path):
     _cli(model_folder, data, tmp_path / "out", check_exit=0)  # free again once the first job is done
 
 
+@pytest.mark.slow  # two concurrent scoring processes over 20 files, 8 s; the lock itself is tested above
 def test_two_jobs_on_one_output_report_no_false_failures(model_folder, tmp_path):
     for part in range(20):
         _frame(5000, seed=part).to_parquet(tmp_path / f"in_{part:02d}.parquet")
