@@ -13,10 +13,24 @@ import numpy as np
 import pandas as pd
 
 
-def _runs(flags: np.ndarray) -> np.ndarray:
-    """First and last index (inclusive) of each run of 1s, as rows of an (n_runs, 2) array."""
+def runs_of_ones(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index (inclusive) of each run of 1s in a 0/1 array.
+
+    Parameters
+    ----------
+    flags : ndarray of shape (n,), 0/1
+
+    Returns
+    -------
+    starts, ends : ndarray of int
+    """
     edges = np.diff(np.r_[0, flags, 0])
-    return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1])
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+
+
+def _runs(flags: np.ndarray) -> np.ndarray:
+    """The runs of 1s as rows ``(first, last)`` of an (n_runs, 2) array."""
+    return np.column_stack(runs_of_ones(flags))
 
 
 def _checked_runs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:

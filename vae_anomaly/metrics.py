@@ -16,6 +16,7 @@ from sklearn.metrics import (
 from vae_anomaly.event_metrics import event_f1 as event_f1
 from vae_anomaly.event_metrics import events_to_flags as events_to_flags
 from vae_anomaly.event_metrics import range_f1 as range_f1
+from vae_anomaly.event_metrics import runs_of_ones
 
 
 def _anomaly_scores(estimator: Any, X: Any) -> np.ndarray:
@@ -152,12 +153,6 @@ def detection_metrics(y_true: Any, scores: Any, flagged: Any) -> dict[str, float
     }
 
 
-def _segments(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First and last index (inclusive) of each run of 1s."""
-    edges = np.diff(np.r_[0, labels, 0])
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-
-
 def best_f1(y_true: Any, scores: Any) -> float:
     """Highest point-wise F1 over all thresholds on ``scores`` (higher = more anomalous).
 
@@ -201,7 +196,7 @@ def point_adjusted_f1(y_true: Any, scores: Any) -> float:
     float
     """
     labels, values = _checked_labels(y_true, scores)
-    starts, ends = _segments(labels)
+    starts, ends = runs_of_ones(labels)
     # A segment is wholly detected from the threshold of its highest score down.
     segment_peaks = np.array([values[s : e + 1].max() for s, e in zip(starts, ends, strict=True)])
     segment_sizes = ends - starts + 1
@@ -244,7 +239,7 @@ def _range_curves(
 ) -> tuple[float, float]:
     """Mean range-ROC-AUC and range-PR-AUC over buffers 0..max_buffer: VUS-ROC and VUS-PR."""
     n = len(labels)
-    starts, ends = _segments(labels)
+    starts, ends = runs_of_ones(labels)
     n_positive = labels.sum()
     order = np.argsort(-values, kind="stable")
     descending = values[order]
