@@ -63,17 +63,6 @@ def _metadata(job: FileJob) -> dict[bytes, bytes]:
     return {EVENTS_OF_ROWS_KEY: str(job.n_rows).encode(), SOURCE_KEY: job.output_metadata()[SOURCE_KEY]}
 
 
-def _is_complete(job: FileJob) -> bool:
-    """Whether the events file exists and records this very input."""
-    if not job.target.is_file() or job.target.is_symlink():
-        return False
-    try:
-        recorded = pq.read_metadata(job.target).metadata or {}
-    except (OSError, pa.ArrowException):
-        return False
-    return all(recorded.get(key) == value for key, value in _metadata(job).items())
-
-
 def _write_job(job: FileJob, model: BatchModel) -> int:
     """Find one file's events and write them into place; return how many there are."""
     columns = [name for name in job.dataset.schema.names if name in model.columns]
@@ -133,7 +122,7 @@ def write_events(
     with locked_output(output):
         clear_stale_partials(jobs)
         for job in jobs:
-            if not overwrite and _is_complete(job):
+            if not overwrite and job.target_records(_metadata(job)):
                 summary.skipped_files += 1
                 continue
             try:

@@ -123,6 +123,11 @@ class FileJob:
 
     def is_complete(self) -> bool:
         """Whether the output exists, says it holds all rows of this very input, and does."""
+        return self.target_records(self.output_metadata(), n_rows=self.n_rows)
+
+    def target_records(self, expected: dict[bytes, bytes], n_rows: int | None = None) -> bool:
+        """Whether ``target`` is a readable parquet file whose metadata holds ``expected`` (and, with
+        ``n_rows``, that many rows): an output of this very input, written to the end."""
         if not self.target.is_file():
             return False
         try:
@@ -130,9 +135,8 @@ class FileJob:
         except (OSError, pa.ArrowException):
             return False
         recorded = metadata.metadata or {}
-        return metadata.num_rows == self.n_rows and all(
-            recorded.get(key) == value for key, value in self.output_metadata().items()
-        )
+        rows_match = n_rows is None or metadata.num_rows == n_rows
+        return rows_match and all(recorded.get(key) == value for key, value in expected.items())
 
 
 def _is_hidden(relative: Path) -> bool:
