@@ -47,14 +47,17 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 0
 
 
-def run_flags(scores: np.ndarray, n_train: int, window: int) -> np.ndarray:
-    """0/1 per timestamp: runs of scores above the fence of the training timestamps' scores, runs at
-    most ``window`` apart joined."""
-    threshold = -offset_from(-scores[:n_train], "auto")
-    flags = np.zeros(len(scores), dtype=np.int64)
-    for first, last in flagged_runs(scores > threshold, window):
+def joined(flagged: np.ndarray, window: int) -> np.ndarray:
+    """0/1 per timestamp: the runs of ``flagged``, runs at most ``window`` apart joined."""
+    flags = np.zeros(len(flagged), dtype=np.int64)
+    for first, last in flagged_runs(flagged, window):
         flags[first : last + 1] = 1
     return flags
+
+
+def run_flags(scores: np.ndarray, n_train: int, window: int) -> np.ndarray:
+    """``joined`` flags of the scores above the fence of the training timestamps' scores."""
+    return joined(scores > -offset_from(-scores[:n_train], "auto"), window)
 
 
 def detector_flags(values: np.ndarray | pd.DataFrame, n_train: int, params: dict) -> dict[str, np.ndarray]:
@@ -62,9 +65,7 @@ def detector_flags(values: np.ndarray | pd.DataFrame, n_train: int, params: dict
     detector = TimeSeriesVAEDetector(**{"random_state": SEED, **params})
     head = values.iloc[:n_train] if isinstance(values, pd.DataFrame) else values[:n_train]
     detector.fit(head)
-    runs = np.zeros(len(values), dtype=np.int64)
-    for first, last in flagged_runs(detector.predict(values) == -1, detector.window_):
-        runs[first : last + 1] = 1
+    runs = joined(detector.predict(values) == -1, detector.window_)
     return {"vae": events_to_flags(detector.events(values), len(values)), "vae[runs]": runs}
 
 
