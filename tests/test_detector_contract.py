@@ -18,7 +18,8 @@ from sklearn.exceptions import NotFittedError
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.base import BaseVAEDetector
-from vae_anomaly.persistence import CONFIG_FILE, WEIGHTS_FILE, content_digest
+from vae_anomaly.model_folder import CONFIG_FILE
+from vae_anomaly.persistence import WEIGHTS_FILE, content_digest
 from vae_anomaly.training import TrainingConfig
 
 DETECTORS = [VAEAnomalyDetector, TimeSeriesVAEDetector]

@@ -22,14 +22,13 @@ from sklearn.pipeline import Pipeline
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.composition import model_parts
 from vae_anomaly.estimator import VAEAnomalyDetector
+from vae_anomaly.model_folder import BUNDLE_FILE, write_model_folder
 from vae_anomaly.persistence import (
-    BUNDLE_FILE,
     ModelFileError,
     check_format_version,
     read_manifest,
     saved_estimator_name,
     write_manifest,
-    write_model_folder,
 )
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
 
@@ -52,7 +51,7 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     model : fitted VAEAnomalyDetector, TimeSeriesVAEDetector or Pipeline ending in one
     path : str or PathLike
         Folder to write, atomically: an existing model folder there is replaced only once the new one
-        is complete (see ``persistence.write_model_folder``).
+        is complete (see ``model_folder.write_model_folder``).
 
     Returns
     -------

@@ -69,14 +69,17 @@ def arrow_numbers_as_float(X: Any) -> Any:
     return converted
 
 
-def _listed_columns(bad: np.ndarray, feature_names: np.ndarray | None, describe: Callable[[int], str]) -> str:
-    """Each column with a bad value: what is wrong in it, in how many rows, and the first row."""
+def _listed_columns(
+    bad: np.ndarray, feature_names: np.ndarray | None, describe: Callable[[int], str], first_row: int = 0
+) -> str:
+    """Each column with a bad value: what is wrong in it, in how many rows, and the first row (counted
+    from ``first_row``, the number of ``bad``'s first row)."""
     problems = []
     for column in np.flatnonzero(bad.any(axis=0))[:_MAX_LISTED_PROBLEMS]:
         rows = np.flatnonzero(bad[:, column])
         problems.append(
             f"column {column_label(feature_names, column)}: {describe(column)} in {len(rows)} row(s), "
-            f"first at row {rows[0]}"
+            f"first at row {first_row + rows[0]}"
         )
     return "; ".join(problems)
 
@@ -111,8 +114,11 @@ def has_no_nan(x: np.ndarray) -> bool:
     return surely_finite(x) or not np.isnan(x).any()
 
 
-def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str) -> None:
-    """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first row."""
+def check_finite(
+    x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: bool, advice: str, first_row: int = 0
+) -> None:
+    """Raise a ValueError naming each column with inf (and, unless allowed, NaN) values and its first
+    row, counted from ``first_row`` (the number of ``x``'s first row, where it is part of a file)."""
     if surely_finite(x):
         return
     bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
@@ -125,7 +131,7 @@ def check_finite(x: np.ndarray, feature_names: np.ndarray | None, *, allow_nan: 
         return " and ".join(k for k, f in found if f.any() and not (allow_nan and k == "NaN"))
 
     what = "infinite values" if allow_nan else "NaN or inf values"
-    problems = _listed_columns(bad, feature_names, kinds)
+    problems = _listed_columns(bad, feature_names, kinds, first_row)
     raise ValueError(f"X contains {what}, which the VAE cannot score: {problems}. {advice}")
 
 
@@ -155,8 +161,9 @@ def check_rows_observed(x: np.ndarray) -> None:
         )
 
 
-def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None:
-    """Raise a ValueError naming each column with values the float32 VAE cannot hold, and its first row.
+def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None, *, first_row: int = 0) -> None:
+    """Raise a ValueError naming each column with values the float32 VAE cannot hold, and its first row
+    (counted from ``first_row``).
 
     Such a value would make its column's scale infinite or its standardized values overflow, so
     training refuses it rather than learn a column it cannot see.
@@ -167,7 +174,9 @@ def check_float32_range(x: np.ndarray, feature_names: np.ndarray | None) -> None
     with np.errstate(invalid="ignore"):
         bad = np.abs(x) > FLOAT32_MAX
     if bad.any():
-        problems = _listed_columns(bad, feature_names, lambda column: f"|value| > {FLOAT32_MAX:.3g}")
+        problems = _listed_columns(
+            bad, feature_names, lambda column: f"|value| > {FLOAT32_MAX:.3g}", first_row
+        )
         raise ValueError(
             f"X contains values beyond float32's range, which the VAE trains in: {problems}. Rescale "
             "those columns first (e.g. other units or a log transform) or drop the rows."

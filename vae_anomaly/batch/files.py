@@ -21,11 +21,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+from vae_anomaly.batch.inputs import input_files, partition_keys
 
 # Rows per record batch: peak memory grows with it, not with the input.
 DEFAULT_BATCH_ROWS = 65_536
@@ -139,46 +140,6 @@ class FileJob:
         return rows_match and all(recorded.get(key) == value for key, value in expected.items())
 
 
-def _is_hidden(relative: Path) -> bool:
-    return any(part.startswith((".", "_")) for part in relative.parts)
-
-
-def _folder_files(base: Path) -> list[Path]:
-    """The visible files below ``base``, sorted, following links to folders; a folder reached twice
-    (a link back up, or two links to one folder) is refused, since its files would be scored twice."""
-    reached: dict[tuple[int, int], Path] = {}
-    files = []
-    for folder, subfolders, names in os.walk(base, followlinks=True):
-        status = os.stat(folder)
-        first = reached.setdefault((status.st_dev, status.st_ino), Path(folder))
-        if first != Path(folder):
-            raise ValueError(
-                f"INPUT folder {folder} is the folder {first} again (through a symbolic link), so its "
-                "files would be scored twice: remove the link, or score the folders one at a time."
-            )
-        subfolders[:] = sorted(name for name in subfolders if not _is_hidden(Path(name)))
-        files += [Path(folder, name) for name in names if not _is_hidden(Path(name))]
-    return sorted(file for file in files if file.is_file())
-
-
-def _input_files(input_path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
-    """The input's root folder and its files, sorted: a file, a folder's visible files, or a glob's."""
-    text = str(input_path)
-    if glob.has_magic(text):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-        base = Path(os.path.commonpath([f.parent for f in files])) if files else Path(".")
-    elif Path(text).is_dir():
-        base = Path(text)
-        files = _folder_files(base)
-    elif Path(text).is_file():
-        base, files = Path(text).parent, [Path(text)]
-    else:
-        raise FileNotFoundError(f"{input_path} matches no file or folder.")
-    if not files:
-        raise FileNotFoundError(f"{input_path} holds no input files.")
-    return base, files
-
-
 def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[FileJob], dict[str, str]]:
     """Each readable input file as a job, its output mirroring the input's layout under ``output``.
 
@@ -207,7 +168,7 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
         stands where an output or one of its folders goes; or if a folder of the input is reached
         twice through links.
     """
-    base, files = _input_files(input_path)
+    base, files = input_files(input_path)
     targets = [output / file.relative_to(base).with_suffix(".parquet") for file in files]
     _check_no_overlap(input_path, files, targets, output)
     _check_unique_targets(files, targets)
@@ -215,10 +176,7 @@ def plan_jobs(input_path: str | os.PathLike[str], output: Path) -> tuple[list[Fi
         _check_no_link(output, target)
     jobs, unreadable = [], {}
     for file, target in zip(files, targets, strict=True):
-        relative = file.relative_to(base)
-        partition = dict(
-            unquote(part).split("=", 1) for part in relative.parent.parts if "=" in part and part[0] != "="
-        )
+        partition = partition_keys(file.relative_to(base))
         try:
             dataset = ds.dataset(file, format="parquet")
             n_rows = dataset.count_rows()

@@ -24,7 +24,7 @@ from vae_anomaly.batch.files import (
 )
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, resolve_model
-from vae_anomaly.batch.schema import check_schemas, partition_number
+from vae_anomaly.batch.schema import check_schemas, decimals_as_float, partition_number
 from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
 
 
@@ -94,7 +94,7 @@ def model_input(table: pa.Table, job: FileJob, model: BatchModel) -> tuple[pa.Ta
                 else pa.array(np.full(len(table), number))
             )
             table = table.append_column(key, column)
-    return table, _decimals_as_float(table.select(model.columns)).to_pandas()
+    return table, decimals_as_float(table.select(model.columns)).to_pandas()
 
 
 def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tuple[pa.Table, int]:
@@ -105,15 +105,6 @@ def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tup
     output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
     output = output.append_column(IS_ANOMALY, pa.array(scores[IS_ANOMALY].to_numpy(), pa.bool_()))
     return output, int(scores[IS_ANOMALY].sum())
-
-
-def _decimals_as_float(table: pa.Table) -> pa.Table:
-    """The table with its decimal columns as float64, as the model reads numbers (pandas would make
-    them Python ``Decimal`` objects)."""
-    for index, column in enumerate(table.schema):
-        if pa.types.is_decimal(column.type):
-            table = table.set_column(index, column.name, table.column(index).cast(pa.float64()))
-    return table
 
 
 def _with_output_columns(

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vae_anomaly.batch.files import FileJob
 from vae_anomaly.batch.model import BatchModel
@@ -18,9 +19,20 @@ class SchemaError(ValueError):
     """The input does not have the columns, types or values the model needs; lists every problem."""
 
 
-def _arrow_kind(data_type: pa.DataType) -> str:
+def arrow_kind(data_type: pa.DataType) -> str:
+    """What kind of values an Arrow type holds, as a model's input kinds name them.
+
+    Parameters
+    ----------
+    data_type : pyarrow.DataType
+
+    Returns
+    -------
+    str
+        "numeric" (integers, floats, decimals), "boolean", "string", "datetime", or the type's name.
+    """
     if pa.types.is_dictionary(data_type):
-        return _arrow_kind(data_type.value_type)
+        return arrow_kind(data_type.value_type)
     if pa.types.is_boolean(data_type):
         return "boolean"
     if pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
@@ -30,6 +42,24 @@ def _arrow_kind(data_type: pa.DataType) -> str:
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):
         return "datetime"
     return str(data_type)
+
+
+def decimals_as_float(table: pa.Table) -> pa.Table:
+    """The table with its decimal columns as float64, as the model reads numbers (pandas would make
+    them Python ``Decimal`` objects).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+
+    Returns
+    -------
+    pyarrow.Table
+    """
+    for index, column in enumerate(table.schema):
+        if pa.types.is_decimal(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(pa.float64()))
+    return table
 
 
 def partition_number(value: str) -> float | None:
@@ -67,14 +97,31 @@ def check_schemas(jobs: Sequence[FileJob], model: BatchModel) -> None:
         If a file lacks a column the model needs or its ``keep`` names, has one of the wrong kind, has
         nulls the model cannot take, or already has an output column.
     """
-    problems = [problem for job in jobs for problem in _schema_problems(job, model)]
+    raise_problems(
+        "The input does not fit the model", [p for job in jobs for p in _schema_problems(job, model)]
+    )
+
+
+def raise_problems(what: str, problems: Sequence[str]) -> None:
+    """Raise one SchemaError that says ``what`` and lists the problems (the first 20), if there are any.
+
+    Parameters
+    ----------
+    what : str
+        The error's first words, e.g. "The input does not fit the model".
+    problems : sequence of str
+        One line each.
+
+    Raises
+    ------
+    SchemaError
+        If ``problems`` is not empty.
+    """
     if problems:
         listed = problems[:_MAX_LISTED_PROBLEMS]
         more = f"\n... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
         raise SchemaError(
-            f"The input does not fit the model ({len(problems)} problem{'s' * (len(problems) > 1)}):\n"
-            + "\n".join(listed)
-            + more
+            f"{what} ({len(problems)} problem{'s' * (len(problems) > 1)}):\n" + "\n".join(listed) + more
         )
 
 
@@ -92,7 +139,7 @@ def _schema_problems(job: FileJob, model: BatchModel) -> list[str]:
         if column not in schema.names:
             problems.append(f"{job.source}: missing column {column!r}")
             continue
-        expected, found = model.kinds[column], _arrow_kind(schema.field(column).type)
+        expected, found = model.kinds[column], arrow_kind(schema.field(column).type)
         if expected != "any" and found != expected:
             problems.append(
                 f"{job.source}: column {column!r} holds {found} values ({schema.field(column).type}), "
@@ -121,13 +168,30 @@ def _null_problems(job: FileJob, model: BatchModel) -> list[str]:
         index = stored.get_field_index(column)
         if index < 0:
             continue
-        nulls = 0
-        for group in range(metadata.num_row_groups):
-            statistics = metadata.row_group(group).column(index).statistics
-            if statistics is not None and statistics.has_null_count:
-                nulls += statistics.null_count
+        nulls = metadata_null_count(metadata, index)
         if nulls:
             problems.append(
                 f"{job.source}: column {column!r} has {nulls} null(s), which the model cannot take"
             )
     return problems
+
+
+def metadata_null_count(metadata: pq.FileMetaData, index: int) -> int:
+    """The nulls of a file's column as its row groups' statistics count them (0 where they have none).
+
+    Parameters
+    ----------
+    metadata : pyarrow.parquet.FileMetaData
+    index : int
+        The column's position in the file's schema.
+
+    Returns
+    -------
+    int
+    """
+    nulls = 0
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(index).statistics
+        if statistics is not None and statistics.has_null_count:
+            nulls += statistics.null_count
+    return nulls
