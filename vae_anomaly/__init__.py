@@ -15,24 +15,37 @@ _EXPORTS = {
     "VAEAnomalyDetector": "vae_anomaly.estimator",
     "anomaly_average_precision_scorer": "vae_anomaly.metrics",
     "anomaly_roc_auc_scorer": "vae_anomaly.metrics",
+    "ColumnStatistics": "vae_anomaly.column_statistics",
+    "TrainingSample": "vae_anomaly.parquet_sample",
+    "fit_parquet": "vae_anomaly.parquet_training",
+    "fit_sample": "vae_anomaly.parquet_training",
+    "sample_parquet": "vae_anomaly.parquet_sample",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [  # the names of _EXPORTS, spelled out for type checkers
+    "ColumnStatistics",
     "DetectorPipeline",
     "IrregularSamplingWarning",
     "ModelFileError",
     "TimeSeriesVAEDetector",
     "TrainingDivergedError",
+    "TrainingSample",
     "VAEAnomalyDetector",
     "__version__",
     "anomaly_average_precision_scorer",
     "anomaly_roc_auc_scorer",
+    "fit_parquet",
+    "fit_sample",
+    "sample_parquet",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from vae_anomaly.column_statistics import ColumnStatistics
     from vae_anomaly.detector_pipeline import DetectorPipeline
     from vae_anomaly.estimator import VAEAnomalyDetector
     from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
+    from vae_anomaly.parquet_sample import TrainingSample, sample_parquet
+    from vae_anomaly.parquet_training import fit_parquet, fit_sample
     from vae_anomaly.persistence import ModelFileError
     from vae_anomaly.timeseries import IrregularSamplingWarning, TimeSeriesVAEDetector
     from vae_anomaly.training import TrainingDivergedError

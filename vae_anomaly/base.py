@@ -22,6 +22,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
+from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.devices import (
     choose_threads,
     device_copy,
@@ -34,7 +35,13 @@ from vae_anomaly.holdout import HeldOut
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
 from vae_anomaly.saving import SavedDetector
-from vae_anomaly.scaling import ObservedRows, StandardizedRows, fit_scaling, standardized_arrays
+from vae_anomaly.scaling import (
+    ObservedRows,
+    StandardizedRows,
+    fit_scaling,
+    scaling_from_statistics,
+    standardized_arrays,
+)
 from vae_anomaly.scoring import (
     SCORE_COMPONENTS,
     RowSource,
@@ -142,17 +149,27 @@ class BaseVAEDetector(
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
 
-    def _fit_scaling(self, samples: Samples) -> None:
-        """Set ``mean_``, ``scale_`` and ``binary_features_`` (see :func:`scaling.fit_scaling`)."""
-        self.mean_, self.scale_, self.binary_features_ = fit_scaling(
-            samples.values,
-            samples.complete,
-            min_relative_scale=self.min_relative_scale,
-            keep_binary=self.binary_features == "keep",
-            empty_features=lambda seen: (
+    def _fit_scaling(self, samples: Samples, statistics: ColumnStatistics | None) -> None:
+        """Set ``mean_``, ``scale_`` and ``binary_features_`` from the samples, or from ``statistics``
+        of the whole training set (see :func:`scaling.fit_scaling`)."""
+        rules = {
+            "min_relative_scale": self.min_relative_scale,
+            "keep_binary": self.binary_features == "keep",
+            "empty_features": lambda seen: (
                 f"{self._feature_noun} {np.asarray(self._feature_names())[~seen].tolist()}"
             ),
-        )
+        }
+        if statistics is None:
+            scaling = fit_scaling(samples.values, samples.complete, **rules)
+        else:
+            names = tuple(self._feature_names())
+            if statistics.names != names:
+                raise ValueError(
+                    f"feature_statistics describe the {self._feature_noun.lower()} "
+                    f"{list(statistics.names)}, but X has {list(names)}."
+                )
+            scaling = scaling_from_statistics(statistics, **rules)
+        self.mean_, self.scale_, self.binary_features_ = scaling
 
     def _row_sources(self, samples: Samples) -> tuple[StandardizedRows, ObservedRows | None]:
         """The samples standardized in float32 and their observed-value mask (None when nothing is
@@ -162,7 +179,7 @@ class BaseVAEDetector(
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> Self:
+    def fit(self, X: Any, y: Any = None, *, feature_statistics: ColumnStatistics | None = None) -> Self:
         """Train the VAE on X's samples and set the outlier threshold.
 
         ``VAEAnomalyDetector`` holds ``validation_fraction`` of the rows out of training, at random:
@@ -180,6 +197,11 @@ class BaseVAEDetector(
             DataFrame records ``feature_names_in_``.
         y : Ignored
             Present for API consistency.
+        feature_statistics : ColumnStatistics or None, default=None
+            Statistics of every row of a training set that X is a sample of (``sample_parquet``
+            gathers them): the standardization (``mean_``, ``scale_``, ``binary_features_``) comes
+            from them instead of from X. Their names must be X's features, in order (``x0, x1, ...``
+            for an array). None fits it on X.
 
         Returns
         -------
@@ -187,7 +209,7 @@ class BaseVAEDetector(
         """
         self._check_settings()  # a bad setting fails before any work
         samples = self._read(X, reset=True)
-        self._fit_scaling(samples)
+        self._fit_scaling(samples, feature_statistics)
         standardized = standardized_arrays(*self._row_sources(samples))
         training = self._model_rows(samples, standardized, training=True)
         seed = self._training_seed()

@@ -1,11 +1,15 @@
-"""The ``vae-anomaly`` command: ``vae-anomaly score MODEL INPUT OUTPUT`` scores parquet files in batches."""
+"""The ``vae-anomaly`` command: ``vae-anomaly score MODEL INPUT OUTPUT`` scores parquet files in batches;
+``vae-anomaly train INPUT MODEL_DIR`` fits a detector on parquet data of any size and saves it."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 # The default is spelled here, not imported: the parser must not import pyarrow, torch or MLflow, so
 # that --help and argument errors answer at once. test_cli checks it against the batch scorer's.
@@ -101,7 +105,13 @@ def _parser() -> argparse.ArgumentParser:
         help="device of the model's forward passes: auto (CUDA, then MPS, then CPU), cpu, cuda or cuda:N "
         "(default: the model's scoring_device, auto unless it was set)",
     )
-    progress = score.add_mutually_exclusive_group()
+    _add_progress_options(score)
+    _add_train_command(commands)
+    return parser
+
+
+def _add_progress_options(command: argparse.ArgumentParser) -> None:
+    progress = command.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",
         dest="progress",
@@ -110,7 +120,112 @@ def _parser() -> argparse.ArgumentParser:
         help="show a progress bar (default: only on a terminal)",
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show one")
-    return parser
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse ``type``: a JSON object such as '{"epochs": 20}'.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    dict
+        Or raises ``argparse.ArgumentTypeError`` naming the bad text.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _add_train_command(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="fit a detector on parquet data of any size and save it",
+        description="Fit a VAEAnomalyDetector on a parquet file, folder or glob in bounded memory: one "
+        "streaming pass gathers exact column statistics and a uniform sample of at most --max-rows rows, "
+        "which the detector trains on (holding part out to set its threshold). Where a column is not "
+        "numeric, the tabular pipeline (scaling, one-hot encoding, missing values skipped) is fitted "
+        "instead. Columns, types and nulls are checked from the parquet metadata first. MODEL_DIR is a "
+        "new folder, or a saved model, which is replaced once the new one is complete.",
+    )
+    train.add_argument("input", help="parquet file, folder (hive-partitioned or not) or glob")
+    train.add_argument("model_dir", help="folder to save the model to")
+    columns = train.add_mutually_exclusive_group()
+    columns.add_argument("--columns", help="comma-separated columns to train on (default: all)")
+    columns.add_argument("--drop-columns", help="comma-separated columns not to train on, e.g. is_anomaly")
+    train.add_argument(
+        "--params",
+        type=json_object,
+        default={},
+        help='JSON object of detector parameters, e.g. \'{"epochs": 20, "contamination": 0.01}\'',
+    )
+    train.add_argument(
+        "--max-rows", type=int_at_least(1), help="rows sampled at most (default: 262,144, fewer if wide)"
+    )
+    train.add_argument(
+        "--batch-rows",
+        type=int_at_least(1),
+        default=DEFAULT_BATCH_ROWS,
+        help=f"rows per batch read (default: {DEFAULT_BATCH_ROWS:,})",
+    )
+    train.add_argument(
+        "--random-state",
+        type=int_at_least(0),
+        default=0,
+        help="seed of the sample and the detector (default: 0)",
+    )
+    _add_progress_options(train)
+
+
+def _training_estimator(kinds: dict[str, str], params: dict[str, Any]) -> Any:
+    """A VAEAnomalyDetector for numeric and boolean columns; else the tabular pipeline."""
+    from pipelines import tabular_pipeline
+    from vae_anomaly import VAEAnomalyDetector
+
+    numeric = [name for name, kind in kinds.items() if kind in ("numeric", "boolean")]
+    if len(numeric) == len(kinds):
+        return VAEAnomalyDetector(**params)
+    return tabular_pipeline(numeric, [name for name in kinds if name not in numeric], **params)
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    """``vae-anomaly train``: 0 when the model is saved, 2 for input or a MODEL_DIR it cannot use."""
+    from vae_anomaly.batch import SchemaError
+    from vae_anomaly.model_folder import check_model_path
+    from vae_anomaly.parquet_sample import column_kinds
+    from vae_anomaly.parquet_training import fit_parquet
+
+    try:
+        check_model_path(arguments.model_dir)  # before the pass, which may take long
+        columns, drop = _column_list(arguments.columns), _column_list(arguments.drop_columns) or []
+        kinds = column_kinds(arguments.input, columns=columns, drop_columns=drop)
+        params = {"random_state": arguments.random_state, **arguments.params}
+        estimator = _training_estimator(kinds, params)
+        started = time.perf_counter()
+        model = fit_parquet(
+            estimator,
+            arguments.input,
+            columns=columns,
+            drop_columns=drop,
+            max_rows="auto" if arguments.max_rows is None else arguments.max_rows,
+            batch_rows=arguments.batch_rows,
+            progress=arguments.progress,
+        )
+        model.save(arguments.model_dir)
+    except (SchemaError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        print(f"vae-anomaly train: error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"trained {type(model).__name__} on {len(kinds)} columns in {time.perf_counter() - started:.1f} s; "
+        f"saved to {arguments.model_dir}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,13 +239,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 when every file was scored (and with ``--events`` its events written) or already
+        ``train``: 0 when the model is saved; 2 for bad arguments, input it cannot train on, or a
+        MODEL_DIR it cannot save to (checked before reading). ``score``: 0 when every file was
+        scored (and with ``--events`` its events written) or already
         complete, 1 when some files failed, 2 for bad arguments, a model that cannot be loaded,
         input that does not fit the model, an output that overlaps the input (or ``--events`` the
         output), ``--events`` for a model of independent rows, or an output another job is writing
         into.
     """
     arguments = _parser().parse_args(argv)
+    if arguments.command == "train":
+        return _train(arguments)
     from vae_anomaly.batch import (
         OutputBusyError,
         SchemaError,

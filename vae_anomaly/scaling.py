@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.input_checks import read_only_tensor
 
 # Rows standardized at a time: float64 temporaries of this many rows stay in cache.
@@ -196,13 +197,58 @@ def fit_scaling(
     """
     # nanmean/nanstd copy X; without NaN the plain reductions give the same numbers 9x faster.
     seen = np.ones(x.shape[1], dtype=bool) if complete else ~np.isnan(x).all(axis=0)
+    _check_observed(seen, empty_features)
+    mean = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
+    std = column_std(x, mean) if complete else np.nanstd(x, axis=0)
+    binary = binary_columns(x) if keep_binary else no_binary_features(x.shape[1])
+    return mean, _scale(mean, std, binary, min_relative_scale), binary
+
+
+def scaling_from_statistics(
+    statistics: ColumnStatistics,
+    *,
+    min_relative_scale: float,
+    keep_binary: bool,
+    empty_features: Callable[[np.ndarray], str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_scaling`'s mean, scale and 0/1 features from statistics of the training values
+    gathered elsewhere (e.g. over a parquet folder a batch at a time), by the same rules.
+
+    Parameters
+    ----------
+    statistics : ColumnStatistics
+    min_relative_scale : float
+    keep_binary : bool
+    empty_features : callable
+        Given the mask of features with an observed value, names those without, for the error.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,), float64
+    binary : ndarray of shape (n_features,), bool
+
+    Raises
+    ------
+    ValueError
+        If a feature has no observed value.
+    """
+    seen = statistics.count > 0
+    _check_observed(seen, empty_features)
+    binary = statistics.binary.copy() if keep_binary else no_binary_features(len(seen))
+    mean = statistics.mean.astype(np.float64)
+    return mean, _scale(mean, np.sqrt(statistics.variance), binary, min_relative_scale), binary
+
+
+def _check_observed(seen: np.ndarray, empty_features: Callable[[np.ndarray], str]) -> None:
     if not seen.all():
         raise ValueError(f"{empty_features(seen)} have no observed values in X; drop them or fill them.")
-    mean = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
-    scale = column_std(x, mean) if complete else np.nanstd(x, axis=0)
-    floored = np.maximum(scale, min_relative_scale * np.abs(mean))
-    binary = binary_columns(x) if keep_binary else no_binary_features(x.shape[1])
-    return mean, np.where((scale > 0) & ~binary, floored, 1.0), binary
+
+
+def _scale(mean: np.ndarray, std: np.ndarray, binary: np.ndarray, min_relative_scale: float) -> np.ndarray:
+    """The standard deviation, at least ``min_relative_scale`` times the absolute mean; 1 for a
+    constant feature and for a kept 0/1 feature."""
+    floored = np.maximum(std, min_relative_scale * np.abs(mean))
+    return np.where((std > 0) & ~binary, floored, 1.0)
 
 
 def standardized_arrays(
