@@ -4,10 +4,8 @@ so each value is parsed here and a bad one stops the run with a message that nam
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -41,13 +39,8 @@ def _auto_or(parse: Callable[[str], int], text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}") from None
 
 
-def epochs(text: str) -> int | str:
-    """'auto' or a positive integer."""
-    return _auto_or(positive_int, text)
-
-
-def window(text: str) -> int | str:
-    """'auto' or a positive integer."""
+def auto_or_positive_int(text: str) -> int | str:
+    """'auto' or a positive integer (epochs, a window length, a sample's rows)."""
     return _auto_or(positive_int, text)
 
 
@@ -67,17 +60,6 @@ def contamination(text: str) -> float | str:
 def column_list(text: str) -> list[str]:
     """Comma-separated column names; empty means none given."""
     return [name.strip() for name in text.split(",") if name.strip()]
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """A JSON object such as '{"beta": 0.5}'."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def existing_path(text: str) -> Path:

@@ -3,7 +3,9 @@
 Labelled data (a label column, 1 = anomaly) is split: the detector trains on the first part (it never
 sees the labels) and the holdout is scored to log validation metrics and to decide whether the new
 version beats the current champion. Tabular rows are split at random, stratified by label; a time
-series is split in time, the holdout being its last part.
+series is split in time, the holdout being its last part. A table is read in one streaming pass, in
+bounded memory (``vae_anomaly.sample_parquet``): a uniform sample of at most --max-rows rows is split
+so, and the rows read are logged as ``input_rows``.
 """
 
 from __future__ import annotations
@@ -16,19 +18,18 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from pipelines import tabular_pipeline, timeseries_pipeline
-from vae_anomaly import tracking
+from vae_anomaly import sample_parquet, tracking
+from vae_anomaly.cli import json_object
 
 from arguments import (
+    auto_or_positive_int,
     column_list,
     contamination,
-    epochs,
     existing_path,
     holdout_fraction,
-    json_object,
     non_negative_int,
     positive_int,
     read_table,
-    window,
 )
 
 
@@ -39,13 +40,18 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--label-column", default="is_anomaly", help="'' for unlabelled data")
     parser.add_argument("--features", type=column_list, default=[], help="comma-separated; '' = all")
     parser.add_argument("--time-column", default="", help="timeseries: the timestamp column")
-    parser.add_argument("--epochs", type=epochs, default="auto")
+    parser.add_argument("--epochs", type=auto_or_positive_int, default="auto")
     parser.add_argument("--contamination", type=contamination, default="auto")
     parser.add_argument("--latent-dim", type=positive_int, default=8)
-    parser.add_argument("--window", type=window, default="auto", help="timeseries window length or 'auto'")
+    parser.add_argument(
+        "--window", type=auto_or_positive_int, default="auto", help="timeseries window length or 'auto'"
+    )
     parser.add_argument("--detector-params", type=json_object, default={}, help="JSON of more parameters")
     parser.add_argument("--holdout-fraction", type=holdout_fraction, default=0.2)
     parser.add_argument("--random-state", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--max-rows", type=auto_or_positive_int, default="auto", help="tabular: rows sampled at most"
+    )
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--promote", choices=["if_better", "always", "never"], default="if_better")
     arguments = parser.parse_args()
@@ -77,6 +83,29 @@ def build_model(arguments: argparse.Namespace, features: pd.DataFrame):
         raise SystemExit(f"error: argument --detector-params: {error}") from None
 
 
+def read_training_data(arguments: argparse.Namespace, required: list[str]) -> tuple[pd.DataFrame, int]:
+    """The rows to train and validate on, and how many rows the data holds.
+
+    A series is read whole (its windows need every timestamp). A table is read in one streaming pass
+    (``vae_anomaly.sample_parquet``): a uniform sample of at most --max-rows rows, in the data's order,
+    so a table of that many rows or fewer is read as it is.
+    """
+    if arguments.kind == "timeseries":
+        table = read_table(arguments.data, required + arguments.features)
+        return table, len(table)
+    features = arguments.features
+    try:
+        sample = sample_parquet(
+            arguments.data,
+            columns=[*features, *(name for name in required if name not in features)] if features else None,
+            max_rows=arguments.max_rows,
+            random_state=arguments.random_state,
+        )
+    except (OSError, ValueError) as error:  # SchemaError is a ValueError; the message names the problem
+        raise SystemExit(f"error: {error}") from None
+    return sample.frame, sample.n_rows
+
+
 def split(arguments: argparse.Namespace, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training part and labelled holdout (None without labels or with holdout_fraction 0)."""
     if not arguments.label_column or arguments.holdout_fraction == 0:
@@ -95,7 +124,7 @@ def main() -> None:
     arguments = parse_arguments()
     label = [arguments.label_column] if arguments.label_column else []
     time = [arguments.time_column] if arguments.time_column else []
-    table = read_table(arguments.data, label + time + arguments.features)
+    table, input_rows = read_training_data(arguments, label + time)
     if arguments.features:
         columns = arguments.features + [name for name in time if name not in arguments.features]
     else:
@@ -104,7 +133,7 @@ def main() -> None:
     tracking.use_tracking_store()
     tracking.autolog()
     with mlflow.start_run():
-        mlflow.log_params({"input_path": str(arguments.data), "input_rows": len(table)})
+        mlflow.log_params({"input_path": str(arguments.data), "input_rows": input_rows})
         try:
             model = build_model(arguments, table[columns]).fit(training[columns])
         except ValueError as error:  # a bad detector parameter or unusable data: the message says which
