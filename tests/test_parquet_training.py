@@ -201,5 +201,6 @@ def test_the_train_command_saves_a_model_that_scores_and_refuses_a_folder_it_wou
     assert main(["train", str(folder), str(tmp_path / "mine"), "--no-progress"]) == 2
     assert "not a saved vae-anomaly model" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-    assert main(["train", str(folder), str(tmp_path / "m2"), "--params", '{"epochs": 0, "missing": "skip"}']) == 2
+    bad = '{"epochs": 0, "missing": "skip"}'
+    assert main(["train", str(folder), str(tmp_path / "m2"), "--params", bad]) == 2
     assert "epochs" in capsys.readouterr().err

@@ -16,10 +16,11 @@ _EXPORTS = {
     "anomaly_average_precision_scorer": "vae_anomaly.metrics",
     "anomaly_roc_auc_scorer": "vae_anomaly.metrics",
     "ColumnStatistics": "vae_anomaly.column_statistics",
-    "TrainingSample": "vae_anomaly.parquet_sample",
+    "TrainingSample": "vae_anomaly.training_sample",
     "fit_parquet": "vae_anomaly.parquet_training",
     "fit_sample": "vae_anomaly.parquet_training",
     "sample_parquet": "vae_anomaly.parquet_sample",
+    "sample_spark": "vae_anomaly.spark_sample",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [  # the names of _EXPORTS, spelled out for type checkers
@@ -37,6 +38,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "fit_parquet",
     "fit_sample",
     "sample_parquet",
+    "sample_spark",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
@@ -44,8 +46,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from vae_anomaly.detector_pipeline import DetectorPipeline
     from vae_anomaly.estimator import VAEAnomalyDetector
     from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
-    from vae_anomaly.parquet_sample import TrainingSample, sample_parquet
+    from vae_anomaly.parquet_sample import sample_parquet
     from vae_anomaly.parquet_training import fit_parquet, fit_sample
     from vae_anomaly.persistence import ModelFileError
+    from vae_anomaly.spark_sample import sample_spark
     from vae_anomaly.timeseries import IrregularSamplingWarning, TimeSeriesVAEDetector
     from vae_anomaly.training import TrainingDivergedError
+    from vae_anomaly.training_sample import TrainingSample

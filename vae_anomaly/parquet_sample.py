@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -27,42 +25,13 @@ from tqdm.auto import tqdm
 from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS
 from vae_anomaly.batch.inputs import input_files, partition_keys
 from vae_anomaly.batch.schema import arrow_kind, decimals_as_float, metadata_null_count, raise_problems
-from vae_anomaly.column_statistics import ColumnStatistics, NonFiniteValues, StatisticsAccumulator
+from vae_anomaly.column_statistics import NonFiniteValues, StatisticsAccumulator
 from vae_anomaly.input_checks import FLOAT32_MAX, check_finite, check_float32_range
 from vae_anomaly.reservoir import RowReservoir
+from vae_anomaly.training_sample import MAX_LEVELS, TrainingSample, sample_size
 
-#: Rows of the default sample ("auto"), fewer where that many rows would hold over DEFAULT_SAMPLE_BYTES
-#: of float64 values: a default fit trains on a few hundred thousand rows (about 1,250 steps).
-DEFAULT_SAMPLE_ROWS = 262_144
-DEFAULT_SAMPLE_BYTES = 256 * 2**20
-#: Distinct values a non-numeric column may have: their first rows are kept, so memory stays bounded.
-MAX_LEVELS = 65_536
 _NUMERIC_KINDS = ("numeric", "boolean")
 _REFUSAL = "The input cannot be trained on"
-
-
-@dataclass(frozen=True)
-class TrainingSample:
-    """A uniform sample of a training set's rows, with what is known of all of them.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        The sampled rows, in the data's order, with a fresh RangeIndex; hive partition keys named in
-        ``columns`` are columns. Beside the uniform sample it holds the first row of each level of a
-        non-numeric column that the sample lacks, so that an encoder fitted on it knows every level.
-    statistics : ColumnStatistics
-        Exact statistics of every row of the numeric and boolean columns.
-    levels : dict of str to list
-        Every distinct non-null value of each other column, in order of first appearance.
-    n_rows : int
-        Rows read.
-    """
-
-    frame: pd.DataFrame
-    statistics: ColumnStatistics
-    levels: dict[str, list[Any]]
-    n_rows: int
 
 
 def sample_parquet(
@@ -143,7 +112,7 @@ def sample_parquet(
     reader = _SampleReader(
         names,
         numeric,
-        _sample_size(max_rows, len(names)),
+        sample_size(max_rows, len(names)),
         np.random.default_rng(random_state),
         allow_nulls,
     )
@@ -271,14 +240,6 @@ def _file_problems(
         elif not allow_nulls and (nulls := metadata_null_count(footer, schema.get_field_index(name))):
             problems.append(f"{file}: column {name!r} has {nulls} null(s), which the model cannot take")
     return problems
-
-
-def _sample_size(max_rows: int | Literal["auto"], n_columns: int) -> int:
-    if max_rows == "auto":
-        return max(1024, min(DEFAULT_SAMPLE_ROWS, DEFAULT_SAMPLE_BYTES // (8 * max(1, n_columns))))
-    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-        raise ValueError(f"max_rows must be a positive integer or 'auto', got {max_rows!r}.")
-    return max_rows
 
 
 class _SampleReader:

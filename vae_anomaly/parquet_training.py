@@ -19,7 +19,8 @@ from sklearn.utils import get_tags
 
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS
-from vae_anomaly.parquet_sample import TrainingSample, sample_parquet
+from vae_anomaly.parquet_sample import sample_parquet
+from vae_anomaly.training_sample import TrainingSample
 
 Estimator = TypeVar("Estimator", bound=BaseEstimator)
 
