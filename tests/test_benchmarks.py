@@ -135,6 +135,13 @@ def test_the_startup_benchmark_runs():
     assert "| score folder" in done.stdout and "| score models:/" in done.stdout
 
 
+@pytest.mark.slow  # four fresh interpreters, two fits and an MLflow registration: about 40 s
+def test_the_fit_parquet_benchmark_runs(tmp_path):
+    output = _run("fit_parquet.py", "--data", str(tmp_path), "--rows", "300000")
+    assert "of read" in output and "fit_parquet (pass + fit)" in output and "MLproject train" in output
+    assert "difference" in output and (tmp_path / "train" / "part-0000.parquet").is_file()
+
+
 @pytest.mark.slow  # six fresh interpreters importing torch: 28 s, which the default run cannot spare
 @pytest.mark.parametrize(
     ("script", "source"),

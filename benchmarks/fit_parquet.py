@@ -1,0 +1,238 @@
+"""Training from parquet larger than memory: ``fit_parquet`` beside pyarrow's bare read of the same folder.
+
+The data is synthetic, so that it can be as large as wanted: rows on a 4-D latent manifold in 32-D plus
+noise, and 0.5% planted anomalies (one column of the row redrawn from its marginal, which breaks the
+correlations and keeps the value in range: ROC-AUC about 0.89, far from 1 so that differences show),
+labelled in the column ``is_anomaly``. The
+training folder holds ``--rows`` rows in files of 1M rows (row groups of 131,072); a separate test
+file of 200,000 rows is scored for ROC-AUC. ``--data`` is the folder the data is written to (once;
+later runs reuse it). 50M rows x 32 float64 columns is 12.8 GB as a pandas frame, more than half of a
+24 GB machine.
+
+Every measurement runs in a fresh process, so its peak RSS is its own:
+
+- ``pyarrow read``: the 32 feature columns read in record batches with ``pyarrow.dataset`` (the
+  ceiling), with its default scan options and with those ``sample_parquet`` uses; each the second of
+  two passes, so the page cache holds what it can of the folder for every measurement alike.
+- ``fit``: ``vae_anomaly.fit_parquet``'s two steps, timed apart, for a ``VAEAnomalyDetector`` (the
+  defaults, ``random_state=0``), the label column dropped: the streaming pass (``sample_parquet``:
+  statistics and sample) and the fit on the sample (``fit_sample``). Then, in the same process (after its peak
+  RSS is taken), the in-memory fit on the same sample without the stream's statistics, and both
+  models' ROC-AUC on the test file.
+- ``mlproject train``: ``mlflow_project/train.py`` on the folder (the tabular pipeline, a sqlite store in
+  a temporary folder).
+
+    python benchmarks/fit_parquet.py --data /tmp/fit-parquet               # 50M rows: ~13 GB on disk
+    python benchmarks/fit_parquet.py --data /tmp/fit-parquet-small --rows 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+N_FEATURES = 32
+LATENT = 4
+ROWS_PER_FILE = 1_000_000
+ROW_GROUP_ROWS = 131_072
+TEST_ROWS = 200_000
+ANOMALY_SHARE = 0.005
+NOISE = 0.2
+COLUMNS = [f"f{i:02d}" for i in range(N_FEATURES)]
+LABEL = "is_anomaly"
+
+
+def synthetic_table(n_rows: int, seed: int) -> pa.Table:
+    """``n_rows`` rows of the 32 features and their label, drawn from ``seed``."""
+    mixing = np.random.default_rng(0).normal(size=(LATENT, N_FEATURES))  # the same manifold everywhere
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n_rows, LATENT)) @ mixing
+    rows += NOISE * rng.normal(size=rows.shape)
+    anomalous = rng.random(n_rows) < ANOMALY_SHARE
+    redrawn = anomalous[:, None] & (np.arange(N_FEATURES) == rng.integers(0, N_FEATURES, (n_rows, 1)))
+    scale = np.sqrt((mixing**2).sum(axis=0) + NOISE**2)  # each column's standard deviation
+    rows[redrawn] = (rng.normal(size=rows.shape) * scale)[redrawn]
+    columns = {name: rows[:, i] for i, name in enumerate(COLUMNS)}
+    return pa.table({**columns, LABEL: anomalous.astype(np.int8)})
+
+
+def make_data(root: Path, n_rows: int) -> None:
+    """Write the training folder and the test file under ``root``, unless they are there already."""
+    train = root / "train"
+    if not (root / "test.parquet").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        pq.write_table(synthetic_table(TEST_ROWS, seed=1), root / "test.parquet")
+    if train.exists():
+        return
+    partial = root / ".train.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    for part, start in enumerate(range(0, n_rows, ROWS_PER_FILE)):
+        table = synthetic_table(min(ROWS_PER_FILE, n_rows - start), seed=1000 + part)
+        pq.write_table(table, partial / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP_ROWS)
+        print(f"wrote {start + table.num_rows:,} rows", file=sys.stderr, flush=True)
+    partial.rename(train)  # a folder cut short by an interrupted run is never taken for the data
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def folder_rows(folder: Path) -> int:
+    return ds.dataset(folder, format="parquet").count_rows()
+
+
+def measure_read(root: Path, params: dict, **scan_options) -> dict[str, float]:
+    """pyarrow's bare read of the feature columns, the second of two passes (the first warms the cache)."""
+    for _ in range(2):
+        started = time.perf_counter()
+        rows = 0
+        dataset = ds.dataset(root / "train", format="parquet")
+        for batch in dataset.scanner(columns=COLUMNS, **scan_options).to_batches():
+            rows += batch.num_rows
+    return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+
+
+def measure_lean_read(root: Path, params: dict) -> dict[str, float]:
+    """The bare read with the scan options ``sample_parquet`` uses (less read ahead, no pre-buffering)."""
+    options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    return measure_read(root, params, batch_readahead=2, fragment_readahead=1, fragment_scan_options=options)
+
+
+def test_auc(model, root: Path) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    test = pq.read_table(root / "test.parquet").to_pandas()
+    return float(roc_auc_score(test.pop(LABEL), -model.score_samples(test)))
+
+
+def measure_fit(root: Path, params: dict) -> dict[str, float]:
+    from vae_anomaly import VAEAnomalyDetector, fit_sample, sample_parquet
+
+    started = time.perf_counter()
+    sample = sample_parquet(root / "train", drop_columns=[LABEL], random_state=0, progress=False)
+    read = time.perf_counter() - started
+    detector = fit_sample(VAEAnomalyDetector(random_state=0, **params), sample)
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mb()
+    in_memory = VAEAnomalyDetector(random_state=0, **params).fit(sample.frame)
+    return {
+        "rows": sample.n_rows,
+        "seconds": seconds,
+        "read_seconds": read,
+        "fit_seconds": seconds - read,
+        "peak_rss_mb": peak,
+        "sample_rows": len(sample.frame),
+        "auc": test_auc(detector, root),
+        "auc_in_memory": test_auc(in_memory, root),
+    }
+
+
+def measure_mlproject(root: Path, params: dict) -> dict[str, float]:
+    project = Path(__file__).resolve().parents[1] / "mlflow_project"
+    with tempfile.TemporaryDirectory() as store:
+        environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                str(project / "train.py"),
+                "--data",
+                str(root / "train"),
+                "--model-name",
+                "fit-parquet",
+            ],
+            cwd=store,
+            env={**environment, "PYTHONPATH": f"{project}{os.pathsep}{project.parent}"},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        seconds = time.perf_counter() - started
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"rows": folder_rows(root / "train"), "seconds": seconds, "peak_rss_mb": child}
+
+
+MEASUREMENTS = {
+    "read": measure_read,
+    "lean_read": measure_lean_read,
+    "fit": measure_fit,
+    "mlproject": measure_mlproject,
+}
+LABELS = {
+    "read": "pyarrow read, its defaults",
+    "lean_read": "pyarrow read, sample_parquet's options",
+    "fit": "fit_parquet (pass + fit)",
+    "mlproject": "MLproject train",
+}
+
+
+def run_measurement(name: str, root: Path, params: str) -> dict[str, float]:
+    """Run one measurement in a fresh process and return what it printed."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--data", str(root), "--measure", name, "--vae-params", params],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of the data (written if absent)")
+    parser.add_argument("--rows", type=int, default=50_000_000, help="training rows written (default 50M)")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=sorted(MEASUREMENTS), help="measurements left out"
+    )
+    parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters (default: none)")
+    parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.measure:
+        print(json.dumps(MEASUREMENTS[arguments.measure](arguments.data, json.loads(arguments.vae_params))))
+        return
+    make_data(arguments.data, arguments.rows)
+    results = {
+        name: run_measurement(name, arguments.data, arguments.vae_params)
+        for name in MEASUREMENTS
+        if name not in arguments.skip
+    }
+    if "fit" in results:  # the pass alone, beside the whole fit
+        fit = results["fit"]
+        results = {**results, "pass": {**fit, "seconds": fit["read_seconds"], "peak_rss_mb": float("nan")}}
+    reads = [results[name] for name in ("read", "lean_read") if name in results]
+    fastest = max((r["rows"] / r["seconds"] for r in reads), default=None)
+    print(f"{'measurement':<42}{'rows':>12}{'seconds':>9}{'rows/s':>12}{'of read':>9}{'peak RSS MB':>13}")
+    for name, result in results.items():
+        speed = result["rows"] / result["seconds"]
+        share = f"{speed / fastest:.2f}" if fastest else "-"
+        label = LABELS.get(name, "sample_parquet (the pass alone)")
+        print(
+            f"{label:<42}{result['rows']:>12,}{result['seconds']:>9.1f}{speed:>12,.0f}{share:>9}"
+            f"{result['peak_rss_mb']:>13,.0f}"
+        )
+    print("(of read: rows/s over the faster pyarrow read; the pass's peak RSS is the fit's)")
+    if "fit" in results:
+        fit = results["fit"]
+        print(
+            f"\nfit_parquet: streaming pass {fit['read_seconds']:.1f} s, fit on {fit['sample_rows']:,} "
+            f"sampled rows {fit['fit_seconds']:.1f} s; test ROC-AUC {fit['auc']:.4f} (in-memory fit on "
+            f"the same sample: {fit['auc_in_memory']:.4f}, "
+            f"difference {fit['auc'] - fit['auc_in_memory']:+.4f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
