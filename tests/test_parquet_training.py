@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines import tabular_pipeline
+from pipelines import tabular_pipeline, timeseries_pipeline
 from vae_anomaly import (
     ColumnStatistics,
     VAEAnomalyDetector,
@@ -131,6 +131,11 @@ def test_a_pipeline_sees_every_level_of_a_categorical_column(tmp_path):
     model = fit_sample(tabular_pipeline(epochs=2, random_state=0), sample)
     encoder = model[0].named_transformers_["categorical"][-1]
     assert sorted(encoder.categories_[0]) == ["antarctica", "eu", "us"]
+
+
+def test_a_time_series_detector_is_refused_before_anything_is_read(tmp_path):
+    with pytest.raises(ValueError, match="TimeSeriesVAEDetector needs its series whole and in order"):
+        fit_parquet(timeseries_pipeline(), tmp_path / "absent.parquet")
 
 
 def test_metadata_problems_are_all_named_before_any_row_is_read(tmp_path):

@@ -28,9 +28,9 @@ Estimator = TypeVar("Estimator", bound=BaseEstimator)
 def fit_sample(estimator: Estimator, sample: TrainingSample) -> Estimator:
     """Fit an estimator on a training sample: a VAE detector with the sample's exact statistics.
 
-    A ``VAEAnomalyDetector`` or ``TimeSeriesVAEDetector`` takes its standardization from
-    ``sample.statistics`` (``fit(..., feature_statistics=)``), the one a fit on every row would find,
-    and trains and sets its threshold on the sample. Any other estimator, a Pipeline included, fits
+    A ``VAEAnomalyDetector`` takes its standardization from ``sample.statistics``
+    (``fit(..., feature_statistics=)``), the one a fit on every row would find, and trains and sets
+    its threshold on the sample. Any other estimator, a Pipeline included, fits
     on ``sample.frame`` as it is: the detector at the end of a Pipeline sees transformed features,
     whose statistics the pass did not gather, so they come from the sample (for 262,144 rows a mean
     is within a 500th of a standard deviation of the data's, as a rule).
@@ -46,7 +46,13 @@ def fit_sample(estimator: Estimator, sample: TrainingSample) -> Estimator:
     -------
     estimator
         Fitted.
+
+    Raises
+    ------
+    ValueError
+        For a time-series detector (or a Pipeline ending in one): a sample of rows is no series.
     """
+    _refuse_series(estimator)
     if isinstance(estimator, BaseVAEDetector):
         return estimator.fit(sample.frame, feature_statistics=sample.statistics)
     return estimator.fit(sample.frame)
@@ -95,6 +101,7 @@ def fit_parquet(
     ...     VAEAnomalyDetector(random_state=0), "lake/day=2026-12-01/", drop_columns=["is_anomaly"]
     ... )  # doctest: +SKIP
     """
+    _refuse_series(estimator)  # before the pass, which may take long
     final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
@@ -111,3 +118,13 @@ def fit_parquet(
         progress=progress,
     )
     return fit_sample(estimator, sample)
+
+
+def _refuse_series(estimator: BaseEstimator) -> None:
+    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    if getattr(final, "scores_whole_series", False):
+        raise ValueError(
+            f"{type(final).__name__} needs its series whole and in order, but a training sample is rows "
+            "drawn at random: read the series (pandas.read_parquet) and call fit. Training a series "
+            "from parquet in bounded memory is not supported yet."
+        )
