@@ -149,7 +149,7 @@ class BaseVAEDetector(
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(name) for name in names]
 
-    def _fit_scaling(self, samples: Samples, statistics: ColumnStatistics | None) -> None:
+    def _fit_scaling(self, samples: Samples, statistics: ColumnStatistics | None = None) -> None:
         """Set ``mean_``, ``scale_`` and ``binary_features_`` from the samples, or from ``statistics``
         of the whole training set (see :func:`scaling.fit_scaling`)."""
         rules = {

@@ -115,7 +115,7 @@ SHARED_PARAMETERS_DOC = """\
         MLflow model, ``vae-anomaly score``): "auto" picks CUDA, then MPS, then CPU, whatever the
         number of rows; or any torch device string. The fitted model itself stays on the CPU, so it
         pickles and loads anywhere; a copy goes to the scoring device when first needed. Batches are
-        padded (on CUDA to one shape, on the CPU to a multiple of 4 rows), so a sample's score does
+        padded (on CUDA to one shape, on the CPU to a multiple of 16 rows), so a sample's score does
         not depend on the other samples or on how they are batched; on any device scores agree with
         the CPU's to float32 rounding.
     n_threads : int or "auto", default="auto"

@@ -27,10 +27,12 @@ CUDA_SCORING_BATCH_MAX_ROWS = 262144
 # then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
 # batch. A 25-channel series in 32-step windows scores 1.35x faster (benchmarks/RESULTS.md, issue 14).
 CPU_SCORING_BATCH_BYTES = 4 * 2**20
-# On the CPU every batch is padded to a multiple of this many rows: torch's matrix products take other
-# kernels for 1-3 rows, whose float32 rounding differs (by about 5e-7), so a row scored alone would not
-# score as it does among others. Four rows cost a one-row call about 2% (benchmarks/RESULTS.md).
-CPU_BATCH_ROW_MULTIPLE = 4
+# On the CPU every batch is padded to a multiple of this many rows: torch's matrix products (MKL) take
+# other kernels for few rows, whose float32 rounding differs (by about 5e-7), so a row scored alone
+# would not score as it does among others. 4 rows sufficed on an AVX2 CPU; on an AVX-512/AMX Xeon a
+# layer of 1-3 outputs (a model's last, for 1-3 features) rounds differently below 16 rows, and at
+# 16-8,192 rows in steps of 16 agrees bit for bit (1 and 2 threads, 3-512 inputs, 1-7 outputs).
+CPU_BATCH_ROW_MULTIPLE = 16
 # The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
 SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 # Integrated gradients of the KL term use this many points between the training mean and the row.
