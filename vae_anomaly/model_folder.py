@@ -25,11 +25,12 @@ def check_model_path(path: str | os.PathLike[str]) -> Path:
     Parameters
     ----------
     path : str or PathLike
+        Where the model is to be saved.
 
     Returns
     -------
-    Path
-        ``path``.
+    pathlib.Path
+        ``path`` as a Path.
 
     Raises
     ------

@@ -217,20 +217,9 @@ def scaling_from_statistics(
     Parameters
     ----------
     statistics : ColumnStatistics
-    min_relative_scale : float
-    keep_binary : bool
-    empty_features : callable
-        Given the mask of features with an observed value, names those without, for the error.
-
-    Returns
-    -------
-    mean, scale : ndarray of shape (n_features,), float64
-    binary : ndarray of shape (n_features,), bool
-
-    Raises
-    ------
-    ValueError
-        If a feature has no observed value.
+        In place of the training values; the other parameters, what it returns and raises are
+        :func:`fit_scaling`'s.
+    min_relative_scale, keep_binary, empty_features
     """
     seen = statistics.count > 0
     _check_observed(seen, empty_features)
