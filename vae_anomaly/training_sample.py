@@ -26,13 +26,16 @@ class TrainingSample:
     Parameters
     ----------
     frame : DataFrame
-        The sampled rows, in the data's order, with a fresh RangeIndex; hive partition keys named in
-        ``columns`` are columns. Beside the uniform sample it holds the first row of each level of a
-        non-numeric column that the sample lacks, so that an encoder fitted on it knows every level.
+        The sampled rows with a fresh RangeIndex: in the data's order from ``sample_parquet`` (hive
+        partition keys named in ``columns`` are columns), in random order from ``sample_spark``.
+        Beside the uniform sample it holds a row of each level of a non-numeric column that the
+        sample lacks (from parquet the level's first row), so that an encoder fitted on it knows
+        every level.
     statistics : ColumnStatistics
         Exact statistics of every row of the numeric and boolean columns.
     levels : dict of str to list
-        Every distinct non-null value of each other column, in order of first appearance.
+        Every distinct non-null value of each other column: in order of first appearance from
+        parquet, sorted from Spark.
     n_rows : int
         Rows read.
     """
