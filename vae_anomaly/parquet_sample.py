@@ -30,7 +30,8 @@ from vae_anomaly.input_checks import FLOAT32_MAX, check_finite, check_float32_ra
 from vae_anomaly.reservoir import RowReservoir
 from vae_anomaly.training_sample import MAX_LEVELS, TrainingSample, sample_size
 
-_NUMERIC_KINDS = ("numeric", "boolean")
+#: The kinds of column (``batch.schema.arrow_kind``) read as numbers: the statistics are of these.
+NUMERIC_KINDS = ("numeric", "boolean")
 _REFUSAL = "The input cannot be trained on"
 
 
@@ -108,7 +109,7 @@ def sample_parquet(
         ],
     )
     names, kinds, footers, dataset = list(opened.kinds), opened.kinds, opened.footers, opened.dataset
-    numeric = [name for name in names if kinds[name] in _NUMERIC_KINDS]
+    numeric = [name for name in names if kinds[name] in NUMERIC_KINDS]
     reader = _SampleReader(
         names,
         numeric,
@@ -230,10 +231,10 @@ def _file_problems(
                 problems.append(f"{file}: missing column {name!r}")
             continue
         kind = arrow_kind(schema.field(name).type)
-        if (numeric_only and kind not in _NUMERIC_KINDS) or (kind in _NUMERIC_KINDS) != (
-            kinds[name] in _NUMERIC_KINDS
+        if (numeric_only and kind not in NUMERIC_KINDS) or (kind in NUMERIC_KINDS) != (
+            kinds[name] in NUMERIC_KINDS
         ):
-            wanted = "numeric or boolean" if numeric_only or kinds[name] in _NUMERIC_KINDS else kinds[name]
+            wanted = "numeric or boolean" if numeric_only or kinds[name] in NUMERIC_KINDS else kinds[name]
             problems.append(
                 f"{file}: column {name!r} holds {kind} values ({schema.field(name).type}), expected {wanted}"
             )
@@ -270,7 +271,7 @@ class _SampleReader:
         for j in np.flatnonzero(missing) if not self._allow_nulls else ():
             self._refuse(check_finite, columns[j], j, allow_nan=False, advice=self._advice)
         self._check_range(columns)
-        self._add_levels(table, file)
+        self._add_levels(table)
         self._reservoir.add(table)
         self._rows += table.num_rows
         self._file_row += table.num_rows
@@ -292,7 +293,7 @@ class _SampleReader:
         except ValueError as error:
             raise ValueError(f"{self._file}: {error}") from None
 
-    def _add_levels(self, table: pa.Table, file: str) -> None:
+    def _add_levels(self, table: pa.Table) -> None:
         """Record the batch's new levels of each non-numeric column and keep the first row of each."""
         first_rows = []
         for name, levels in self._levels.items():
@@ -300,8 +301,8 @@ class _SampleReader:
             new = [value for value in pc.unique(column.drop_null()).to_pylist() if value not in levels]
             if len(levels) + len(new) > MAX_LEVELS:
                 raise ValueError(
-                    f"{file}: column {name!r} has over {MAX_LEVELS:,} distinct values; a column with so "
-                    "many levels (an identifier?) is no feature to encode: drop it (drop_columns)."
+                    f"{self._file}: column {name!r} has over {MAX_LEVELS:,} distinct values; a column with "
+                    "so many levels (an identifier?) is no feature to encode: drop it (drop_columns)."
                 )
             for value in new:
                 levels[value] = self._rows + (position := pc.index(column, value).as_py())
@@ -312,7 +313,7 @@ class _SampleReader:
 
     def result(self, source: str | os.PathLike[str]) -> TrainingSample:
         sampled = self._reservoir.sample()
-        if sampled is None or self._rows == 0:
+        if sampled is None:  # no row was added
             raise ValueError(f"{source} holds no rows to train on.")
         table = _with_level_rows(*sampled, self._levels, self._level_rows)
         return TrainingSample(

@@ -75,7 +75,7 @@ def sample_spark(
     if statistics.n_rows == 0:
         raise ValueError("The DataFrame holds no rows to train on.")
     capacity = sample_size(max_rows, len(names))
-    seed = int(np.random.default_rng(random_state).integers(2**31)) if random_state is None else random_state
+    seed = int(np.random.default_rng().integers(2**31)) if random_state is None else random_state
     sampled = frame
     if statistics.n_rows > capacity:
         fraction = min(1.0, (capacity + _MARGIN_SIGMAS * math.sqrt(capacity)) / statistics.n_rows)
