@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DetectorPipeline": "vae_anomaly.detector_pipeline",
-    "IrregularSamplingWarning": "vae_anomaly.timeseries",
+    "IrregularSamplingWarning": "vae_anomaly.time_index",
     "ModelFileError": "vae_anomaly.persistence",
     "TimeSeriesVAEDetector": "vae_anomaly.timeseries",
     "TrainingDivergedError": "vae_anomaly.training",
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from vae_anomaly.parquet_training import fit_parquet, fit_sample
     from vae_anomaly.persistence import ModelFileError
     from vae_anomaly.spark_sample import sample_spark
-    from vae_anomaly.timeseries import IrregularSamplingWarning, TimeSeriesVAEDetector
+    from vae_anomaly.time_index import IrregularSamplingWarning
+    from vae_anomaly.timeseries import TimeSeriesVAEDetector
     from vae_anomaly.training import TrainingDivergedError
     from vae_anomaly.training_sample import TrainingSample

@@ -18,6 +18,7 @@ from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
+from vae_anomaly.time_index import check_time_index, report_sampling
 from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride, window_starts
 
@@ -42,35 +43,6 @@ def auto_window(n_channels: int) -> int:
     """
     fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
     return fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
-
-
-class IrregularSamplingWarning(UserWarning):
-    """The timestamps are not evenly spaced, or not spaced as in training."""
-
-
-def _check_time_index(times: pd.Index, source: str) -> None:
-    """Refuse missing, unsorted or repeated timestamps, naming the first offending one."""
-    if times.hasnans:
-        raise ValueError(
-            f"{source} has missing timestamps (NaT) at row {int(np.flatnonzero(times.isna())[0])}."
-        )
-    if not times.is_monotonic_increasing:
-        row = int(np.flatnonzero(np.diff(times.asi8) < 0)[0]) + 1
-        raise ValueError(
-            f"{source} is not sorted: row {row} ({times[row]}) comes before row {row - 1} "
-            f"({times[row - 1]}). Sort it first, e.g. X.sort_index()."
-        )
-    if not times.is_unique:
-        row = int(np.flatnonzero(np.diff(times.asi8) == 0)[0]) + 1
-        raise ValueError(
-            f"{source} has duplicated timestamps, first {times[row]} at rows {row - 1} and {row}. "
-            "Aggregate them first, e.g. X.groupby(level=0).mean()."
-        )
-
-
-def _steps_ns(times: pd.DatetimeIndex) -> np.ndarray:
-    """Spacing of consecutive timestamps in nanoseconds, whatever the index's resolution."""
-    return np.diff(times.as_unit("ns").asi8)
 
 
 @document_shared_parameters
@@ -271,45 +243,12 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                     "convert it with pd.to_datetime first."
                 )
             index = pd.DatetimeIndex(times, name=self.time_column)
-            _check_time_index(index, f"time_column {self.time_column!r}")
+            check_time_index(index, f"time_column {self.time_column!r}")
             return X.drop(columns=self.time_column), index
         if isinstance(X, pd.DataFrame | pd.Series) and isinstance(X.index, pd.DatetimeIndex):
-            _check_time_index(X.index, "X's DatetimeIndex")
+            check_time_index(X.index, "X's DatetimeIndex")
             return X, X.index
         return X, X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n_rows)
-
-    def _report_sampling(self, index: pd.Index, *, reset: bool) -> None:
-        """Warn about uneven spacing, or spacing unlike training's; record the training interval."""
-        if not isinstance(index, pd.DatetimeIndex):
-            if reset:
-                self.sampling_interval_ = None
-            return
-        steps = _steps_ns(index)
-        interval = pd.Timedelta(int(np.median(steps)), unit="ns") if len(steps) else None
-        if reset:
-            self.sampling_interval_ = interval
-        if interval is None:
-            return
-        uneven = steps != interval.value
-        if uneven.any():
-            largest = int(np.argmax(steps))
-            warnings.warn(
-                f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
-                f"from the median {interval} (largest: {pd.Timedelta(steps[largest], unit='ns')} after "
-                f"{index[largest]}). Windows are cut by position, so a gap reads as consecutive samples; "
-                f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
-                "to turn gaps into missing points the detector skips.",
-                IrregularSamplingWarning,
-                stacklevel=4,
-            )
-        trained = getattr(self, "sampling_interval_", None)
-        if not reset and trained is not None and interval != trained:
-            warnings.warn(
-                f"X is sampled every {interval}, but the detector was trained on data sampled every "
-                f"{trained}; resample X to {trained} for meaningful scores.",
-                IrregularSamplingWarning,
-                stacklevel=4,
-            )
 
     def _read(self, X: Any, *, reset: bool) -> Samples:
         """Split off the timestamps and check them, then the values (``checked_values``) and length."""
@@ -340,7 +279,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                 f"X has n_samples={len(x)} timestamps, but window={self.window_} needs at least "
                 f"{self.window_}."
             )
-        self._report_sampling(index, reset=reset)
+        interval = report_sampling(index, None if reset else self.sampling_interval_)
+        if reset:
+            self.sampling_interval_ = interval
         return Samples(x, index, complete)
 
     def _model_rows(

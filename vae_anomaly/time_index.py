@@ -1,0 +1,98 @@
+"""A series' timestamps: refusing missing, unsorted or repeated ones, and reporting uneven spacing."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+class IrregularSamplingWarning(UserWarning):
+    """The timestamps are not evenly spaced, or not spaced as in training."""
+
+
+def check_time_index(times: pd.Index, source: str) -> None:
+    """Refuse missing, unsorted or repeated timestamps, naming the first offending one.
+
+    Parameters
+    ----------
+    times : Index
+        The timestamps, in row order.
+    source : str
+        What holds them, for the message, e.g. "X's DatetimeIndex".
+
+    Raises
+    ------
+    ValueError
+        At the first missing (NaT), decreasing or repeated timestamp, naming its row.
+    """
+    if times.hasnans:
+        raise ValueError(
+            f"{source} has missing timestamps (NaT) at row {int(np.flatnonzero(times.isna())[0])}."
+        )
+    if not times.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(times.asi8) < 0)[0]) + 1
+        raise ValueError(
+            f"{source} is not sorted: row {row} ({times[row]}) comes before row {row - 1} "
+            f"({times[row - 1]}). Sort it first, e.g. X.sort_index()."
+        )
+    if not times.is_unique:
+        row = int(np.flatnonzero(np.diff(times.asi8) == 0)[0]) + 1
+        raise ValueError(
+            f"{source} has duplicated timestamps, first {times[row]} at rows {row - 1} and {row}. "
+            "Aggregate them first, e.g. X.groupby(level=0).mean()."
+        )
+
+
+def report_sampling(
+    times: pd.Index, trained: pd.Timedelta | None, *, segment_starts: np.ndarray | None = None
+) -> pd.Timedelta | None:
+    """The median spacing of ``times``; warn when it is uneven, or unlike the training spacing.
+
+    Parameters
+    ----------
+    times : Index
+        The timestamps; anything but a DatetimeIndex has no spacing.
+    trained : Timedelta or None
+        The training spacing to compare with; None in training.
+    segment_starts : ndarray of int or None, default=None
+        Rows where a new segment begins (a separate stretch of the series): the step into it is no
+        sampling step, so it counts neither for the median nor as uneven.
+
+    Returns
+    -------
+    Timedelta or None
+        The median spacing; None without timestamps or with one per segment.
+    """
+    if not isinstance(times, pd.DatetimeIndex):
+        return None
+    steps = np.diff(times.as_unit("ns").asi8)
+    after = times[:-1]
+    if segment_starts is not None and len(steps):
+        within = np.ones(len(steps), dtype=bool)
+        within[segment_starts[segment_starts > 0] - 1] = False
+        steps, after = steps[within], after[within]
+    if not len(steps):
+        return None
+    interval = pd.Timedelta(int(np.median(steps)), unit="ns")
+    uneven = steps != interval.value
+    if uneven.any():
+        largest = int(np.argmax(steps))
+        warnings.warn(
+            f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
+            f"from the median {interval} (largest: {pd.Timedelta(steps[largest], unit='ns')} after "
+            f"{after[largest]}). Windows are cut by position, so a gap reads as consecutive samples; "
+            f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
+            "to turn gaps into missing points the detector skips.",
+            IrregularSamplingWarning,
+            stacklevel=4,
+        )
+    if trained is not None and interval != trained:
+        warnings.warn(
+            f"X is sampled every {interval}, but the detector was trained on data sampled every "
+            f"{trained}; resample X to {trained} for meaningful scores.",
+            IrregularSamplingWarning,
+            stacklevel=4,
+        )
+    return interval
