@@ -41,7 +41,7 @@ def test_window_starts_refuse_a_series_shorter_than_the_window():
     ],
 )
 def test_training_takes_every_window_up_to_the_cap(n_timestamps, stride, expected):
-    chosen = training_stride(n_timestamps, 32, stride)
+    chosen = training_stride([n_timestamps], 32, stride)
     assert chosen == expected
     assert chosen == stride or len(window_starts(n_timestamps, 32, chosen)) <= MAX_TRAINING_WINDOWS
 
@@ -56,7 +56,7 @@ def test_training_takes_every_window_up_to_the_cap(n_timestamps, stride, expecte
     ],
 )
 def test_wide_windows_are_capped_by_their_values(n_timestamps, n_channels, expected):
-    chosen = training_stride(n_timestamps, 128, 4, n_channels)
+    chosen = training_stride([n_timestamps], 128, 4, n_channels)
     assert chosen == expected
     n_values = len(window_starts(n_timestamps, 128, chosen)) * 128 * n_channels
     assert chosen == 4 or n_values <= MAX_TRAINING_VALUES

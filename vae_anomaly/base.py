@@ -57,11 +57,13 @@ ScoreKind = Literal["elbo", "reconstruction"]
 
 class Samples(NamedTuple):
     """A detector's checked input: its values (float64, NaN where missing; float32 where scoring was
-    given float32), the index its outputs carry, and whether no value is missing."""
+    given float32), the index its outputs carry, whether no value is missing, and for a series made
+    of separate segments their lengths (None: one series, or a table)."""
 
     values: np.ndarray
     index: pd.Index
     complete: bool
+    segments: tuple[int, ...] | None = None
 
 
 class BaseVAEDetector(
@@ -208,7 +210,10 @@ class BaseVAEDetector(
         self
         """
         self._check_settings()  # a bad setting fails before any work
-        samples = self._read(X, reset=True)
+        return self._fit_samples(X, self._read(X, reset=True), feature_statistics)
+
+    def _fit_samples(self, X: Any, samples: Samples, feature_statistics: ColumnStatistics | None) -> Self:
+        """``fit`` once X is read: scaling, training, threshold."""
         self._fit_scaling(samples, feature_statistics)
         standardized = standardized_arrays(*self._row_sources(samples))
         training = self._model_rows(samples, standardized, training=True)

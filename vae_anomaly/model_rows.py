@@ -8,7 +8,7 @@ windows of them (``SeriesWindows``). The detectors' shared code scores either ki
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,8 +18,8 @@ from vae_anomaly.scoring import RowSource, SampleScores
 from vae_anomaly.windowing import (
     WindowRule,
     Windows,
+    segment_window_starts,
     window_scores_to_points,
-    window_starts,
     window_values_to_points,
 )
 
@@ -117,6 +117,7 @@ class SeriesWindows:
         window: int,
         stride: int,
         aggregation: WindowRule,
+        lengths: Sequence[int] | None = None,
     ) -> SeriesWindows:
         """The windows every ``stride`` steps of a standardized series and of its observed-value mask.
 
@@ -126,12 +127,15 @@ class SeriesWindows:
         observed : ndarray of the same shape, or None when nothing is missing
         window, stride : int
         aggregation : str
+        lengths : sequence of int or None, default=None
+            The series' segments, whose windows never span two
+            (:func:`~vae_anomaly.windowing.segment_window_starts`); None: it is one series.
 
         Returns
         -------
         SeriesWindows
         """
-        starts = window_starts(len(standardized), window, stride)
+        starts = segment_window_starts([len(standardized)] if lengths is None else lengths, window, stride)
         mask = None if observed is None else Windows(observed, window, starts)
         return cls(
             Windows(standardized, window, starts), mask, starts, window, len(standardized), aggregation

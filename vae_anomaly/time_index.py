@@ -12,15 +12,19 @@ class IrregularSamplingWarning(UserWarning):
     """The timestamps are not evenly spaced, or not spaced as in training."""
 
 
-def check_time_index(times: pd.Index, source: str) -> None:
+def check_time_index(
+    times: pd.DatetimeIndex, source: str, *, segment_starts: np.ndarray | None = None
+) -> None:
     """Refuse missing, unsorted or repeated timestamps, naming the first offending one.
 
     Parameters
     ----------
-    times : Index
+    times : DatetimeIndex
         The timestamps, in row order.
     source : str
         What holds them, for the message, e.g. "X's DatetimeIndex".
+    segment_starts : ndarray of int or None, default=None
+        Rows where a new segment begins: each segment must be sorted, not the segments among them.
 
     Raises
     ------
@@ -31,18 +35,29 @@ def check_time_index(times: pd.Index, source: str) -> None:
         raise ValueError(
             f"{source} has missing timestamps (NaT) at row {int(np.flatnonzero(times.isna())[0])}."
         )
-    if not times.is_monotonic_increasing:
-        row = int(np.flatnonzero(np.diff(times.asi8) < 0)[0]) + 1
+    steps, rows = _steps(times, segment_starts)
+    if (steps < 0).any():
+        row = int(rows[np.flatnonzero(steps < 0)[0]])
         raise ValueError(
             f"{source} is not sorted: row {row} ({times[row]}) comes before row {row - 1} "
             f"({times[row - 1]}). Sort it first, e.g. X.sort_index()."
         )
-    if not times.is_unique:
-        row = int(np.flatnonzero(np.diff(times.asi8) == 0)[0]) + 1
+    if (steps == 0).any():
+        row = int(rows[np.flatnonzero(steps == 0)[0]])
         raise ValueError(
             f"{source} has duplicated timestamps, first {times[row]} at rows {row - 1} and {row}. "
             "Aggregate them first, e.g. X.groupby(level=0).mean()."
         )
+
+
+def _steps(times: pd.DatetimeIndex, segment_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The steps between consecutive timestamps of each segment, in nanoseconds, and the row each
+    step leads to."""
+    steps, rows = np.diff(times.as_unit("ns").asi8), np.arange(1, len(times))
+    if segment_starts is not None and len(steps):
+        within = ~np.isin(rows, segment_starts)
+        steps, rows = steps[within], rows[within]
+    return steps, rows
 
 
 def report_sampling(
@@ -67,12 +82,7 @@ def report_sampling(
     """
     if not isinstance(times, pd.DatetimeIndex):
         return None
-    steps = np.diff(times.as_unit("ns").asi8)
-    after = times[:-1]
-    if segment_starts is not None and len(steps):
-        within = np.ones(len(steps), dtype=bool)
-        within[segment_starts[segment_starts > 0] - 1] = False
-        steps, after = steps[within], after[within]
+    steps, rows = _steps(times, segment_starts)
     if not len(steps):
         return None
     interval = pd.Timedelta(int(np.median(steps)), unit="ns")
@@ -82,7 +92,8 @@ def report_sampling(
         warnings.warn(
             f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
             f"from the median {interval} (largest: {pd.Timedelta(steps[largest], unit='ns')} after "
-            f"{after[largest]}). Windows are cut by position, so a gap reads as consecutive samples; "
+            f"{times[rows[largest] - 1]}). Windows are cut by position, so a gap reads as consecutive "
+            "samples; "
             f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
             "to turn gaps into missing points the detector skips.",
             IrregularSamplingWarning,

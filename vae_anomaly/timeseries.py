@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.events import FindsEvents
 from vae_anomaly.holdout import HeldOut
 from vae_anomaly.input_checks import checked_values
@@ -20,7 +23,13 @@ from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
 from vae_anomaly.time_index import check_time_index, report_sampling
 from vae_anomaly.training import MIN_VALIDATION_ROWS
-from vae_anomaly.windowing import WINDOW_RULES, WindowRule, training_stride, window_starts
+from vae_anomaly.windowing import (
+    WINDOW_RULES,
+    WindowRule,
+    checked_segments,
+    segment_window_starts,
+    training_stride,
+)
 
 # window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
 # values, else the shortest. On the multivariate dev series 32-step windows of 19 and 25 channels beat
@@ -228,8 +237,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         return tags
 
     # ------------------------------------------------------------------ input
-    def _time_index(self, X: Any, n_rows: int) -> tuple[Any, pd.Index]:
-        """Split the timestamps off X: the time column, a DatetimeIndex, or row positions."""
+    def _time_index(self, X: Any, n_rows: int, segment_starts: np.ndarray | None) -> tuple[Any, pd.Index]:
+        """Split the timestamps off X: the time column, a DatetimeIndex, or row positions; each
+        segment's must be sorted."""
         if self.time_column is not None:
             if not isinstance(X, pd.DataFrame) or self.time_column not in X.columns:
                 columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
@@ -243,19 +253,60 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                     "convert it with pd.to_datetime first."
                 )
             index = pd.DatetimeIndex(times, name=self.time_column)
-            check_time_index(index, f"time_column {self.time_column!r}")
+            check_time_index(index, f"time_column {self.time_column!r}", segment_starts=segment_starts)
             return X.drop(columns=self.time_column), index
         if isinstance(X, pd.DataFrame | pd.Series) and isinstance(X.index, pd.DatetimeIndex):
-            check_time_index(X.index, "X's DatetimeIndex")
+            check_time_index(X.index, "X's DatetimeIndex", segment_starts=segment_starts)
             return X, X.index
         return X, X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n_rows)
 
-    def _read(self, X: Any, *, reset: bool) -> Samples:
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        feature_statistics: ColumnStatistics | None = None,
+        segments: Sequence[int] | None = None,
+    ) -> Self:
+        """Train the VAE on the windows of the series X and set the outlier threshold.
+
+        Random windows validate for early stopping; ``offset_`` is set on the scores of X's
+        timestamps (see ``contamination``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_timestamps,) or (n_timestamps, n_channels), or DataFrame
+            The training series in time order. A DataFrame records ``feature_names_in_``.
+        y : Ignored
+            Present for API consistency.
+        feature_statistics : ColumnStatistics or None, default=None
+            Statistics of every timestamp of a series that X is a sample of
+            (``sample_series_parquet`` gathers them): ``mean_``, ``scale_`` and ``binary_features_``
+            come from them instead of from X. Their names must be X's channels, in order
+            (``x0, x1, ...`` for an array). None fits them on X.
+        segments : sequence of int or None, default=None
+            X is these many consecutive timestamps of separate stretches of a series, or of separate
+            series of the same kind (e.g. one per run of a machine), one after another; they must add
+            up to X's length, and each hold at least ``window`` timestamps. No window spans two of
+            them, each one's timestamps must be sorted (not the segments among them), and the step
+            from one to the next is no sampling step. None: X is one series.
+
+        Returns
+        -------
+        self
+        """
+        self._check_settings()  # a bad setting fails before any work
+        return self._fit_samples(X, self._read(X, reset=True, segments=segments), feature_statistics)
+
+    def _read(self, X: Any, *, reset: bool, segments: Sequence[int] | None = None) -> Samples:
         """Split off the timestamps and check them, then the values (``checked_values``) and length."""
         if isinstance(X, pd.Series):
             X = X.to_frame()
         n_rows = len(X) if hasattr(X, "__len__") else 0
-        X, index = self._time_index(X, n_rows)
+        lengths = None if segments is None else checked_segments(segments, n_rows)
+        segment_starts = None if lengths is None else np.cumsum(lengths[:-1], dtype=np.int64)
+        X, index = self._time_index(X, n_rows, segment_starts)
         if isinstance(X, np.ndarray | list | tuple) and np.ndim(X) == 1:
             if not reset and self.n_features_in_ != 1:
                 raise ValueError(
@@ -279,31 +330,39 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                 f"X has n_samples={len(x)} timestamps, but window={self.window_} needs at least "
                 f"{self.window_}."
             )
-        interval = report_sampling(index, None if reset else self.sampling_interval_)
+        if lengths is not None and min(lengths) < self.window_:
+            short = int(np.argmin(lengths))
+            raise ValueError(
+                f"segments[{short}] holds {lengths[short]} timestamps, but window={self.window_} needs "
+                f"at least {self.window_} in each segment."
+            )
+        interval = report_sampling(
+            index, None if reset else self.sampling_interval_, segment_starts=segment_starts
+        )
         if reset:
             self.sampling_interval_ = interval
-        return Samples(x, index, complete)
+        return Samples(x, index, complete, lengths)
 
     def _model_rows(
         self, samples: Samples, standardized: tuple[RowSource, RowSource | None], *, training: bool = False
     ) -> SeriesWindows:
-        """The windows every ``stride`` steps of the standardized series; for training, every
-        ``training_stride`` steps (denser for short series)."""
+        """The windows every ``stride`` steps of the standardized series (of each of its segments);
+        for training, every ``training_stride`` steps (denser for short series)."""
         values, observed = standardized_arrays(*standardized)
+        lengths = samples.segments or (len(values),)
         stride = (
-            training_stride(len(values), self.window_, self.stride, values.shape[1])
-            if training
-            else self.stride
+            training_stride(lengths, self.window_, self.stride, values.shape[1]) if training else self.stride
         )
-        return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation)
+        return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation, lengths)
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """None: a series' held-out tail set a worse threshold than its training scores (issue 31,
         benchmarks/RESULTS.md), so random windows validate and the training scores set it. Warns
         when the series has too few windows for those to be drawn, so nothing stops training early."""
         n_timestamps = len(samples.values)
-        stride = training_stride(n_timestamps, self.window_, self.stride, samples.values.shape[1])
-        n_windows = len(window_starts(n_timestamps, self.window_, stride))
+        lengths = samples.segments or (n_timestamps,)
+        stride = training_stride(lengths, self.window_, self.stride, samples.values.shape[1])
+        n_windows = len(segment_window_starts(lengths, self.window_, stride))
         if self.validation_fraction > 0 and round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
             warnings.warn(
                 f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -44,15 +45,76 @@ def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
     return starts
 
 
-def training_stride(n_timestamps: int, window: int, stride: int, n_channels: int = 1) -> int:
+def checked_segments(segments: Sequence[int], n_timestamps: int) -> tuple[int, ...]:
+    """Segment lengths as ints, refused unless they are positive and add up to the series' length.
+
+    Parameters
+    ----------
+    segments : sequence of int
+        Timestamps in each segment, in order.
+    n_timestamps : int
+        Length of the series they divide.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValueError
+        Naming the first length that is no positive integer, or the sum that differs.
+    """
+    lengths = list(segments) if not isinstance(segments, np.ndarray) else segments.tolist()
+    for k, length in enumerate(lengths):
+        if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1:
+            raise ValueError(
+                f"segments[{k}] is {length!r}; each segment's length must be a positive integer."
+            )
+    if not lengths or sum(lengths) != n_timestamps:
+        raise ValueError(
+            f"segments add up to {sum(lengths)} timestamps in {len(lengths)} segment(s), but X has "
+            f"{n_timestamps}: they must divide X exactly."
+        )
+    return tuple(int(length) for length in lengths)
+
+
+def segment_window_starts(lengths: Sequence[int], window: int, stride: int) -> np.ndarray:
+    """First timestamp of each window of a series made of consecutive segments, no window spanning two.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Timestamps in each segment, in order; each at least ``window``. One segment is a whole
+        series, whose windows are :func:`window_starts`.
+    window : int
+        Timestamps per window.
+    stride : int
+        Steps between the starts of consecutive windows of a segment.
+
+    Returns
+    -------
+    ndarray of shape (n_windows,), int64
+        Increasing starts, counted from the first segment's first timestamp: each segment's
+        ``window_starts``, so every timestamp is covered by windows of its own segment only.
+    """
+    offsets = np.cumsum([0, *lengths[:-1]])
+    pieces = [
+        offset + window_starts(int(length), window, stride)
+        for offset, length in zip(offsets, lengths, strict=True)
+    ]
+    return np.concatenate(pieces)
+
+
+def training_stride(lengths: Sequence[int], window: int, stride: int, n_channels: int = 1) -> int:
     """Stride of the windows a series is trained on: every window while there are at most
     ``MAX_TRAINING_WINDOWS`` holding at most ``MAX_TRAINING_VALUES`` values, else the smallest stride
     that keeps within both caps, never above ``stride``.
 
     Parameters
     ----------
-    n_timestamps : int
-        Length of the training series; at least ``window``.
+    lengths : sequence of int
+        Timestamps in each segment of the training series (one length for a whole series); each at
+        least ``window``.
     window : int
         Timestamps per window.
     stride : int
@@ -65,10 +127,10 @@ def training_stride(n_timestamps: int, window: int, stride: int, n_channels: int
     int
         Between 1 and ``stride``.
     """
-    span = n_timestamps - window
+    spans = np.asarray(lengths, dtype=np.int64) - window
     max_windows = min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
     for candidate in range(1, stride):
-        if span // candidate + 1 + (span % candidate != 0) <= max_windows:
+        if int((spans // candidate + 1 + (spans % candidate != 0)).sum()) <= max_windows:
             return candidate
     return stride
 
