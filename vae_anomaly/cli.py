@@ -187,7 +187,7 @@ def _training_estimator(kinds: dict[str, str], params: dict[str, Any]) -> Any:
     """A VAEAnomalyDetector for numeric and boolean columns; else the tabular pipeline."""
     from pipelines import tabular_pipeline
     from vae_anomaly import VAEAnomalyDetector
-    from vae_anomaly.parquet_sample import NUMERIC_KINDS
+    from vae_anomaly.parquet_pass import NUMERIC_KINDS
 
     numeric = [name for name, kind in kinds.items() if kind in NUMERIC_KINDS]
     if len(numeric) == len(kinds):
