@@ -41,7 +41,7 @@ from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.events import flagged_runs
 from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
 from vae_anomaly.thresholds import offset_from
-from vae_anomaly.timeseries import auto_window
+from vae_anomaly.windowing import auto_window
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 0

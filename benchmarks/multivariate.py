@@ -36,8 +36,7 @@ from data_sources import files_or_exit
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
-from vae_anomaly.timeseries import auto_window
-from vae_anomaly.windowing import Windows, window_scores_to_points, window_starts
+from vae_anomaly.windowing import Windows, auto_window, window_scores_to_points, window_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multivariate"
 SEED = 0

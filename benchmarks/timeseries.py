@@ -32,8 +32,7 @@ from sklearn.decomposition import PCA
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.metrics import timeseries_metrics
-from vae_anomaly.timeseries import auto_window
-from vae_anomaly.windowing import WINDOW_RULES, Windows, window_scores_to_points, window_starts
+from vae_anomaly.windowing import WINDOW_RULES, Windows, auto_window, window_scores_to_points, window_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 TRAIN_SHARE = 0.3

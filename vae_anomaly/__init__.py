@@ -20,6 +20,8 @@ _EXPORTS = {
     "fit_parquet": "vae_anomaly.parquet_training",
     "fit_sample": "vae_anomaly.parquet_training",
     "sample_parquet": "vae_anomaly.parquet_sample",
+    "SeriesSample": "vae_anomaly.series_sample",
+    "sample_series_parquet": "vae_anomaly.series_sample",
     "sample_spark": "vae_anomaly.spark_sample",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -28,6 +30,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "DetectorPipeline",
     "IrregularSamplingWarning",
     "ModelFileError",
+    "SeriesSample",
     "TimeSeriesVAEDetector",
     "TrainingDivergedError",
     "TrainingSample",
@@ -38,6 +41,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "fit_parquet",
     "fit_sample",
     "sample_parquet",
+    "sample_series_parquet",
     "sample_spark",
 ]
 
@@ -49,6 +53,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from vae_anomaly.parquet_sample import sample_parquet
     from vae_anomaly.parquet_training import fit_parquet, fit_sample
     from vae_anomaly.persistence import ModelFileError
+    from vae_anomaly.series_sample import SeriesSample, sample_series_parquet
     from vae_anomaly.spark_sample import sample_spark
     from vae_anomaly.time_index import IrregularSamplingWarning
     from vae_anomaly.timeseries import TimeSeriesVAEDetector

@@ -1,9 +1,10 @@
-"""Fitting from parquet data of any size: ``fit_parquet`` reads it once (``parquet_sample``), then fits.
+"""Fitting from parquet data of any size: ``fit_parquet`` reads it once (``parquet_sample`` for a table,
+``series_sample`` for a series), then fits.
 
-``fit_sample`` fits an estimator on a ``TrainingSample``: a VAE detector's standardization comes from
-the sample's exact statistics of every row, so it is the one an in-memory fit of all the rows would
-have, and its threshold is set on rows of the sample held out of training, a uniform sample of the
-whole data.
+``fit_sample`` fits an estimator on a ``TrainingSample`` or a ``SeriesSample``: a VAE detector's
+standardization comes from the sample's exact statistics of every row, so it is the one an in-memory
+fit of all the rows would have; its threshold is set on rows of the sample held out of training, a
+uniform sample of the whole table, or on the timestamps of a series' sampled segments.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sklearn.utils import get_tags
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS
 from vae_anomaly.parquet_sample import sample_parquet
+from vae_anomaly.series_sample import SeriesSample, sample_series_parquet
 from vae_anomaly.training_sample import TrainingSample
 
 Estimator = TypeVar("Estimator", bound=BaseEstimator)
 
 
-def fit_sample(estimator: Estimator, sample: TrainingSample) -> Estimator:
+def fit_sample(estimator: Estimator, sample: TrainingSample | SeriesSample) -> Estimator:
     """Fit an estimator on a training sample: a VAE detector with the sample's exact statistics.
 
     A ``VAEAnomalyDetector`` takes its standardization from ``sample.statistics``
@@ -33,14 +35,16 @@ def fit_sample(estimator: Estimator, sample: TrainingSample) -> Estimator:
     its threshold on the sample. Any other estimator, a Pipeline included, fits
     on ``sample.frame`` as it is: the detector at the end of a Pipeline sees transformed features,
     whose statistics the pass did not gather, so they come from the sample (for 262,144 rows a mean
-    is within a 500th of a standard deviation of the data's, as a rule).
+    is within a 500th of a standard deviation of the data's, as a rule). A ``TimeSeriesVAEDetector``
+    (or a Pipeline ending in one) fits on a ``SeriesSample``'s segments
+    (``fit(..., segments=)``), a bare one with its exact statistics.
 
     Parameters
     ----------
     estimator : estimator
         Unfitted, or to be refitted.
-    sample : TrainingSample
-        From ``sample_parquet``, or made so elsewhere (e.g. from Spark).
+    sample : TrainingSample or SeriesSample
+        From ``sample_parquet`` or ``sample_series_parquet``, or made so elsewhere (e.g. from Spark).
 
     Returns
     -------
@@ -50,12 +54,25 @@ def fit_sample(estimator: Estimator, sample: TrainingSample) -> Estimator:
     Raises
     ------
     ValueError
-        For a time-series detector (or a Pipeline ending in one): a sample of rows is no series.
+        For a time-series detector given a sample of rows, or any other estimator given a series.
     """
-    _refuse_series(estimator)
+    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    series = getattr(final, "scores_whole_series", False)
+    if series != isinstance(sample, SeriesSample):
+        raise ValueError(
+            f"{type(final).__name__} needs its series whole and in order, but a TrainingSample is rows "
+            "drawn at random: sample the series with sample_series_parquet."
+            if series
+            else f"{type(final).__name__} takes rows, but a SeriesSample holds segments of a series: "
+            "fit a TimeSeriesVAEDetector on it."
+        )
+    options = {}
+    if series:
+        name = f"{estimator.steps[-1][0]}__segments" if isinstance(estimator, Pipeline) else "segments"
+        options[name] = sample.segments
     if isinstance(estimator, BaseVAEDetector):
-        return estimator.fit(sample.frame, feature_statistics=sample.statistics)
-    return estimator.fit(sample.frame)
+        options["feature_statistics"] = sample.statistics
+    return estimator.fit(sample.frame, **options)
 
 
 def fit_parquet(
@@ -65,26 +82,33 @@ def fit_parquet(
     columns: Sequence[str] | None = None,
     drop_columns: Sequence[str] = (),
     max_rows: int | Literal["auto"] = "auto",
+    max_windows: int | Literal["auto"] = "auto",
+    segment_length: int | Literal["auto"] = "auto",
     batch_rows: int = DEFAULT_BATCH_ROWS,
     random_state: int | np.random.Generator | None = None,
     progress: bool | None = None,
 ) -> Estimator:
-    """Fit an estimator on parquet data of any size, in bounded memory (``sample_parquet``, ``fit_sample``).
+    """Fit an estimator on parquet data of any size, in bounded memory (``sample_parquet`` or
+    ``sample_series_parquet``, then ``fit_sample``).
 
     Use it where the training data does not fit in memory, or is a folder or glob of parquet files
     that would otherwise have to be read whole: the fitted estimator is the same kind of object, and
     saves and logs as an in-memory fit does. A bare detector reads numeric and boolean columns only,
-    and nulls only with ``missing="skip"``; a Pipeline reads any columns.
+    and nulls only with ``missing="skip"``; a Pipeline reads any columns. A time-series detector (or
+    a Pipeline ending in one) reads one series, in time order, and trains on segments of it drawn
+    at random as it streams past; its ``time_column``, if set, must hold the timestamps.
 
     Parameters
     ----------
     estimator : estimator
-        A ``VAEAnomalyDetector``, a Pipeline ending in one (e.g. ``pipelines.tabular_pipeline()``),
-        or any scikit-learn estimator.
+        A ``VAEAnomalyDetector`` or ``TimeSeriesVAEDetector``, a Pipeline ending in one (e.g.
+        ``pipelines.tabular_pipeline()``), or any scikit-learn estimator.
     source : str or PathLike
         A parquet file, folder (hive-partitioned or not) or glob.
     columns, drop_columns, max_rows, batch_rows, progress
-        As :func:`~vae_anomaly.sample_parquet` takes them.
+        As :func:`~vae_anomaly.sample_parquet` takes them (``max_rows`` for a table only).
+    max_windows, segment_length
+        For a series, as :func:`~vae_anomaly.sample_series_parquet` takes them.
     random_state : int, Generator or None, default=None
         Seeds the sample; None takes the estimator's ``random_state`` (a Pipeline's last step's)
         when it is an int, else draws a fresh one.
@@ -101,10 +125,25 @@ def fit_parquet(
     ...     VAEAnomalyDetector(random_state=0), "lake/day=2026-12-01/", drop_columns=["is_anomaly"]
     ... )  # doctest: +SKIP
     """
-    _refuse_series(estimator)  # before the pass, which may take long
     final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
+    if getattr(final, "scores_whole_series", False):
+        return fit_sample(
+            estimator,
+            sample_series_parquet(
+                source,
+                window=final.window,
+                columns=columns,
+                drop_columns=drop_columns,
+                time_column=final.time_column,
+                max_windows=max_windows,
+                segment_length=segment_length,
+                batch_rows=batch_rows,
+                random_state=random_state,
+                progress=progress,
+            ),
+        )
     bare = isinstance(estimator, BaseVAEDetector)
     sample = sample_parquet(
         source,
@@ -118,13 +157,3 @@ def fit_parquet(
         progress=progress,
     )
     return fit_sample(estimator, sample)
-
-
-def _refuse_series(estimator: BaseEstimator) -> None:
-    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    if getattr(final, "scores_whole_series", False):
-        raise ValueError(
-            f"{type(final).__name__} needs its series whole and in order, but a training sample is rows "
-            "drawn at random: read the series (pandas.read_parquet) and call fit. Training a series "
-            "from parquet in bounded memory is not supported yet."
-        )

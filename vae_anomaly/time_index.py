@@ -13,7 +13,7 @@ class IrregularSamplingWarning(UserWarning):
 
 
 def check_time_index(
-    times: pd.DatetimeIndex, source: str, *, segment_starts: np.ndarray | None = None
+    times: pd.DatetimeIndex, source: str, *, segment_starts: np.ndarray | None = None, first_row: int = 0
 ) -> None:
     """Refuse missing, unsorted or repeated timestamps, naming the first offending one.
 
@@ -25,6 +25,8 @@ def check_time_index(
         What holds them, for the message, e.g. "X's DatetimeIndex".
     segment_starts : ndarray of int or None, default=None
         Rows where a new segment begins: each segment must be sorted, not the segments among them.
+    first_row : int, default=0
+        The row number of ``times[0]`` in the messages (where ``times`` are part of a longer input).
 
     Raises
     ------
@@ -33,19 +35,21 @@ def check_time_index(
     """
     if times.hasnans:
         raise ValueError(
-            f"{source} has missing timestamps (NaT) at row {int(np.flatnonzero(times.isna())[0])}."
+            f"{source} has missing timestamps (NaT) at row "
+            f"{first_row + int(np.flatnonzero(times.isna())[0])}."
         )
     steps, rows = _steps(times, segment_starts)
     if (steps < 0).any():
         row = int(rows[np.flatnonzero(steps < 0)[0]])
         raise ValueError(
-            f"{source} is not sorted: row {row} ({times[row]}) comes before row {row - 1} "
-            f"({times[row - 1]}). Sort it first, e.g. X.sort_index()."
+            f"{source} is not sorted: row {first_row + row} ({times[row]}) comes before row "
+            f"{first_row + row - 1} ({times[row - 1]}). Sort it first, e.g. X.sort_index()."
         )
     if (steps == 0).any():
         row = int(rows[np.flatnonzero(steps == 0)[0]])
         raise ValueError(
-            f"{source} has duplicated timestamps, first {times[row]} at rows {row - 1} and {row}. "
+            f"{source} has duplicated timestamps, first {times[row]} at rows {first_row + row - 1} and "
+            f"{first_row + row}. "
             "Aggregate them first, e.g. X.groupby(level=0).mean()."
         )
 

@@ -26,32 +26,11 @@ from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
+    auto_window,
     checked_segments,
     segment_window_starts,
     training_stride,
 )
-
-# window="auto": the longest of these window lengths whose window holds at most AUTO_WINDOW_VALUES
-# values, else the shortest. On the multivariate dev series 32-step windows of 19 and 25 channels beat
-# 128-step ones by far, and on NAB (one channel) 128 beat 64 and 32 (benchmarks/RESULTS.md).
-AUTO_WINDOW_STEPS = (128, 64, 32)
-AUTO_WINDOW_VALUES = 512
-
-
-def auto_window(n_channels: int) -> int:
-    """The window length ``window="auto"`` picks for a series of ``n_channels`` channels.
-
-    Parameters
-    ----------
-    n_channels : int
-
-    Returns
-    -------
-    int
-        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on.
-    """
-    fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
-    return fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
 
 
 @document_shared_parameters

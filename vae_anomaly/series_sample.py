@@ -1,0 +1,281 @@
+"""What training needs of a series longer than memory, from one streaming pass over its parquet file(s):
+segments sampled at random from the stream, and exact statistics of every channel.
+
+A series of at most ``max_windows`` training windows is read whole. A longer one is cut into blocks of
+``segment_length`` consecutive timestamps, and a seeded uniform draw of blocks (as many as hold
+``max_windows`` windows: a default fit's cap) is kept as it streams past. The detector trains on
+the blocks as separate segments (``TimeSeriesVAEDetector.fit(..., segments=)``): no window spans two,
+and its threshold is set on their timestamps, a uniform sample of the series'.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS
+from vae_anomaly.column_statistics import ColumnStatistics
+from vae_anomaly.parquet_pass import (
+    CheckedStatistics,
+    OpenedInput,
+    check_metadata,
+    open_input,
+    record_batches,
+)
+from vae_anomaly.time_index import check_time_index
+from vae_anomaly.windowing import MAX_TRAINING_VALUES, MAX_TRAINING_WINDOWS, auto_window
+
+#: segment_length="auto": this many windows' length per segment.
+SEGMENT_WINDOWS = 8
+
+
+@dataclass(frozen=True)
+class SeriesSample:
+    """Segments sampled from a long series, with what is known of all its timestamps.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The segments one after another, in time order: the channels, the time column when one was
+        named, and as index the stored DatetimeIndex (a pandas index saved with the file) or else
+        each timestamp's position in the series.
+    segments : tuple of int
+        Timestamps in each segment, as ``TimeSeriesVAEDetector.fit(..., segments=)`` takes them.
+    statistics : ColumnStatistics
+        Exact statistics of every timestamp of each channel.
+    n_rows : int
+        Timestamps read.
+    window : int
+        The window length the segments were cut for.
+    """
+
+    frame: pd.DataFrame
+    segments: tuple[int, ...]
+    statistics: ColumnStatistics
+    n_rows: int
+    window: int
+
+
+def sample_series_parquet(
+    source: str | os.PathLike[str],
+    *,
+    window: int | Literal["auto"] = "auto",
+    columns: Sequence[str] | None = None,
+    drop_columns: Sequence[str] = (),
+    time_column: str | None = None,
+    max_windows: int | Literal["auto"] = "auto",
+    segment_length: int | Literal["auto"] = "auto",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    random_state: int | np.random.Generator | None = None,
+    progress: bool | None = None,
+) -> SeriesSample:
+    """Read a long series once, in bounded memory: random segments of it and exact channel statistics.
+
+    Memory grows with ``max_windows`` and ``batch_rows``, not with the series. The sample depends on
+    the series' length, ``window``, ``max_windows``, ``segment_length`` and ``random_state`` only.
+
+    Parameters
+    ----------
+    source : str or PathLike
+        A parquet file holding one series in time order, or a folder or glob of files that, in path
+        order, hold it (e.g. one file per day).
+    window : int or "auto", default="auto"
+        The detector's window length; "auto" picks it by the number of channels as
+        ``TimeSeriesVAEDetector(window="auto")`` does.
+    columns : sequence of str or None, default=None
+        The channels, in order. None reads every column of the files but ``drop_columns``, the time
+        column and a stored pandas index.
+    drop_columns : sequence of str, default=()
+        Columns not to read, e.g. a label column.
+    time_column : str or None, default=None
+        The column of timestamps, as the detector's ``time_column``; it stays a column of the frame.
+        None uses a DatetimeIndex stored with the file by pandas, if there is one.
+    max_windows : int or "auto", default="auto"
+        Training windows (at stride 1) the segments hold at most. "auto": as many as a fit trains on,
+        65,536 windows and 2^25 values.
+    segment_length : int or "auto", default="auto"
+        Timestamps per segment, at least ``window``; "auto": 8 windows' length.
+    batch_rows : int, default=65536
+        Rows per record batch read.
+    random_state : int, Generator or None, default=None
+        Seeds the draw of segments; None draws a fresh one.
+    progress : bool or None, default=None
+        Show a progress bar of rows read; None shows it on a terminal only.
+
+    Returns
+    -------
+    SeriesSample
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``source`` matches no file.
+    SchemaError
+        Listing every problem of every file found in the metadata: an unreadable file, a missing
+        column, a channel that is not numeric or boolean, a time column that holds no timestamps or
+        misses some.
+    ValueError
+        If the series is shorter than ``window``; if a value is infinite or beyond float32's range;
+        or if the timestamps are missing, unsorted or repeated (naming file and row).
+    """
+    opened, time_name, as_index = _series_input(source, columns, drop_columns, time_column)
+    check_metadata(opened, numeric_only=True, allow_nulls=True, time_column=time_name)
+    channels = [name for name in opened.kinds if name != time_name]
+    length = auto_window(len(channels)) if window == "auto" else _positive("window", window)
+    reader = _SegmentReader(
+        opened.n_rows,
+        length,
+        channels,
+        time_name,
+        _windows_cap(max_windows, length, len(channels)),
+        length * SEGMENT_WINDOWS if segment_length == "auto" else _positive("segment_length", segment_length),
+        np.random.default_rng(random_state),
+    )
+    for batch, file in record_batches(opened, batch_rows, progress):
+        reader.add(pa.Table.from_batches([batch]), file)
+    return reader.result(as_index)
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or 'auto', got {value!r}.")
+    return int(value)
+
+
+def _windows_cap(max_windows: int | Literal["auto"], window: int, n_channels: int) -> int:
+    """The training windows a sample holds at most: ``max_windows``, or the detector's training caps."""
+    if max_windows != "auto":
+        return _positive("max_windows", max_windows)
+    return min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
+
+
+def _series_input(
+    source: str | os.PathLike[str],
+    columns: Sequence[str] | None,
+    drop_columns: Sequence[str],
+    time_column: str | None,
+) -> tuple[OpenedInput, str | None, bool]:
+    """The input opened for its channels and timestamps: the timestamps' column (``time_column``, or a
+    stored pandas DatetimeIndex) and whether it is the frame's index."""
+    opened = open_input(source, columns, drop_columns)
+    stored_index = None
+    if time_column is None:
+        schema = opened.dataset.schema
+        stored = (schema.pandas_metadata or {}).get("index_columns", [])
+        if (
+            len(stored) == 1
+            and isinstance(stored[0], str)
+            and pa.types.is_timestamp(schema.field(stored[0]).type)
+        ):
+            stored_index = stored[0]
+    time_name = time_column if time_column is not None else stored_index
+    if time_name is None:
+        return opened, None, False
+    if time_name not in opened.dataset.schema.names:
+        raise ValueError(
+            f"time_column={time_name!r} is not a column of the input; its columns are "
+            f"{opened.dataset.schema.names}."
+        )
+    kinds = {name: kind for name, kind in opened.kinds.items() if name != time_name}
+    kinds[time_name] = "datetime"
+    return opened._replace(kinds=kinds), time_name, time_name == stored_index
+
+
+class _SegmentReader:
+    """The streaming pass: checks each batch and its timestamps, adds it to the statistics and
+    keeps the rows of the chosen segments."""
+
+    def __init__(
+        self,
+        n_rows: int,
+        window: int,
+        channels: list[str],
+        time_name: str | None,
+        max_windows: int,
+        segment_length: int,
+        rng: np.random.Generator,
+    ) -> None:
+        if n_rows < window:
+            raise ValueError(
+                f"The series has {n_rows} timestamps, but window={window} needs at least {window}."
+            )
+        if segment_length < window:
+            raise ValueError(f"segment_length={segment_length} is shorter than window={window}.")
+        self._channels, self._time_name, self._window = channels, time_name, window
+        self._statistics = CheckedStatistics(channels, allow_nulls=True)
+        if n_rows - window + 1 <= max_windows:  # the whole series
+            self._length, self._blocks = n_rows, np.zeros(1, dtype=np.int64)
+        else:
+            per_segment = segment_length - window + 1
+            count = max(1, min(n_rows // segment_length, max_windows // per_segment))
+            self._length = segment_length
+            self._blocks = np.sort(rng.choice(n_rows // segment_length, size=count, replace=False))
+        self._values = np.empty((len(self._blocks) * self._length, len(channels)))
+        self._times: np.ndarray | None = None
+        self._rows = 0
+        self._file, self._file_row, self._last_time = "", 0, None
+
+    def add(self, table: pa.Table, file: str) -> None:
+        columns = self._statistics.add(table, file)
+        if file != self._file:
+            self._previous_file, self._file, self._file_row = self._file, file, 0
+        if self._time_name is not None:
+            self._check_times(table.column(self._time_name))
+        first, last = self._rows, self._rows + table.num_rows
+        kept = self._blocks[
+            np.searchsorted(self._blocks, first // self._length) : np.searchsorted(
+                self._blocks, (last - 1) // self._length, side="right"
+            )
+        ]
+        for block in kept:
+            start, stop = max(first, block * self._length), min(last, (block + 1) * self._length)
+            slot = int(np.searchsorted(self._blocks, block)) * self._length + start - block * self._length
+            rows = slice(start - first, stop - first)
+            self._values[slot : slot + stop - start] = np.column_stack([column[rows] for column in columns])
+            if self._times is not None:
+                self._times[slot : slot + stop - start] = self._batch_times[rows]
+        self._rows = last
+        self._file_row += table.num_rows
+
+    def _check_times(self, column: pa.ChunkedArray) -> None:
+        """Refuse missing, unsorted or repeated timestamps of this batch, and a batch that does not follow
+        the last one; keep the batch's timestamps for the segments."""
+        times = pd.DatetimeIndex(column.to_pandas())
+        if self._times is None:
+            self._times, self._time_zone = np.empty(len(self._values), dtype=np.int64), times.tz
+        follows = self._file_row > 0 and self._last_time is not None
+        check_time_index(
+            times.insert(0, self._last_time) if follows else times,
+            f"{self._file}: column {self._time_name!r}",
+            first_row=self._file_row - follows,
+        )
+        if self._file_row == 0 and self._last_time is not None and len(times) and times[0] <= self._last_time:
+            raise ValueError(
+                f"{self._file} starts at {times[0]}, not after {self._last_time}, the last timestamp of "
+                f"{self._previous_file}: the files, in path order, must hold the series in time order."
+            )
+        if len(times):
+            self._last_time = times[-1]
+        self._batch_times = times.as_unit("ns").asi8
+
+    def result(self, as_index: bool) -> SeriesSample:
+        lengths = (self._length,) * len(self._blocks)
+        frame = pd.DataFrame(self._values, columns=self._channels)
+        positions = (self._blocks[:, None] * self._length + np.arange(self._length)).ravel()
+        if self._time_name is None:
+            frame.index = pd.Index(positions, name="position")
+        else:
+            times = pd.DatetimeIndex(self._times.view("M8[ns]"), name=self._time_name)
+            if self._time_zone is not None:
+                times = times.tz_localize("UTC").tz_convert(self._time_zone)
+            if as_index:
+                frame.index = times
+            else:
+                frame[self._time_name] = times
+        return SeriesSample(frame, lengths, self._statistics.result(), self._rows, self._window)
