@@ -150,3 +150,19 @@ def test_bad_series_are_refused_by_name(tmp_path, change, message):
     _write(change(_series(1000).reset_index()), tmp_path / "s.parquet")
     with pytest.raises((ValueError, SchemaError), match=message):
         fit_parquet(TimeSeriesVAEDetector(window=32, time_column="time"), tmp_path / "s.parquet")
+
+
+def test_the_train_command_fits_a_series_that_the_score_command_scores(long_series, tmp_path, capsys):
+    from vae_anomaly.cli import main
+
+    folder, frame = long_series
+    model_dir = tmp_path / "model"
+    arguments = ["train", str(folder), str(model_dir), "--time-column", "time", "--max-windows", "2000"]
+    assert main([*arguments, "--params", '{"window": 32, "epochs": 5}', "--no-progress"]) == 0
+    assert "trained TimeSeriesVAEDetector on 2 columns" in capsys.readouterr().out
+    detector = TimeSeriesVAEDetector.load(model_dir)
+    np.testing.assert_allclose(detector.mean_, frame[["a", "b"]].mean().to_numpy(), rtol=1e-12)
+    _write(frame.iloc[:2000], tmp_path / "new.parquet")
+    assert main(["score", str(model_dir), str(tmp_path / "new.parquet"), str(tmp_path / "out")]) == 0
+    scored = pd.read_parquet(tmp_path / "out" / "new.parquet")
+    assert len(scored) == 2000 and scored["anomaly_score"].notna().all()

@@ -151,8 +151,10 @@ def _add_train_command(commands: Any) -> None:
         "streaming pass gathers exact column statistics and a uniform sample of at most --max-rows rows, "
         "which the detector trains on (holding part out to set its threshold). Where a column is not "
         "numeric, the tabular pipeline (scaling, one-hot encoding, missing values skipped) is fitted "
-        "instead. Columns, types and nulls are checked from the parquet metadata first. MODEL_DIR is a "
-        "new folder, or a saved model, which is replaced once the new one is complete.",
+        "instead. With --series (or --time-column) the input is one series in time order, and a "
+        "TimeSeriesVAEDetector trains on segments of it drawn at random as it streams past (at most "
+        "--max-windows windows). Columns, types and nulls are checked from the parquet metadata first. "
+        "MODEL_DIR is a new folder, or a saved model, which is replaced once the new one is complete.",
     )
     train.add_argument("input", help="parquet file, folder (hive-partitioned or not) or glob")
     train.add_argument("model_dir", help="folder to save the model to")
@@ -169,6 +171,15 @@ def _add_train_command(commands: Any) -> None:
         "--max-rows", type=int_at_least(1), help="rows sampled at most (default: 262,144, fewer if wide)"
     )
     train.add_argument(
+        "--series", action="store_true", help="the input is one series in time order (files in path order)"
+    )
+    train.add_argument("--time-column", help="the series' timestamp column (implies --series)")
+    train.add_argument(
+        "--max-windows",
+        type=int_at_least(1),
+        help="series: training windows sampled at most (default: 65,536, fewer if wide)",
+    )
+    train.add_argument(
         "--batch-rows",
         type=int_at_least(1),
         default=DEFAULT_BATCH_ROWS,
@@ -183,12 +194,15 @@ def _add_train_command(commands: Any) -> None:
     _add_progress_options(train)
 
 
-def _training_estimator(kinds: dict[str, str], params: dict[str, Any]) -> Any:
-    """A VAEAnomalyDetector for numeric and boolean columns; else the tabular pipeline."""
+def _training_estimator(kinds: dict[str, str], params: dict[str, Any], arguments: argparse.Namespace) -> Any:
+    """A TimeSeriesVAEDetector for a series; a VAEAnomalyDetector for numeric and boolean columns; else
+    the tabular pipeline."""
     from pipelines import tabular_pipeline
-    from vae_anomaly import VAEAnomalyDetector
+    from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
     from vae_anomaly.parquet_pass import NUMERIC_KINDS
 
+    if arguments.series or arguments.time_column is not None:
+        return TimeSeriesVAEDetector(**{"time_column": arguments.time_column, **params})
     numeric = [name for name, kind in kinds.items() if kind in NUMERIC_KINDS]
     if len(numeric) == len(kinds):
         return VAEAnomalyDetector(**params)
@@ -207,7 +221,7 @@ def _train(arguments: argparse.Namespace) -> int:
         columns, drop = _column_list(arguments.columns), _column_list(arguments.drop_columns) or []
         kinds = column_kinds(arguments.input, columns=columns, drop_columns=drop)
         params = {"random_state": arguments.random_state, **arguments.params}
-        estimator = _training_estimator(kinds, params)
+        estimator = _training_estimator(kinds, params, arguments)
         started = time.perf_counter()
         model = fit_parquet(
             estimator,
@@ -215,6 +229,7 @@ def _train(arguments: argparse.Namespace) -> int:
             columns=columns,
             drop_columns=drop,
             max_rows="auto" if arguments.max_rows is None else arguments.max_rows,
+            max_windows="auto" if arguments.max_windows is None else arguments.max_windows,
             batch_rows=arguments.batch_rows,
             progress=arguments.progress,
         )
@@ -223,7 +238,7 @@ def _train(arguments: argparse.Namespace) -> int:
         print(f"vae-anomaly train: error: {error}", file=sys.stderr)
         return 2
     print(
-        f"trained {type(model).__name__} on {len(kinds)} columns in {time.perf_counter() - started:.1f} s; "
+        f"trained {type(model).__name__} on {model.n_features_in_} columns in {time.perf_counter() - started:.1f} s; "
         f"saved to {arguments.model_dir}"
     )
     return 0
