@@ -86,6 +86,13 @@ def make_data(root: Path, n_rows: int) -> None:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which starts afresh at exec (ru_maxrss keeps the
+    parent's peak across fork and exec, so a parent that wrote the data would count)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -177,10 +184,10 @@ LABELS = {
 }
 
 
-def run_measurement(name: str, root: Path, params: str) -> dict[str, float]:
-    """Run one measurement in a fresh process and return what it printed."""
+def run_measurement(name: str, root: Path, params: str, script: str = __file__) -> dict[str, float]:
+    """Run one measurement of ``script`` in a fresh process and return what it printed."""
     output = subprocess.run(
-        [sys.executable, __file__, "--data", str(root), "--measure", name, "--vae-params", params],
+        [sys.executable, script, "--data", str(root), "--measure", name, "--vae-params", params],
         check=True,
         stdout=subprocess.PIPE,
         text=True,

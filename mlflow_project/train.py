@@ -3,9 +3,11 @@
 Labelled data (a label column, 1 = anomaly) is split: the detector trains on the first part (it never
 sees the labels) and the holdout is scored to log validation metrics and to decide whether the new
 version beats the current champion. Tabular rows are split at random, stratified by label; a time
-series is split in time, the holdout being its last part. A table is read in one streaming pass, in
-bounded memory (``vae_anomaly.sample_parquet``): a uniform sample of at most --max-rows rows is split
-so, and the rows read are logged as ``input_rows``.
+series is split in time, the holdout being its last part. Both are read in one streaming pass, in
+bounded memory, and the rows read are logged as ``input_rows``: a table as a uniform sample of at most
+--max-rows rows (``vae_anomaly.sample_parquet``), which is split so; a series as its last
+--holdout-fraction (at most 1,048,576 timestamps), kept whole, and segments drawn from the timestamps
+before it, which the detector trains on (``vae_anomaly.sample_series_parquet``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import argparse
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 from sklearn.model_selection import train_test_split
 
 from pipelines import tabular_pipeline, timeseries_pipeline
-from vae_anomaly import sample_parquet, tracking
+from vae_anomaly import sample_parquet, sample_series_parquet, tracking
 from vae_anomaly.cli import json_object
+from vae_anomaly.parquet_sample import column_kinds
+from vae_anomaly.windowing import auto_window
 
 from arguments import (
     auto_or_positive_int,
@@ -29,8 +34,10 @@ from arguments import (
     holdout_fraction,
     non_negative_int,
     positive_int,
-    read_table,
 )
+
+#: The most timestamps of a series' holdout, which is read whole.
+MAX_HOLDOUT_TIMESTAMPS = 2**20
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -83,36 +90,54 @@ def build_model(arguments: argparse.Namespace, features: pd.DataFrame):
         raise SystemExit(f"error: argument --detector-params: {error}") from None
 
 
-def read_training_data(arguments: argparse.Namespace, required: list[str]) -> tuple[pd.DataFrame, int]:
-    """The rows to train and validate on, and how many rows the data holds.
-
-    A series is read whole (its windows need every timestamp). A table is read in one streaming pass
-    (``vae_anomaly.sample_parquet``): a uniform sample of at most --max-rows rows, in the data's order,
-    so a table of that many rows or fewer is read as it is.
-    """
-    if arguments.kind == "timeseries":
-        table = read_table(arguments.data, required + arguments.features)
-        return table, len(table)
+def read_training_data(
+    arguments: argparse.Namespace, required: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, int]:
+    """The rows to train on, the labelled holdout (None without labels or with --holdout-fraction 0),
+    the options ``fit`` takes for them, and how many rows the data holds."""
     features = arguments.features
+    columns = [*features, *(name for name in required if name not in features)] if features else None
     try:
+        if arguments.kind == "timeseries":
+            return _series_parts(arguments, columns)
         sample = sample_parquet(
-            arguments.data,
-            columns=[*features, *(name for name in required if name not in features)] if features else None,
-            max_rows=arguments.max_rows,
-            random_state=arguments.random_state,
+            arguments.data, columns=columns, max_rows=arguments.max_rows, random_state=arguments.random_state
         )
     except (OSError, ValueError) as error:  # SchemaError is a ValueError; the message names the problem
         raise SystemExit(f"error: {error}") from None
-    return sample.frame, sample.n_rows
+    training, holdout = split(arguments, sample.frame)
+    return training, holdout, {}, sample.n_rows
+
+
+def _series_parts(
+    arguments: argparse.Namespace, columns: list[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, int]:
+    """A series' segments to train on and its last part, whole, to validate on."""
+    n_rows = ds.dataset(str(arguments.data), format="parquet", partitioning="hive").count_rows()
+    holdout_rows = 0
+    if arguments.label_column and arguments.holdout_fraction > 0:
+        holdout_rows = min(n_rows - round(n_rows * (1 - arguments.holdout_fraction)), MAX_HOLDOUT_TIMESTAMPS)
+    window = arguments.window
+    if window == "auto":  # by the channels, the label and time columns left out
+        kinds = column_kinds(arguments.data, columns=columns)
+        window = auto_window(
+            sum(name not in (arguments.label_column, arguments.time_column) for name in kinds)
+        )
+    sample = sample_series_parquet(
+        arguments.data,
+        window=window,
+        columns=columns,
+        time_column=arguments.time_column,
+        holdout_rows=holdout_rows,
+        random_state=arguments.random_state,
+    )
+    return sample.frame, sample.holdout, {"detector__segments": sample.segments}, sample.n_rows
 
 
 def split(arguments: argparse.Namespace, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Training part and labelled holdout (None without labels or with holdout_fraction 0)."""
+    """A table's training rows and labelled holdout (None without labels or with holdout_fraction 0)."""
     if not arguments.label_column or arguments.holdout_fraction == 0:
         return table, None
-    if arguments.kind == "timeseries":
-        cut = round(len(table) * (1 - arguments.holdout_fraction))
-        return table.iloc[:cut], table.iloc[cut:]
     labels = table[arguments.label_column]
     stratify = labels if labels.nunique() > 1 and labels.value_counts().min() >= 2 else None
     return train_test_split(
@@ -124,18 +149,17 @@ def main() -> None:
     arguments = parse_arguments()
     label = [arguments.label_column] if arguments.label_column else []
     time = [arguments.time_column] if arguments.time_column else []
-    table, input_rows = read_training_data(arguments, label + time)
+    training, holdout, fit_options, input_rows = read_training_data(arguments, label + time)
     if arguments.features:
         columns = arguments.features + [name for name in time if name not in arguments.features]
     else:
-        columns = [name for name in table.columns if name not in label]
-    training, holdout = split(arguments, table)
+        columns = [name for name in training.columns if name not in label]
     tracking.use_tracking_store()
     tracking.autolog()
     with mlflow.start_run():
         mlflow.log_params({"input_path": str(arguments.data), "input_rows": input_rows})
         try:
-            model = build_model(arguments, table[columns]).fit(training[columns])
+            model = build_model(arguments, training[columns]).fit(training[columns], **fit_options)
         except ValueError as error:  # a bad detector parameter or unusable data: the message says which
             raise SystemExit(f"error: {error}") from None
         example_rows = model[-1].window_ if arguments.kind == "timeseries" else 5

@@ -143,7 +143,7 @@ def test_files_out_of_order_are_refused_by_name(tmp_path):
         ),
         (lambda f: f.assign(time=f["time"].where(f.index != 3)), "column 'time' has 1 missing timestamp"),
         (lambda f: f.drop(columns="time"), "time_column='time' is not a column of the input"),
-        (lambda f: f.iloc[:20], "The series has 20 timestamps, but window=32 needs at least 32"),
+        (lambda f: f.iloc[:20], "The series has 20 timestamps to train on, but window=32 needs at least 32"),
     ],
 )
 def test_bad_series_are_refused_by_name(tmp_path, change, message):
@@ -166,3 +166,26 @@ def test_the_train_command_fits_a_series_that_the_score_command_scores(long_seri
     assert main(["score", str(model_dir), str(tmp_path / "new.parquet"), str(tmp_path / "out")]) == 0
     scored = pd.read_parquet(tmp_path / "out" / "new.parquet")
     assert len(scored) == 2000 and scored["anomaly_score"].notna().all()
+
+
+def test_the_holdout_is_the_series_last_timestamps_kept_whole_and_kept_out_of_the_statistics(long_series):
+    folder, frame = long_series
+    sample = sample_series_parquet(
+        folder, window=32, time_column="time", max_windows=2000, holdout_rows=7000, batch_rows=4096
+    )
+    expected = frame.iloc[-7000:][["a", "b", "time"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sample.holdout.reset_index(drop=True), expected, check_dtype=False)
+    assert sample.frame["time"].max() < frame["time"].iloc[-7000]
+    training = frame[["a", "b"]].to_numpy()[:-7000]
+    np.testing.assert_allclose(sample.statistics.mean, training.mean(axis=0), rtol=1e-13)
+    assert sample.statistics.n_rows == 53_000 and sample.n_rows == 60_000
+
+
+def test_timestamps_past_2262_keep_their_unit(tmp_path):
+    frame = _series(3000).reset_index()
+    frame["time"] = pd.date_range("2300-01-01", periods=3000, freq="1min", unit="us")
+    _write(frame, tmp_path / "s.parquet")
+    detector = fit_parquet(
+        TimeSeriesVAEDetector(**{**FAST, "epochs": 2, "time_column": "time"}), tmp_path / "s.parquet"
+    )
+    assert detector.sampling_interval_ == pd.Timedelta("1min")

@@ -237,8 +237,9 @@ def _train(arguments: argparse.Namespace) -> int:
     except (SchemaError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"vae-anomaly train: error: {error}", file=sys.stderr)
         return 2
+    seconds = time.perf_counter() - started
     print(
-        f"trained {type(model).__name__} on {model.n_features_in_} columns in {time.perf_counter() - started:.1f} s; "
+        f"trained {type(model).__name__} on {model.n_features_in_} columns in {seconds:.1f} s; "
         f"saved to {arguments.model_dir}"
     )
     return 0

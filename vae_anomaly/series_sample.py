@@ -25,6 +25,7 @@ from vae_anomaly.parquet_pass import (
     CheckedStatistics,
     OpenedInput,
     check_metadata,
+    float_column,
     open_input,
     record_batches,
 )
@@ -53,6 +54,8 @@ class SeriesSample:
         Timestamps read.
     window : int
         The window length the segments were cut for.
+    holdout : DataFrame or None
+        The last ``holdout_rows`` timestamps, whole and like ``frame``; None without them.
     """
 
     frame: pd.DataFrame
@@ -60,6 +63,7 @@ class SeriesSample:
     statistics: ColumnStatistics
     n_rows: int
     window: int
+    holdout: pd.DataFrame | None = None
 
 
 def sample_series_parquet(
@@ -71,6 +75,7 @@ def sample_series_parquet(
     time_column: str | None = None,
     max_windows: int | Literal["auto"] = "auto",
     segment_length: int | Literal["auto"] = "auto",
+    holdout_rows: int = 0,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     random_state: int | np.random.Generator | None = None,
     progress: bool | None = None,
@@ -101,6 +106,9 @@ def sample_series_parquet(
         65,536 windows and 2^25 values.
     segment_length : int or "auto", default="auto"
         Timestamps per segment, at least ``window``; "auto": 8 windows' length.
+    holdout_rows : int, default=0
+        The series' last timestamps to keep whole, apart (``SeriesSample.holdout``), e.g. to validate
+        on: the segments are drawn from the timestamps before them, and the statistics are theirs.
     batch_rows : int, default=65536
         Rows per record batch read.
     random_state : int, Generator or None, default=None
@@ -128,14 +136,15 @@ def sample_series_parquet(
     check_metadata(opened, numeric_only=True, allow_nulls=True, time_column=time_name)
     channels = [name for name in opened.kinds if name != time_name]
     length = auto_window(len(channels)) if window == "auto" else _positive("window", window)
-    reader = _SegmentReader(
-        opened.n_rows,
-        length,
-        channels,
-        time_name,
+    if isinstance(holdout_rows, bool) or not isinstance(holdout_rows, int | np.integer) or holdout_rows < 0:
+        raise ValueError(f"holdout_rows must be a non-negative integer, got {holdout_rows!r}.")
+    sizes = (
         _windows_cap(max_windows, length, len(channels)),
         length * SEGMENT_WINDOWS if segment_length == "auto" else _positive("segment_length", segment_length),
-        np.random.default_rng(random_state),
+        int(holdout_rows),
+    )
+    reader = _SegmentReader(
+        opened.n_rows, length, channels, time_name, sizes, np.random.default_rng(random_state)
     )
     for batch, file in record_batches(opened, batch_rows, progress):
         reader.add(pa.Table.from_batches([batch]), file)
@@ -188,8 +197,8 @@ def _series_input(
 
 
 class _SegmentReader:
-    """The streaming pass: checks each batch and its timestamps, adds it to the statistics and
-    keeps the rows of the chosen segments."""
+    """The streaming pass: checks each batch and its timestamps, adds the rows before the holdout to the
+    statistics, and keeps the rows of the chosen segments and of the holdout."""
 
     def __init__(
         self,
@@ -197,49 +206,60 @@ class _SegmentReader:
         window: int,
         channels: list[str],
         time_name: str | None,
-        max_windows: int,
-        segment_length: int,
+        sizes: tuple[int, int, int],
         rng: np.random.Generator,
     ) -> None:
-        if n_rows < window:
+        max_windows, segment_length, holdout_rows = sizes
+        self._training_rows = n_rows - holdout_rows
+        if self._training_rows < window:
             raise ValueError(
-                f"The series has {n_rows} timestamps, but window={window} needs at least {window}."
+                f"The series has {self._training_rows} timestamps to train on, but window={window} needs "
+                f"at least {window}."
             )
         if segment_length < window:
             raise ValueError(f"segment_length={segment_length} is shorter than window={window}.")
         self._channels, self._time_name, self._window = channels, time_name, window
         self._statistics = CheckedStatistics(channels, allow_nulls=True)
-        if n_rows - window + 1 <= max_windows:  # the whole series
-            self._length, self._blocks = n_rows, np.zeros(1, dtype=np.int64)
+        n_training = self._training_rows
+        if n_training - window + 1 <= max_windows:  # the whole series
+            self._n_segments, starts, lengths = 1, np.zeros(1, dtype=np.int64), np.asarray([n_training])
         else:
             per_segment = segment_length - window + 1
-            count = max(1, min(n_rows // segment_length, max_windows // per_segment))
-            self._length = segment_length
-            self._blocks = np.sort(rng.choice(n_rows // segment_length, size=count, replace=False))
-        self._values = np.empty((len(self._blocks) * self._length, len(channels)))
+            self._n_segments = max(1, min(n_training // segment_length, max_windows // per_segment))
+            blocks = rng.choice(n_training // segment_length, size=self._n_segments, replace=False)
+            starts = np.sort(blocks) * segment_length
+            lengths = np.full(self._n_segments, segment_length)
+        # The kept ranges of rows, in order: the segments, then the holdout (if any).
+        self._starts = np.append(starts, n_training) if holdout_rows else starts
+        self._lengths = np.append(lengths, holdout_rows) if holdout_rows else lengths
+        self._offsets = np.cumsum([0, *self._lengths[:-1]])
+        self._values = np.empty((int(self._lengths.sum()), len(channels)))
         self._times: np.ndarray | None = None
         self._rows = 0
         self._file, self._file_row, self._last_time = "", 0, None
 
     def add(self, table: pa.Table, file: str) -> None:
-        columns = self._statistics.add(table, file)
+        first, last = self._rows, self._rows + table.num_rows
+        training = min(table.num_rows, max(0, self._training_rows - first))
+        columns = self._statistics.add(table.slice(0, training), file)
+        if training < table.num_rows:  # holdout rows: read, not counted
+            columns = [float_column(table, name) for name in self._channels]
         if file != self._file:
             self._previous_file, self._file, self._file_row = self._file, file, 0
         if self._time_name is not None:
             self._check_times(table.column(self._time_name))
-        first, last = self._rows, self._rows + table.num_rows
-        kept = self._blocks[
-            np.searchsorted(self._blocks, first // self._length) : np.searchsorted(
-                self._blocks, (last - 1) // self._length, side="right"
+        ends = self._starts + self._lengths
+        for k in range(
+            int(np.searchsorted(ends, first, side="right")), int(np.searchsorted(self._starts, last))
+        ):
+            start, stop = max(first, self._starts[k]), min(last, ends[k])
+            slot = slice(
+                self._offsets[k] + start - self._starts[k], self._offsets[k] + stop - self._starts[k]
             )
-        ]
-        for block in kept:
-            start, stop = max(first, block * self._length), min(last, (block + 1) * self._length)
-            slot = int(np.searchsorted(self._blocks, block)) * self._length + start - block * self._length
             rows = slice(start - first, stop - first)
-            self._values[slot : slot + stop - start] = np.column_stack([column[rows] for column in columns])
+            self._values[slot] = np.column_stack([column[rows] for column in columns])
             if self._times is not None:
-                self._times[slot : slot + stop - start] = self._batch_times[rows]
+                self._times[slot] = self._batch_times[rows]
         self._rows = last
         self._file_row += table.num_rows
 
@@ -248,7 +268,8 @@ class _SegmentReader:
         the last one; keep the batch's timestamps for the segments."""
         times = pd.DatetimeIndex(column.to_pandas())
         if self._times is None:
-            self._times, self._time_zone = np.empty(len(self._values), dtype=np.int64), times.tz
+            self._times = np.empty(len(self._values), dtype=np.int64)
+            self._time_zone, self._time_unit = times.tz, times.unit
         follows = self._file_row > 0 and self._last_time is not None
         check_time_index(
             times.insert(0, self._last_time) if follows else times,
@@ -262,20 +283,32 @@ class _SegmentReader:
             )
         if len(times):
             self._last_time = times[-1]
-        self._batch_times = times.as_unit("ns").asi8
+        self._batch_times = times.as_unit(self._time_unit).asi8
 
     def result(self, as_index: bool) -> SeriesSample:
-        lengths = (self._length,) * len(self._blocks)
+        positions = np.concatenate(
+            [
+                np.arange(start, start + length)
+                for start, length in zip(self._starts, self._lengths, strict=True)
+            ]
+        )
         frame = pd.DataFrame(self._values, columns=self._channels)
-        positions = (self._blocks[:, None] * self._length + np.arange(self._length)).ravel()
         if self._time_name is None:
             frame.index = pd.Index(positions, name="position")
         else:
-            times = pd.DatetimeIndex(self._times.view("M8[ns]"), name=self._time_name)
+            times = pd.DatetimeIndex(self._times.view(f"M8[{self._time_unit}]"), name=self._time_name)
             if self._time_zone is not None:
                 times = times.tz_localize("UTC").tz_convert(self._time_zone)
             if as_index:
                 frame.index = times
             else:
                 frame[self._time_name] = times
-        return SeriesSample(frame, lengths, self._statistics.result(), self._rows, self._window)
+        cut = int(self._offsets[self._n_segments]) if len(self._lengths) > self._n_segments else len(frame)
+        return SeriesSample(
+            frame.iloc[:cut],
+            tuple(int(length) for length in self._lengths[: self._n_segments]),
+            self._statistics.result(),
+            self._rows,
+            self._window,
+            frame.iloc[cut:] if cut < len(frame) else None,
+        )

@@ -55,9 +55,9 @@ def check_time_index(
 
 
 def _steps(times: pd.DatetimeIndex, segment_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The steps between consecutive timestamps of each segment, in nanoseconds, and the row each
-    step leads to."""
-    steps, rows = np.diff(times.as_unit("ns").asi8), np.arange(1, len(times))
+    """The steps between consecutive timestamps of each segment, in the index's unit (``times.unit``:
+    nanoseconds would overflow past 2262), and the row each step leads to."""
+    steps, rows = np.diff(times.asi8), np.arange(1, len(times))
     if segment_starts is not None and len(steps):
         within = ~np.isin(rows, segment_starts)
         steps, rows = steps[within], rows[within]
@@ -89,13 +89,15 @@ def report_sampling(
     steps, rows = _steps(times, segment_starts)
     if not len(steps):
         return None
-    interval = pd.Timedelta(int(np.median(steps)), unit="ns")
-    uneven = steps != interval.value
+    median = int(np.median(steps))
+    interval = pd.Timedelta(median, unit=times.unit)
+    uneven = steps != median
     if uneven.any():
         largest = int(np.argmax(steps))
+        gap = pd.Timedelta(int(steps[largest]), unit=times.unit)
         warnings.warn(
             f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
-            f"from the median {interval} (largest: {pd.Timedelta(steps[largest], unit='ns')} after "
+            f"from the median {interval} (largest: {gap} after "
             f"{times[rows[largest] - 1]}). Windows are cut by position, so a gap reads as consecutive "
             "samples; "
             f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
