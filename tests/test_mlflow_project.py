@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import seasonal_series
 from mlflow.tracking import MlflowClient
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -140,3 +141,44 @@ def test_the_readme_crontab_line_runs_as_cron_runs_it(tmp_path):
     assert len(list((tmp_path / "scores").glob("*/tabular.parquet"))) == 1
     client = MlflowClient(f"sqlite:///{site / 'mlflow.db'}")  # both runs used the line's store
     assert str(client.get_model_version_by_alias("vae-anomaly-tabular", "champion").version) == "1"
+
+
+def test_train_samples_a_long_series_and_validates_on_its_last_part(store, tmp_path, monkeypatch):
+    n_rows = 100_000  # more windows than a fit trains on: segments are drawn from the first 80,000
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=n_rows, freq="1min"),
+            "value": seasonal_series(n_rows),
+            "label": 0,
+        }
+    )
+    for start in range(82_000, n_rows, 3000):  # spikes in the holdout
+        frame.loc[start, ["value", "label"]] = [frame.loc[start, "value"] + 4.0, 1]
+    frame.to_parquet(tmp_path / "series.parquet")
+    environment, client = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", environment["MLFLOW_TRACKING_URI"])
+    monkeypatch.syspath_prepend(str(REPOSITORY / "mlflow_project"))
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location(
+        "entry_point_train", REPOSITORY / "mlflow_project" / "train.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--data", str(tmp_path / "series.parquet"), "--kind", "timeseries", "--time-column", "timestamp"]
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", *argv, "--label-column", "label", "--epochs", "3", "--model-name", MODEL]
+    )
+    training, holdout, fit_options, _ = script.read_training_data(
+        script.parse_arguments(), ["label", "timestamp"]
+    )
+    assert holdout["timestamp"].tolist() == frame["timestamp"].iloc[80_000:].tolist()
+    segments = fit_options["detector__segments"]
+    assert (
+        len(segments) > 1
+        and sum(segments) == len(training)
+        and training["timestamp"].max() < holdout["timestamp"].min()
+    )
+    script.main()
+    [run] = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+    assert run.data.params["input_rows"] == str(n_rows)
+    assert run.data.metrics["validation_roc_auc"] > 0.9
