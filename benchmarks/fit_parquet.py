@@ -195,20 +195,40 @@ def run_measurement(name: str, root: Path, params: str, script: str = __file__) 
     return json.loads(output.strip().splitlines()[-1])
 
 
+def parsed_arguments(
+    doc: str,
+    measurements: dict,
+    default_rows: int,
+    rows_help: str,
+    parser: argparse.ArgumentParser | None = None,
+) -> argparse.Namespace | None:
+    """The benchmark's arguments (``--data``, ``--rows``, ``--vae-params``); None when the run was one
+    ``--measure`` of a fresh process, which this has run and printed as JSON."""
+    parser = parser or argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of the data (written if absent)")
+    parser.add_argument("--rows", type=int, default=default_rows, help=rows_help)
+    parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters (default: none)")
+    parser.add_argument("--measure", choices=sorted(measurements), help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.measure:
+        print(json.dumps(measurements[arguments.measure](arguments.data, json.loads(arguments.vae_params))))
+        return None
+    return arguments
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True, help="folder of the data (written if absent)")
-    parser.add_argument("--rows", type=int, default=50_000_000, help="training rows written (default 50M)")
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=sorted(MEASUREMENTS), help="measurements left out"
     )
-    parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters (default: none)")
-    parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.measure:
-        print(json.dumps(MEASUREMENTS[arguments.measure](arguments.data, json.loads(arguments.vae_params))))
+    arguments = parsed_arguments(
+        __doc__, MEASUREMENTS, 50_000_000, "training rows written (default 50M)", parser
+    )
+    if arguments is None:
         return
     make_data(arguments.data, arguments.rows)
     results = {

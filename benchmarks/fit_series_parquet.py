@@ -28,8 +28,6 @@ Every measurement runs in a fresh process, so its peak RSS is its own:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from fit_parquet import peak_rss_mb, run_measurement
+from fit_parquet import parsed_arguments, peak_rss_mb, run_measurement
 from scipy.signal import lfilter
 
 N_CHANNELS = 8
@@ -180,16 +178,8 @@ MEASUREMENTS = {"read": measure_read, "fit": measure_fit}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, required=True, help="folder of the data (written if absent)")
-    parser.add_argument("--rows", type=int, default=200_000_000, help="timestamps written (default 200M)")
-    parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters (default: none)")
-    parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.measure:
-        print(json.dumps(MEASUREMENTS[arguments.measure](arguments.data, json.loads(arguments.vae_params))))
+    arguments = parsed_arguments(__doc__, MEASUREMENTS, 200_000_000, "timestamps written (default 200M)")
+    if arguments is None:
         return
     make_data(arguments.data, arguments.rows)
     read, fit = (
