@@ -85,3 +85,12 @@ def test_a_repeated_timestamp_within_a_segment_is_still_refused():
 def test_bad_segments_are_refused_by_name(segments, message):
     with pytest.raises(ValueError, match=message):
         TimeSeriesVAEDetector(window=32, epochs=2).fit(seasonal_series(300), segments=segments)
+
+
+def test_the_segments_are_recorded_and_kept_by_save_and_load(tmp_path):
+    detector = TimeSeriesVAEDetector(window=32, epochs=2, random_state=0)
+    detector.fit(seasonal_series(300), segments=[100, 200])
+    assert detector.segments_ == (100, 200)
+    detector.save(tmp_path / "model")
+    assert TimeSeriesVAEDetector.load(tmp_path / "model").segments_ == (100, 200)
+    assert TimeSeriesVAEDetector(window=32, epochs=2).fit(seasonal_series(300)).segments_ is None

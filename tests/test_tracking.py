@@ -124,6 +124,17 @@ def test_autolog_plots_a_time_series_with_its_flags_and_events(seasonal):
     assert {"plots/series_flags.png", "plots/series_events.png"} <= plots
 
 
+def test_autolog_of_separate_segments_draws_no_series_across_them(seasonal):
+    index = pd.date_range("2024-01-01", periods=1500, freq="5min")
+    runs = pd.DataFrame({"value": seasonal[:3000]}, index=index.append(index))  # two runs, same hours
+    tracking.autolog()
+    with mlflow.start_run() as run:
+        detector = TimeSeriesVAEDetector(window=32, epochs=3, random_state=0).fit(runs, segments=[1500, 1500])
+    plots = {artifact.path for artifact in MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/loss_curve.png", "plots/score_histogram.png"}
+    assert detector.segments_ == (1500, 1500)
+
+
 def test_fits_without_a_run_or_autolog_log_nothing(planted):
     VAEAnomalyDetector(epochs=2, random_state=0).fit(planted[0])  # autolog not called
     tracking.autolog()

@@ -117,6 +117,8 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         Per-epoch training record.
     sampling_interval_ : pandas.Timedelta or None
         Median spacing of the training timestamps, when they were given.
+    segments_ : tuple of int or None
+        The lengths of the segments ``fit`` was given (``segments``), None when it was one series.
     n_features_in_ : int
         Number of channels seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -319,7 +321,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
             index, None if reset else self.sampling_interval_, segment_starts=segment_starts
         )
         if reset:
-            self.sampling_interval_ = interval
+            self.sampling_interval_, self.segments_ = interval, lengths
         return Samples(x, index, complete, lengths)
 
     def _model_rows(
@@ -361,6 +363,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
             **super()._saved_attributes(),
             "sampling_interval_": None if interval is None else str(interval),
             "window_": int(self.window_),
+            "segments_": None if self.segments_ is None else list(self.segments_),
         }
 
     def _module_inputs(self) -> int:
@@ -371,3 +374,5 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         self.window_ = attributes["window_"]
         interval = attributes["sampling_interval_"]
         self.sampling_interval_ = None if interval is None else pd.Timedelta(interval)
+        segments = attributes.get("segments_")  # absent from files saved before segments existed
+        self.segments_ = None if segments is None else tuple(segments)

@@ -148,7 +148,9 @@ def _log_plots(detector: Any, X: Any, training_scores: np.ndarray) -> None:
     threshold = detector.anomaly_threshold_
     mlflow.log_figure(plots.loss_curve(detector.history_), "plots/loss_curve.png")
     mlflow.log_figure(plots.score_histogram(training_scores, threshold), "plots/score_histogram.png")
-    if detector.scores_whole_series:
+    # Separate segments (fit(..., segments=)) are no one series to draw: read as one, their timestamps
+    # may go back in time, and events would span the joins.
+    if detector.scores_whole_series and detector.segments_ is None:
         series = detector.feature_frame(X)
         flags = plots.series_with_flags(series, training_scores, threshold)
         mlflow.log_figure(flags, "plots/series_flags.png")
@@ -169,9 +171,9 @@ def autolog(*, disable: bool = False, log_without_active_run: bool = False, log_
     ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``, ``train_flagged_fraction``) and the plots
     ``plots/loss_curve.png``, ``plots/score_histogram.png`` and, for time series,
     ``plots/series_flags.png`` and ``plots/series_events.png`` (the training series' anomaly events,
-    ``TimeSeriesVAEDetector.events``). A further fit in the same run (a refit, or each
-    candidate of a ``GridSearchCV`` with ``n_jobs=1``) logs to a nested child run. Fits in other
-    processes (``n_jobs>1``) are not logged.
+    ``TimeSeriesVAEDetector.events``; these two not for a fit on separate segments). A further fit in the
+    same run (a refit, or each candidate of a ``GridSearchCV`` with ``n_jobs=1``) logs to a nested
+    child run. Fits in other processes (``n_jobs>1``) are not logged.
 
     Parameters
     ----------
