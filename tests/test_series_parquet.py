@@ -189,3 +189,18 @@ def test_timestamps_past_2262_keep_their_unit(tmp_path):
         TimeSeriesVAEDetector(**{**FAST, "epochs": 2, "time_column": "time"}), tmp_path / "s.parquet"
     )
     assert detector.sampling_interval_ == pd.Timedelta("1min")
+
+
+def test_uneven_spacing_anywhere_in_the_series_is_reported_after_the_pass(tmp_path):
+    from vae_anomaly import IrregularSamplingWarning
+
+    frame = _series(20_000).reset_index().drop(index=range(15_000, 15_010))
+    _write(frame, tmp_path / "s.parquet", row_group_size=4000)
+    with pytest.warns(
+        IrregularSamplingWarning,
+        match=r"The series' timestamps are unevenly spaced: 1 of 19989 steps differ from the median "
+        r"0 days 00:01:00 \(largest: 0 days 00:11:00 after 2024-01-11 09:59:00\)",
+    ):
+        sample_series_parquet(
+            tmp_path / "s.parquet", window=32, time_column="time", max_windows=500, batch_rows=4096
+        )

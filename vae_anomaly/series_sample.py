@@ -29,7 +29,7 @@ from vae_anomaly.parquet_pass import (
     open_input,
     record_batches,
 )
-from vae_anomaly.time_index import check_time_index
+from vae_anomaly.time_index import check_time_index, warn_uneven
 from vae_anomaly.windowing import MAX_TRAINING_VALUES, MAX_TRAINING_WINDOWS, auto_window
 
 #: segment_length="auto": this many windows' length per segment.
@@ -131,6 +131,11 @@ def sample_series_parquet(
     ValueError
         If the series is shorter than ``window``; if a value is infinite or beyond float32's range;
         or if the timestamps are missing, unsorted or repeated (naming file and row).
+
+    Warns
+    -----
+    IrregularSamplingWarning
+        After the pass, if any step between timestamps differs from the first batch's median step.
     """
     opened, time_name, as_index = _series_input(source, columns, drop_columns, time_column)
     check_metadata(opened, numeric_only=True, allow_nulls=True, time_column=time_name)
@@ -235,6 +240,7 @@ class _SegmentReader:
         self._offsets = np.cumsum([0, *self._lengths[:-1]])
         self._values = np.empty((int(self._lengths.sum()), len(channels)))
         self._times: np.ndarray | None = None
+        self._spacing = _Spacing()
         self._rows = 0
         self._file, self._file_row, self._last_time = "", 0, None
 
@@ -271,11 +277,11 @@ class _SegmentReader:
             self._times = np.empty(len(self._values), dtype=np.int64)
             self._time_zone, self._time_unit = times.tz, times.unit
         follows = self._file_row > 0 and self._last_time is not None
+        checked = times.insert(0, self._last_time) if follows else times
         check_time_index(
-            times.insert(0, self._last_time) if follows else times,
-            f"{self._file}: column {self._time_name!r}",
-            first_row=self._file_row - follows,
+            checked, f"{self._file}: column {self._time_name!r}", first_row=self._file_row - follows
         )
+        self._spacing.add(checked if self._last_time is None else times.insert(0, self._last_time))
         if self._file_row == 0 and self._last_time is not None and len(times) and times[0] <= self._last_time:
             raise ValueError(
                 f"{self._file} starts at {times[0]}, not after {self._last_time}, the last timestamp of "
@@ -286,6 +292,7 @@ class _SegmentReader:
         self._batch_times = times.as_unit(self._time_unit).asi8
 
     def result(self, as_index: bool) -> SeriesSample:
+        self._spacing.report()
         positions = np.concatenate(
             [
                 np.arange(start, start + length)
@@ -312,3 +319,41 @@ class _SegmentReader:
             self._window,
             frame.iloc[cut:] if cut < len(frame) else None,
         )
+
+
+class _Spacing:
+    """The steps of a streamed series' timestamps against the first batch's median step: how many
+    differ, and the largest, for one warning after the pass."""
+
+    def __init__(self) -> None:
+        self._step: int | None = None
+        self._unit = "ns"
+        self._steps = self._uneven = 0
+        self._largest: tuple[int, pd.Timestamp | None] = (0, None)
+
+    def add(self, times: pd.DatetimeIndex) -> None:
+        """The timestamps of a batch, the one before it first (so the step into the batch counts)."""
+        steps = np.diff(times.asi8)
+        if not len(steps):
+            return
+        if self._step is None:
+            self._step, self._unit = int(np.median(steps)), times.unit
+        steps = np.diff(times.as_unit(self._unit).asi8)
+        self._steps += len(steps)
+        self._uneven += int((steps != self._step).sum())
+        largest = int(np.argmax(steps))
+        if steps[largest] > self._largest[0]:
+            self._largest = (int(steps[largest]), times[largest])
+
+    def report(self) -> None:
+        """Warn if any step differed."""
+        if self._uneven:
+            gap, after = self._largest
+            interval = pd.Timedelta(self._step, unit=self._unit)
+            warn_uneven(
+                "The series' timestamps",
+                self._uneven,
+                self._steps,
+                interval,
+                (pd.Timedelta(gap, unit=self._unit), after),
+            )

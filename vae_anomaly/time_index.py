@@ -95,15 +95,8 @@ def report_sampling(
     if uneven.any():
         largest = int(np.argmax(steps))
         gap = pd.Timedelta(int(steps[largest]), unit=times.unit)
-        warnings.warn(
-            f"X's timestamps are unevenly spaced: {int(uneven.sum())} of {len(steps)} steps differ "
-            f"from the median {interval} (largest: {gap} after "
-            f"{times[rows[largest] - 1]}). Windows are cut by position, so a gap reads as consecutive "
-            "samples; "
-            f"resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
-            "to turn gaps into missing points the detector skips.",
-            IrregularSamplingWarning,
-            stacklevel=4,
+        warn_uneven(
+            "X's timestamps", int(uneven.sum()), len(steps), interval, (gap, times[rows[largest] - 1])
         )
     if trained is not None and interval != trained:
         warnings.warn(
@@ -113,3 +106,29 @@ def report_sampling(
             stacklevel=4,
         )
     return interval
+
+
+def warn_uneven(
+    what: str, n_uneven: int, n_steps: int, interval: pd.Timedelta, largest: tuple[pd.Timedelta, pd.Timestamp]
+) -> None:
+    """Warn (``IrregularSamplingWarning``) that ``n_uneven`` of ``n_steps`` steps differ from ``interval``.
+
+    Parameters
+    ----------
+    what : str
+        Whose timestamps, for the message, e.g. "X's timestamps".
+    n_uneven, n_steps : int
+    interval : Timedelta
+        The spacing the steps should have.
+    largest : (Timedelta, Timestamp)
+        The largest step and the timestamp it follows.
+    """
+    gap, after = largest
+    warnings.warn(
+        f"{what} are unevenly spaced: {n_uneven} of {n_steps} steps differ from the median {interval} "
+        f"(largest: {gap} after {after}). Windows are cut by position, so a gap reads as consecutive "
+        f"samples; resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
+        "to turn gaps into missing points the detector skips.",
+        IrregularSamplingWarning,
+        stacklevel=5,
+    )
