@@ -36,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -124,22 +126,34 @@ def test_auc(model, root: Path) -> float:
     return float(roc_auc_score(test.pop(LABEL), -model.score_samples(test)))
 
 
+def timed_fit(read: Callable[[], Any], fit: Callable[[Any], Any]) -> tuple[Any, Any, dict[str, float]]:
+    """The sample ``read()`` makes and the model ``fit(sample)`` makes, with the pass and the fit timed
+    apart and the peak RSS after them (before anything else the measurement does)."""
+    started = time.perf_counter()
+    sample = read()
+    pass_seconds = time.perf_counter() - started
+    model = fit(sample)
+    seconds = time.perf_counter() - started
+    timing = {
+        "rows": sample.n_rows,
+        "seconds": seconds,
+        "read_seconds": pass_seconds,
+        "fit_seconds": seconds - pass_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    return sample, model, timing
+
+
 def measure_fit(root: Path, params: dict) -> dict[str, float]:
     from vae_anomaly import VAEAnomalyDetector, fit_sample, sample_parquet
 
-    started = time.perf_counter()
-    sample = sample_parquet(root / "train", drop_columns=[LABEL], random_state=0, progress=False)
-    read = time.perf_counter() - started
-    detector = fit_sample(VAEAnomalyDetector(random_state=0, **params), sample)
-    seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
+    sample, detector, timing = timed_fit(
+        lambda: sample_parquet(root / "train", drop_columns=[LABEL], random_state=0, progress=False),
+        lambda sample: fit_sample(VAEAnomalyDetector(random_state=0, **params), sample),
+    )
     in_memory = VAEAnomalyDetector(random_state=0, **params).fit(sample.frame)
     return {
-        "rows": sample.n_rows,
-        "seconds": seconds,
-        "read_seconds": read,
-        "fit_seconds": seconds - read,
-        "peak_rss_mb": peak,
+        **timing,
         "sample_rows": len(sample.frame),
         "auc": test_auc(detector, root),
         "auc_in_memory": test_auc(in_memory, root),

@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from fit_parquet import parsed_arguments, peak_rss_mb, run_measurement
+from fit_parquet import parsed_arguments, peak_rss_mb, run_measurement, timed_fit
 from scipy.signal import lfilter
 
 N_CHANNELS = 8
@@ -148,23 +148,17 @@ def measure_fit(root: Path, params: dict) -> dict[str, float]:
     def detector() -> TimeSeriesVAEDetector:
         return TimeSeriesVAEDetector(random_state=0, time_column=TIME, **params)
 
-    started = time.perf_counter()
-    sample = sample_series_parquet(root / "train", time_column=TIME, random_state=0, progress=False)
-    read = time.perf_counter() - started
-    fitted = fit_sample(detector(), sample)
-    seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
+    sample, fitted, timing = timed_fit(
+        lambda: sample_series_parquet(root / "train", time_column=TIME, random_state=0, progress=False),
+        lambda sample: fit_sample(detector(), sample),
+    )
     same_segments = detector().fit(sample.frame, segments=sample.segments)
     windows = sum(length - sample.window + 1 for length in sample.segments)
     first = next(iter(sorted((root / "train").glob("*.parquet"))))
     prefix = pq.read_table(first).slice(0, windows + sample.window - 1).to_pandas()
     in_prefix = detector().fit(prefix)
     return {
-        "rows": sample.n_rows,
-        "seconds": seconds,
-        "read_seconds": read,
-        "fit_seconds": seconds - read,
-        "peak_rss_mb": peak,
+        **timing,
         "segments": len(sample.segments),
         "segment_length": sample.segments[0],
         "windows": windows,
