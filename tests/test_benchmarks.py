@@ -142,6 +142,13 @@ def test_the_fit_parquet_benchmark_runs(tmp_path):
     assert "difference" in output and (tmp_path / "train" / "part-0000.parquet").is_file()
 
 
+@pytest.mark.slow  # two fresh interpreters and three series fits: about 30 s
+def test_the_fit_series_parquet_benchmark_runs(tmp_path):
+    output = _run("fit_series_parquet.py", "--data", str(tmp_path), "--rows", "300000")
+    assert "fit_parquet (pass + fit)" in output and "in memory, the first minutes, read whole" in output
+    assert (tmp_path / "train" / "part-0000.parquet").is_file()
+
+
 @pytest.mark.slow  # six fresh interpreters importing torch: 28 s, which the default run cannot spare
 @pytest.mark.parametrize(
     ("script", "source"),
