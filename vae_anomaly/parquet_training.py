@@ -56,7 +56,7 @@ def fit_sample(estimator: Estimator, sample: TrainingSample | SeriesSample) -> E
     ValueError
         For a time-series detector given a sample of rows, or any other estimator given a series.
     """
-    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    final = _final_step(estimator)
     series = getattr(final, "scores_whole_series", False)
     if series != isinstance(sample, SeriesSample):
         raise ValueError(
@@ -125,7 +125,7 @@ def fit_parquet(
     ...     VAEAnomalyDetector(random_state=0), "lake/day=2026-12-01/", drop_columns=["is_anomaly"]
     ... )  # doctest: +SKIP
     """
-    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    final = _final_step(estimator)
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
     if getattr(final, "scores_whole_series", False):
@@ -157,3 +157,8 @@ def fit_parquet(
         progress=progress,
     )
     return fit_sample(estimator, sample)
+
+
+def _final_step(estimator: BaseEstimator) -> BaseEstimator:
+    """A Pipeline's last step; any other estimator itself."""
+    return estimator[-1] if isinstance(estimator, Pipeline) else estimator

@@ -30,7 +30,7 @@ from vae_anomaly.parquet_pass import (
     record_batches,
 )
 from vae_anomaly.time_index import check_time_index, warn_uneven
-from vae_anomaly.windowing import MAX_TRAINING_VALUES, MAX_TRAINING_WINDOWS, auto_window
+from vae_anomaly.windowing import auto_window, max_training_windows
 
 #: segment_length="auto": this many windows' length per segment.
 SEGMENT_WINDOWS = 8
@@ -166,7 +166,7 @@ def _windows_cap(max_windows: int | Literal["auto"], window: int, n_channels: in
     """The training windows a sample holds at most: ``max_windows``, or the detector's training caps."""
     if max_windows != "auto":
         return _positive("max_windows", max_windows)
-    return min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
+    return max_training_windows(window, n_channels)
 
 
 def _series_input(
@@ -237,6 +237,7 @@ class _SegmentReader:
         # The kept ranges of rows, in order: the segments, then the holdout (if any).
         self._starts = np.append(starts, n_training) if holdout_rows else starts
         self._lengths = np.append(lengths, holdout_rows) if holdout_rows else lengths
+        self._ends = self._starts + self._lengths
         self._offsets = np.cumsum([0, *self._lengths[:-1]])
         self._values = np.empty((int(self._lengths.sum()), len(channels)))
         self._times: np.ndarray | None = None
@@ -254,11 +255,10 @@ class _SegmentReader:
             self._previous_file, self._file, self._file_row = self._file, file, 0
         if self._time_name is not None:
             self._check_times(table.column(self._time_name))
-        ends = self._starts + self._lengths
         for k in range(
-            int(np.searchsorted(ends, first, side="right")), int(np.searchsorted(self._starts, last))
+            int(np.searchsorted(self._ends, first, side="right")), int(np.searchsorted(self._starts, last))
         ):
-            start, stop = max(first, self._starts[k]), min(last, ends[k])
+            start, stop = max(first, self._starts[k]), min(last, self._ends[k])
             slot = slice(
                 self._offsets[k] + start - self._starts[k], self._offsets[k] + stop - self._starts[k]
             )
@@ -276,12 +276,16 @@ class _SegmentReader:
         if self._times is None:
             self._times = np.empty(len(self._values), dtype=np.int64)
             self._time_zone, self._time_unit = times.tz, times.unit
+        # With the previous batch's last timestamp first, so the step into this batch counts; a new
+        # file's first step is checked below, with a message naming both files.
+        with_previous = times if self._last_time is None else times.insert(0, self._last_time)
         follows = self._file_row > 0 and self._last_time is not None
-        checked = times.insert(0, self._last_time) if follows else times
         check_time_index(
-            checked, f"{self._file}: column {self._time_name!r}", first_row=self._file_row - follows
+            with_previous if follows else times,
+            f"{self._file}: column {self._time_name!r}",
+            first_row=self._file_row - follows,
         )
-        self._spacing.add(checked if self._last_time is None else times.insert(0, self._last_time))
+        self._spacing.add(with_previous)
         if self._file_row == 0 and self._last_time is not None and len(times) and times[0] <= self._last_time:
             raise ValueError(
                 f"{self._file} starts at {times[0]}, not after {self._last_time}, the last timestamp of "
@@ -333,12 +337,13 @@ class _Spacing:
 
     def add(self, times: pd.DatetimeIndex) -> None:
         """The timestamps of a batch, the one before it first (so the step into the batch counts)."""
-        steps = np.diff(times.asi8)
-        if not len(steps):
+        if len(times) < 2:
             return
         if self._step is None:
-            self._step, self._unit = int(np.median(steps)), times.unit
+            self._unit = times.unit
         steps = np.diff(times.as_unit(self._unit).asi8)
+        if self._step is None:
+            self._step = int(np.median(steps))
         self._steps += len(steps)
         self._uneven += int((steps != self._step).sum())
         largest = int(np.argmax(steps))

@@ -128,6 +128,24 @@ def segment_window_starts(lengths: Sequence[int], window: int, stride: int) -> n
     return np.concatenate(pieces)
 
 
+def max_training_windows(window: int, n_channels: int) -> int:
+    """The most windows a series is trained on: ``MAX_TRAINING_WINDOWS``, fewer where they would hold
+    over ``MAX_TRAINING_VALUES`` values (at least 1).
+
+    Parameters
+    ----------
+    window : int
+        Timestamps per window.
+    n_channels : int
+        Channels of the series.
+
+    Returns
+    -------
+    int
+    """
+    return min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
+
+
 def training_stride(lengths: Sequence[int], window: int, stride: int, n_channels: int = 1) -> int:
     """Stride of the windows a series is trained on: every window while there are at most
     ``MAX_TRAINING_WINDOWS`` holding at most ``MAX_TRAINING_VALUES`` values, else the smallest stride
@@ -151,7 +169,7 @@ def training_stride(lengths: Sequence[int], window: int, stride: int, n_channels
         Between 1 and ``stride``.
     """
     spans = np.asarray(lengths, dtype=np.int64) - window
-    max_windows = min(MAX_TRAINING_WINDOWS, max(1, MAX_TRAINING_VALUES // (window * n_channels)))
+    max_windows = max_training_windows(window, n_channels)
     for candidate in range(1, stride):
         if int((spans // candidate + 1 + (spans % candidate != 0)).sum()) <= max_windows:
             return candidate
