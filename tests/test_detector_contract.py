@@ -26,7 +26,7 @@ DETECTORS = [VAEAnomalyDetector, TimeSeriesVAEDetector]
 # Few epochs: these tests are about the contract, not about detection quality.
 FAST = {
     VAEAnomalyDetector: dict(epochs=10, mc_samples=4, contamination=0.05, random_state=0),
-    TimeSeriesVAEDetector: dict(window=16, epochs=5, mc_samples=4, random_state=0),
+    TimeSeriesVAEDetector: dict(window=16, epochs=5, mc_samples=4, early_weight=0.5, random_state=0),
 }
 
 
@@ -451,7 +451,7 @@ def test_a_model_saved_before_a_parameter_existed_loads_with_its_old_value(fitte
 @PARAMETERS_ADDED_LATER
 def test_a_detector_pickled_before_a_parameter_existed_unpickles_with_its_old_value(fitted, name, before):
     detector, x = fitted
-    state = detector.__getstate__()
+    state = dict(detector.__getstate__())  # a copy: it is the fitted fixture's own __dict__
     del state[name]
     if name == "binary_features":
         del state["binary_features_"]  # nor had the fitted attribute: every feature was scaled
@@ -462,6 +462,45 @@ def test_a_detector_pickled_before_a_parameter_existed_unpickles_with_its_old_va
     shown = before != inspect.signature(type(detector)).parameters[name].default  # repr shows non-defaults
     assert (f"{name}={before!r}" in repr(restored)) == shown
     np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))
+
+
+@pytest.fixture(scope="module")
+def without_early_module() -> tuple[VAEAnomalyDetector, pd.DataFrame]:
+    """A detector fitted as every one was before ``early_weight`` existed: no early module."""
+    data = _data(VAEAnomalyDetector)
+    return VAEAnomalyDetector(**{**FAST[VAEAnomalyDetector], "early_weight": 0.0}).fit(data), data
+
+
+def test_a_model_saved_before_early_weight_existed_loads_unpaired(without_early_module, tmp_path):
+    detector, x = without_early_module
+    detector.save(tmp_path / "model")
+    _edit_config(
+        tmp_path / "model", lambda c: (c["params"].pop("early_weight"), c["attributes"].pop("early_share_"))
+    )
+    loaded = VAEAnomalyDetector.load(tmp_path / "model")
+    assert loaded.early_weight == 0.0 and loaded.early_module_ is None
+    np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
+
+
+def test_a_detector_pickled_before_early_weight_existed_unpickles_unpaired(without_early_module):
+    detector, x = without_early_module
+    state = dict(detector.__getstate__())  # a copy: it is the fitted fixture's own __dict__
+    for name in ("early_weight", "early_module_", "early_share_"):
+        del state[name]
+    restored = VAEAnomalyDetector.__new__(VAEAnomalyDetector)
+    restored.__setstate__(state)
+    assert restored.early_weight == 0.0 and restored.early_module_ is None
+    assert "early_weight=0.0" in repr(restored)
+    np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))
+
+
+def test_early_weights_without_their_share_are_refused_at_load(fitted, tmp_path):
+    detector, _ = fitted
+    assert detector.early_module_ is not None
+    detector.save(tmp_path / "model")
+    _edit_config(tmp_path / "model", lambda c: c["attributes"].update(early_share_=None))
+    with pytest.raises(ModelFileError, match="early module's weights and early_share_ must come together"):
+        type(detector).load(tmp_path / "model")
 
 
 def test_the_kept_flags_survive_save_and_load(tmp_path):

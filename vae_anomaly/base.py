@@ -47,6 +47,7 @@ from vae_anomaly.scoring import (
     RowSource,
     SampleScores,
     contribution_shares,
+    pair_scorer,
     score_rows,
     scoring_batch_rows,
 )
@@ -294,13 +295,23 @@ class BaseVAEDetector(
     @contextmanager
     def _row_scorer(self) -> Iterator[Callable[..., SampleScores]]:
         """``score_rows`` with the fitted module on the scoring device (``scoring_device``), its latent
-        draws and its scoring workers; torch's threads are set inside the block."""
+        draws and its scoring workers, paired with the early module where one was kept
+        (``pair_scorer``); torch's threads are set inside the block."""
         device = resolve_device(self.scoring_device)
-        module = self.module_ if device.type == "cpu" else device_copy(self.module_, device)
         work = scoring_batch_rows(self.module_.n_features, device) * self.module_.multiply_adds_per_row()
         workers = scoring_workers(self.n_threads, work) if device.type == "cpu" else 1
+        scorers = [
+            functools.partial(
+                score_rows,
+                module if device.type == "cpu" else device_copy(module, device),
+                latent_noise=self.latent_noise_,
+                workers=workers,
+            )
+            for module in (self.module_, self.early_module_)
+            if module is not None
+        ]
         with torch_threads(choose_threads(self.n_threads, work)):
-            yield functools.partial(score_rows, module, latent_noise=self.latent_noise_, workers=workers)
+            yield scorers[0] if len(scorers) == 1 else pair_scorer(*scorers, self.early_share_)
 
     @staticmethod
     def _select(scores: SampleScores, kind: str) -> np.ndarray:

@@ -17,8 +17,21 @@ from sklearn.utils import check_random_state
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.devices import available_cpus, choose_threads, resolve_device, torch_threads
 from vae_anomaly.model import GaussianVAE
+from vae_anomaly.scoring import score_rows
 from vae_anomaly.thresholds import anomaly_threshold_from, offset_from, robust_spread
-from vae_anomaly.training import RowSplit, TrainingConfig, batch_size_for, train_vae
+from vae_anomaly.training import (
+    KeepEpoch,
+    RowSplit,
+    TrainingConfig,
+    batch_size_for,
+    epochs_for,
+    train_vae,
+)
+
+# With early_weight > 0 the weights after this share of the planned epochs are kept beside the final
+# ones: chosen on each half of the wider ADBench pool from 0.05, 0.1, 0.2 and epoch 20
+# (benchmarks/RESULTS.md, issue 31); a share, unlike an epoch, comes in fits of any length.
+EARLY_CHECKPOINT_SHARE = 0.1
 
 
 class TrainsVAE:
@@ -32,6 +45,7 @@ class TrainsVAE:
     scoring_device: str
     n_threads: int | Literal["auto"]
     mc_samples: int | None
+    early_weight: float
     gap_injection: float | Literal["auto"]
     contamination: float | Literal["auto"]
     random_state: Any
@@ -114,22 +128,47 @@ class TrainsVAE:
         seed: int,
         on_epoch_end: Callable[[dict[str, float]], None],
     ) -> None:
-        """Train the VAE on standardized float32 ``rows``; sets module_, history_ and latent_noise_."""
+        """Train the VAE on standardized float32 ``rows``; sets module_, history_, latent_noise_,
+        early_module_ and early_share_."""
         generator = torch.Generator().manual_seed(seed)
         module = self._new_module(rows.shape[1], generator)
         config = self._training_config()
         n_train = len(rows) if split is None else len(split.train)
         work = batch_size_for(config, n_train) * module.multiply_adds_per_row()
+        keep = [KeepEpoch(max(1, round(EARLY_CHECKPOINT_SHARE * epochs_for(config, n_train))))]
+        keep = keep if self.early_weight > 0 else []
         with torch_threads(choose_threads(self.n_threads, work)):
-            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end, split)
-        self.module_ = module.to(self._module_dtype)
-        self.latent_noise_ = (
-            None
-            if self.mc_samples is None
-            else torch.randn(
-                self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
-            ).numpy()
-        )
+            self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end, split, keep)
+            self.module_ = module.to(self._module_dtype)
+            self.latent_noise_ = (
+                None
+                if self.mc_samples is None
+                else torch.randn(
+                    self.mc_samples, self.latent_dim, generator=generator, dtype=torch.float64
+                ).numpy()
+            )
+            self.early_module_, self.early_share_ = None, None
+            if keep and keep[0].state is not None and len(self.history_) > keep[0].epoch:
+                reference = slice(None) if split is None else split.validation
+                self._keep_early_module(
+                    keep[0].state, rows[reference], None if mask is None else mask[reference]
+                )
+
+    def _keep_early_module(
+        self, state: dict[str, torch.Tensor], rows: np.ndarray, mask: np.ndarray | None
+    ) -> None:
+        """Set ``early_module_`` from the early weights ``state`` and ``early_share_`` from both
+        modules' scores of ``rows`` (the validation rows): the early scores get the weight that
+        makes them count ``early_weight`` times as much as the final ones once each is divided by
+        its spread there."""
+        early = self._new_module(rows.shape[1], torch.Generator())  # every weight is overwritten
+        early.load_state_dict(state)
+        self.early_module_ = early.to(self._module_dtype).eval()
+        final, first = (score_rows(m, rows, self.latent_noise_, mask=mask) for m in (self.module_, early))
+        self.early_share_ = {}
+        for kind, of in (("elbo", "neg_elbo"), ("reconstruction", "reconstruction_error")):
+            weight = self.early_weight * robust_spread(getattr(final, of)) / robust_spread(getattr(first, of))
+            self.early_share_[kind] = weight / (1 + weight)
 
     def _training_config(self) -> TrainingConfig:
         """The training settings among this detector's parameters."""

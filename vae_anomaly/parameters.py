@@ -11,8 +11,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from vae_anomaly.scaling import no_binary_features
 
 SHARED_PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
-    # Not in the base's __init__: each detector declares it with a default of its own.
+    # These two are not in the base's __init__: each detector declares them with defaults of its own.
     "binary_features": [StrOptions({"keep", "standardize"})],
+    "early_weight": [Interval(Real, 0, None, closed="left")],
     "min_relative_scale": [Interval(Real, 0, None, closed="left")],
     "latent_dim": [Interval(Integral, 1, None, closed="left")],
     "hidden_dims": ["array-like"],
@@ -139,6 +140,7 @@ _SHARED_PARAMETERS_MARKER = "    %(shared_parameters)s\n"
 # detector loads with these, not the new defaults, so get_params and clone tell the truth about it.
 _PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {
     "binary_features": "standardize",
+    "early_weight": 0.0,
     "gap_injection": 0.0,
     "min_relative_scale": 0.0,
 }
@@ -157,7 +159,8 @@ def with_old_model_defaults(values: dict[str, Any]) -> dict[str, Any]:
 
     The one place both unpickling and ``load`` fill in what an old model lacks: each later parameter
     takes the value that reproduces its old behaviour, not the new default, so that ``get_params`` and
-    ``clone`` tell the truth about it; a fitted model without ``binary_features_`` scaled every feature.
+    ``clone`` tell the truth about it; a fitted model without ``binary_features_`` scaled every feature,
+    and one without ``early_module_`` scored with its final weights alone.
 
     Parameters
     ----------
@@ -170,6 +173,8 @@ def with_old_model_defaults(values: dict[str, Any]) -> dict[str, Any]:
         A new dict; ``values`` is left as it is.
     """
     filled = {**_PARAMETERS_BEFORE_THEY_EXISTED, **values}
+    if "module_" in filled and "early_module_" not in filled:
+        filled.update(early_module_=None, early_scale_=None)
     if "scale_" in filled and filled.get("binary_features_") is None:
         filled["binary_features_"] = no_binary_features(len(filled["scale_"]))
     return filled

@@ -24,6 +24,8 @@ class SavedDetector:
 
     _module_dtype: ClassVar[torch.dtype]
     module_: GaussianVAE
+    early_module_: GaussianVAE | None
+    early_share_: dict[str, float] | None
     mean_: np.ndarray
     scale_: np.ndarray
     binary_features_: np.ndarray
@@ -36,6 +38,7 @@ class SavedDetector:
             "offset_": float(self.offset_),
             "score_scale_": float(self.score_scale_),
             "history_": self.history_,
+            "early_share_": self.early_share_,
         }
         if hasattr(self, "feature_names_in_"):
             attributes["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
@@ -47,6 +50,7 @@ class SavedDetector:
         self.offset_ = attributes["offset_"]
         self.score_scale_ = attributes["score_scale_"]
         self.history_ = attributes["history_"]
+        self.early_share_ = attributes.get("early_share_")  # absent from models saved before it existed
         if "feature_names_in_" in attributes:
             self.feature_names_in_ = np.asarray(attributes["feature_names_in_"], dtype=object)
 
@@ -66,6 +70,8 @@ class SavedDetector:
             params["random_state"] = None  # a RandomState instance is not JSON; the fit is done anyway
         attributes = {**self._saved_attributes(), "module_inputs": self.module_.to_x_mean.out_features}
         tensors = {f"module.{name}": t for name, t in self.module_.state_dict().items()}
+        if self.early_module_ is not None:
+            tensors.update({f"early_module.{k}": t for k, t in self.early_module_.state_dict().items()})
         tensors["mean_"] = torch.from_numpy(self.mean_)
         tensors["scale_"] = torch.from_numpy(self.scale_)
         tensors["binary_features_"] = torch.from_numpy(self.binary_features_)
@@ -98,16 +104,14 @@ class SavedDetector:
             params = with_old_model_defaults(saved.params)
             detector = cls(**{**params, "hidden_dims": tuple(params["hidden_dims"])})
             detector._validate_params()
-            # Every weight is overwritten by the saved state below, so the generator's seed is moot.
-            module = detector._new_module(saved.attributes["module_inputs"], torch.Generator())
-            prefix = "module."
-            module.to(cls._module_dtype).load_state_dict(
-                {k[len(prefix) :]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
-            )
+            detector.module_ = detector._loaded_module(saved, "module.")
+            early = any(name.startswith("early_module.") for name in saved.tensors)
+            detector.early_module_ = detector._loaded_module(saved, "early_module.") if early else None
             detector._restore_attributes(saved.attributes)
+            if early != (detector.early_share_ is not None):
+                raise ValueError("the early module's weights and early_share_ must come together")
         except (TypeError, ValueError, KeyError, RuntimeError) as error:
             raise ModelFileError(f"{path} does not describe a valid {cls.__name__}: {error}") from error
-        detector.module_ = module.eval()
         detector.mean_ = saved.tensors["mean_"].numpy()
         detector.scale_ = saved.tensors["scale_"].numpy()
         binary = saved.tensors.get("binary_features_")  # absent from models saved before it existed
@@ -117,6 +121,15 @@ class SavedDetector:
         detector.latent_noise_ = None if noise is None else noise.numpy()
         detector._check_loaded_shapes(path)
         return detector
+
+    def _loaded_module(self, saved: SavedModel, prefix: str) -> GaussianVAE:
+        """The module whose weights ``saved`` holds under ``prefix``, in eval mode."""
+        # Every weight is overwritten by the saved state, so the generator's seed is moot.
+        module = self._new_module(saved.attributes["module_inputs"], torch.Generator())
+        module.to(self._module_dtype).load_state_dict(
+            {k[len(prefix) :]: v for k, v in saved.tensors.items() if k.startswith(prefix)}
+        )
+        return module.eval()
 
     def _module_inputs(self) -> int:
         """How many inputs the fitted module takes: one per feature (a series' windows: more)."""
@@ -138,6 +151,9 @@ class SavedDetector:
             "binary_features_": self.binary_features_.shape,
             "module inputs": (self.module_.n_features,),
         }
+        if self.early_module_ is not None:
+            expected["early module inputs"] = expected["module inputs"]
+            found["early module inputs"] = (self.early_module_.n_features,)
         if self.latent_noise_ is not None:
             expected["latent_noise_"] = (self.mc_samples, self.latent_dim)
             found["latent_noise_"] = self.latent_noise_.shape

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -260,6 +261,39 @@ def score_rows(
         feature_nll=joined["feature_nll"],
         feature_kl=joined["feature_kl"],
     )
+
+
+def pair_scorer(
+    final: Callable[..., SampleScores], early: Callable[..., SampleScores], early_share: Mapping[str, float]
+) -> Callable[..., SampleScores]:
+    """A scorer of a model's final weights and an early checkpoint of them, as one.
+
+    Parameters
+    ----------
+    final, early : callable
+        ``score_rows`` bound to each module; the returned scorer takes their arguments.
+    early_share : mapping of {"elbo", "reconstruction"} to float in [0, 1)
+        The early weights' share of each score kind: every part of the negative ELBO (the
+        reconstruction term, the KL term and their feature parts) is ``(1 - share) * final + share *
+        early`` with the "elbo" share, the reconstruction error and its feature parts with the
+        "reconstruction" share. A weighted mean keeps the scores in their units, the parts adding up
+        as they do for one model, so ``explain`` holds as it is.
+
+    Returns
+    -------
+    callable
+        Returns the combined ``SampleScores``.
+    """
+    reconstruction_parts = ("reconstruction_error", "feature_squared_error")
+
+    def score(*args: Any, **kwargs: Any) -> SampleScores:
+        parts, both = {}, (final(*args, **kwargs), early(*args, **kwargs))
+        for name, one, other in zip(SampleScores._fields, *both, strict=True):
+            share = early_share["reconstruction" if name in reconstruction_parts else "elbo"]
+            parts[name] = None if one is None else (1 - share) * one + share * other
+        return SampleScores(**parts)
+
+    return score
 
 
 def _normalizer_over_all_features(

@@ -6,7 +6,7 @@ weight and checks for divergence; the steps themselves are in ``epochs``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -245,6 +245,28 @@ class EarlyStopping(EpochHook):
             module.load_state_dict(self.best_state)
 
 
+class KeepEpoch(EpochHook):
+    """Keeps a copy of the weights as they are at the end of one epoch, e.g. an early, under-fitted
+    model to score beside the final one (see ``early_weight``).
+
+    Parameters
+    ----------
+    epoch : int
+        The 1-based epoch after which the weights are copied into ``state``; it stays None if training
+        ends before.
+    """
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        if record["epoch"] == self.epoch:
+            with torch.no_grad():
+                self.state = {name: value.detach().clone() for name, value in module.state_dict().items()}
+        return False
+
+
 def _fit_loop(
     module: GaussianVAE,
     run_epoch: Callable[[float], list[float]],
@@ -298,6 +320,7 @@ def train_vae(
     mask: np.ndarray | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     split: RowSplit | None = None,
+    hooks: Sequence[EpochHook] = (),
 ) -> list[dict[str, float]]:
     """Fit ``module`` to the rows of ``x`` by minimising the negative ELBO with AdamW.
 
@@ -327,6 +350,9 @@ def train_vae(
     split : RowSplit or None
         The rows to train on and to validate on; None draws ``config.validation_fraction`` of the
         rows at random to validate on.
+    hooks : sequence of EpochHook
+        Told of each epoch before the loop's own (early stopping restores the best weights after
+        them), e.g. :class:`KeepEpoch`.
 
     Returns
     -------
@@ -353,11 +379,11 @@ def train_vae(
     n_epochs = epochs_for(config, train.n_rows)
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
-    hooks: list[EpochHook] = [] if on_epoch_end is None else [_ReportEpochs(on_epoch_end)]
-    hooks += [
+    loop_hooks: list[EpochHook] = [*hooks, *([] if on_epoch_end is None else [_ReportEpochs(on_epoch_end)])]
+    loop_hooks += [
         _ProgressBar(n_epochs, bool(config.verbose)),
         EarlyStopping(config.patience, config.kl_warmup_epochs),
     ]
-    history = _fit_loop(module, run_epoch, n_epochs, schedule, validation, config, hooks)
+    history = _fit_loop(module, run_epoch, n_epochs, schedule, validation, config, loop_hooks)
     module.to("cpu").eval()
     return history
