@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -68,7 +69,10 @@ def test_spark_computes_the_sample_the_driver_fits_and_the_udf_scores(tmp_path, 
         with_regions = sample_spark(frame, max_rows=4000, random_state=0)
         assert with_regions.levels == {"region": ["eu", "mars", "us"]}  # "mars", in 1 row of 30,000
         assert len(with_regions.frame) == 4001 and with_regions.frame["region"].eq("mars").sum() == 1
-        sample = sample_spark(frame, drop_columns=["region"], max_rows=4000, random_state=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sample = sample_spark(frame, drop_columns=["region"], max_rows=4000, random_state=0)
+        assert not [str(w.message) for w in caught if "pyspark" in w.filename], "pandas 3 notices"
         statistics = sample.statistics
         np.testing.assert_allclose(statistics.mean, data.mean().to_numpy(), rtol=1e-12)
         np.testing.assert_allclose(statistics.variance, data.var(ddof=0).to_numpy(), rtol=1e-9)

@@ -12,7 +12,9 @@ and a row of each. ``fit_sample`` then fits on the driver, and the logged model 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -80,7 +82,8 @@ def sample_spark(
     if statistics.n_rows > capacity:
         fraction = min(1.0, (capacity + _MARGIN_SIGMAS * math.sqrt(capacity)) / statistics.n_rows)
         sampled = frame.sample(fraction=fraction, seed=seed).orderBy(F.rand(seed)).limit(capacity)
-    sample = sampled.toPandas()
+    with _without_pandas_3_notices():
+        sample = sampled.toPandas()
     levels: dict[str, list[Any]] = {}
     for name in names:
         if name not in numeric:
@@ -126,6 +129,19 @@ def _statistics(frame: DataFrame, numeric: list[str]) -> ColumnStatistics:
         maximum=maximum,
         binary=seen & (not_01 == 0) & (minimum == 0) & (maximum == 1),
     )
+
+
+@contextmanager
+def _without_pandas_3_notices() -> Iterator[None]:
+    """Silence what pyspark 4 says on every conversion to pandas 3: that it "does not yet fully support
+    pandas >= 3.0.0" (a FutureWarning) and its own use of the deprecated ``copy`` keyword (a
+    Pandas4Warning). ``sample_spark``'s one conversion, of numeric and string columns, is tested under
+    pandas 3 (``tests/test_spark.py``), so they say nothing about it; warnings from anything else,
+    and these from the user's own Spark calls, are left as they are."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+        warnings.filterwarnings("ignore", "The copy keyword is deprecated", module=r"pyspark\.")
+        yield
 
 
 def _levels(frame: DataFrame, name: str, sample: pd.DataFrame) -> tuple[list[Any], pd.DataFrame]:
