@@ -1,7 +1,7 @@
 """Training a detector's VAE and setting its threshold: the settings checked before any work, the module
-built and trained on the detector's threads, the fit callbacks told, the threshold set from the
-scores of the samples held out of training (or, where the detector holds none out, of the training
-samples)."""
+built and trained on the detector's threads (an early checkpoint of it kept beside it, see
+``early_weight``), the fit callbacks told, the threshold set from the scores of the samples held out
+of training (or, where the detector holds none out, of the training samples)."""
 
 from __future__ import annotations
 
@@ -135,8 +135,8 @@ class TrainsVAE:
         config = self._training_config()
         n_train = len(rows) if split is None else len(split.train)
         work = batch_size_for(config, n_train) * module.multiply_adds_per_row()
-        keep = [KeepEpoch(max(1, round(EARLY_CHECKPOINT_SHARE * epochs_for(config, n_train))))]
-        keep = keep if self.early_weight > 0 else []
+        checkpoint = max(1, round(EARLY_CHECKPOINT_SHARE * epochs_for(config, n_train)))
+        keep = [KeepEpoch(checkpoint)] if self.early_weight > 0 else []
         with torch_threads(choose_threads(self.n_threads, work)):
             self.history_ = train_vae(module, rows, config, seed, mask, on_epoch_end, split, keep)
             self.module_ = module.to(self._module_dtype)
