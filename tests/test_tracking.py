@@ -279,6 +279,69 @@ def test_the_served_answer_for_a_value_too_large_for_the_model_is_valid_json(fit
     assert predictions[0]["anomaly_score"] < LARGEST_SCORE
 
 
+def test_a_logged_model_names_a_missing_column_in_one_line_before_mlflows_check(fitted_pipeline, tabular):
+    from mlflow.exceptions import MlflowException
+
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    with pytest.raises(MlflowException) as refused:
+        model.predict(tabular[0].head(3).drop(columns=["cpu_pct", "region"]))
+    message = refused.value.message
+    assert message.startswith("The input lacks column(s) ['region', 'cpu_pct']; the model needs ['region', ")
+    assert "\n" not in message and "Failed to enforce schema" not in message
+    assert refused.value.get_http_status_code() == 400
+    extra = model.predict(tabular[0].head(3).assign(unknown=1.0))  # ignored, with MLflow's warning
+    pd.testing.assert_frame_equal(extra, model.predict(tabular[0].head(3)))
+
+
+@pytest.mark.slow
+def test_a_served_model_answers_400_naming_the_missing_column(fitted_pipeline, tabular):
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with mlflow.start_run():
+        info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", info.model_uri]
+    server = subprocess.Popen(
+        [*command, "--env-manager", "local", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        rows = tabular[0].head(2).drop(columns="cpu_pct")
+        body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert answer.value.code == 400
+    message = json.loads(answer.value.read())["message"]
+    # MLflow's server puts "Failed to predict data '<the input>'" before any error a model raises.
+    assert message.endswith(
+        "Error: The input lacks column(s) ['cpu_pct']; the model needs "
+        + (str(list(tabular[0].columns)) + ".")
+    )
+    assert "Failed to enforce schema" not in message
+
+
 def test_logged_model_gives_the_anomaly_probability_on_request(fitted_pipeline, tabular):
     with mlflow.start_run():
         info = tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))

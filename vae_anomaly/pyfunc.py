@@ -7,6 +7,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from vae_anomaly.frames import ANOMALY_SCORE, event_frame, score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
@@ -14,6 +16,8 @@ from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
 # What the served model answers in place of an infinite score: the largest float64, which JSON holds
 # (strict parsers refuse ``Infinity``). The row stays flagged: it is above every threshold.
 LARGEST_SCORE = float(np.finfo(np.float64).max)
+# The model config entry that lists the input columns the model needs (those of its input example).
+INPUT_COLUMNS_CONFIG = "input_columns"
 
 
 class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
@@ -39,6 +43,8 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
             Gives the local path of the ``bundle`` artifact.
         """
         self.model = load_from(context.artifacts[BUNDLE_ARTIFACT]).model
+        # Absent from models logged before it existed, whose signature makes MLflow check the columns.
+        self.input_columns = (context.model_config or {}).get(INPUT_COLUMNS_CONFIG)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -62,6 +68,7 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
             ``score_frame``'s table (or ``event_frame``'s), its infinite scores answered as
             ``LARGEST_SCORE``.
         """
+        self._check_columns(model_input)
         options = params or {}
         if options.get("events", False):
             events = event_frame(self.model, model_input)
@@ -75,3 +82,14 @@ class AnomalyScoringModel(mlflow.pyfunc.PythonModel):
         )
         scored[ANOMALY_SCORE] = np.minimum(scored[ANOMALY_SCORE].to_numpy(), LARGEST_SCORE)
         return scored
+
+    def _check_columns(self, model_input: pd.DataFrame) -> None:
+        """Refuse input that lacks a column the model needs, in one line that names it (served: 400)."""
+        if self.input_columns is None or not isinstance(model_input, pd.DataFrame):
+            return
+        missing = [column for column in self.input_columns if column not in model_input.columns]
+        if missing:
+            raise MlflowException(
+                f"The input lacks column(s) {missing}; the model needs {self.input_columns}.",
+                error_code=INVALID_PARAMETER_VALUE,
+            )

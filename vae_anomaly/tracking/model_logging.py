@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.types.schema import ColSpec, Schema
 from sklearn.utils.validation import check_is_fitted
 
 import vae_anomaly
@@ -19,6 +20,7 @@ from vae_anomaly.bundle import save_bundle
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
 from vae_anomaly.loading import BUNDLE_ARTIFACT, MODEL_CODE_FILE
+from vae_anomaly.pyfunc import INPUT_COLUMNS_CONFIG
 
 PACKAGE_DIR = Path(vae_anomaly.__file__).resolve().parent
 MODEL_CODE = PACKAGE_DIR / MODEL_CODE_FILE
@@ -89,6 +91,9 @@ def log_model(
             **({"events": False} if detector.scores_whole_series else {}),
         },
     )
+    # Every column is needed, but the model checks that itself (INPUT_COLUMNS_CONFIG): MLflow's own
+    # check of a required column answers with the whole input frame before the column's name.
+    signature.inputs = Schema([ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs])
     with tempfile.TemporaryDirectory() as scratch:
         bundle = save_bundle(model, Path(scratch) / BUNDLE_ARTIFACT)
         code = Path(scratch) / "code" / PACKAGE_DIR.name
@@ -100,6 +105,7 @@ def log_model(
             code_paths=[str(code)],
             signature=signature,
             input_example=input_example,
+            model_config={INPUT_COLUMNS_CONFIG: [str(column) for column in input_example.columns]},
             pip_requirements=_model_requirements(model),
             registered_model_name=registered_model_name,
         )
