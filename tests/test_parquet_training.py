@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from pipelines import tabular_pipeline, timeseries_pipeline
 from vae_anomaly import (
     ColumnStatistics,
+    TimeSeriesVAEDetector,
     VAEAnomalyDetector,
     fit_parquet,
     fit_sample,
@@ -137,6 +138,22 @@ def test_a_sample_of_rows_is_refused_for_a_time_series_detector(lake):
     sample = sample_parquet(lake[0], max_rows=300, random_state=0, progress=False)
     with pytest.raises(ValueError, match="TimeSeriesVAEDetector needs its series whole and in order"):
         fit_sample(timeseries_pipeline(), sample)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        (VAEAnomalyDetector(latent_dim=0), "The 'latent_dim' parameter of VAEAnomalyDetector"),
+        (VAEAnomalyDetector(scoring_device="tpu:9"), "tpu"),
+        (tabular_pipeline(learning_rate=-1.0), "The 'learning_rate' parameter"),
+        (TimeSeriesVAEDetector(stride=0), "The 'stride' parameter of TimeSeriesVAEDetector"),
+    ],
+    ids=["parameter", "device", "pipeline step", "series"],
+)
+def test_a_bad_parameter_fails_before_the_data_is_read(tmp_path, estimator, message):
+    # The source does not exist: the parameter check comes first, so the error is about the parameter.
+    with pytest.raises(ValueError, match=message):
+        fit_parquet(estimator, tmp_path / "not-there", progress=False)
 
 
 def test_metadata_problems_are_all_named_before_any_row_is_read(tmp_path):

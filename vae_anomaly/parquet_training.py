@@ -126,6 +126,7 @@ def fit_parquet(
     ... )  # doctest: +SKIP
     """
     final = _final_step(estimator)
+    _check_parameters(estimator)
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
     if getattr(final, "scores_whole_series", False):
@@ -157,6 +158,17 @@ def fit_parquet(
         progress=progress,
     )
     return fit_sample(estimator, sample)
+
+
+def _check_parameters(estimator: BaseEstimator) -> None:
+    """Check the parameters of the estimator (of each of a Pipeline's steps) before the pass over the
+    data, as ``fit`` would after it: a bad one then fails in a second, not after reading it all."""
+    steps = [step for _, step in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
+    for step in steps:
+        if hasattr(step, "_validate_params"):  # scikit-learn's own check at the start of fit
+            step._validate_params()
+    if isinstance(final := _final_step(estimator), BaseVAEDetector):
+        final._check_settings()
 
 
 def _final_step(estimator: BaseEstimator) -> BaseEstimator:
