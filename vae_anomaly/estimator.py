@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -15,6 +14,7 @@ from vae_anomaly.input_checks import check_rows_observed, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scoring import RowSource
+from vae_anomaly.user_warnings import warn
 
 
 @document_shared_parameters
@@ -207,12 +207,11 @@ class VAEAnomalyDetector(BaseVAEDetector):
         n_rows = len(samples.values)
         held_out = held_out_rows(n_rows, self.validation_fraction, rng)
         if held_out is None and self.validation_fraction > 0:
-            warnings.warn(
+            warn(
                 f"VAEAnomalyDetector was fitted on {n_rows} samples, too few to hold out "
                 f"validation_fraction={self.validation_fraction} of them for early stopping and the "
                 "threshold, which is therefore set on the training scores: the model has fitted those, "
                 "so expect more of new data to be flagged than contamination says.",
                 UserWarning,
-                stacklevel=4,
             )
         return held_out

@@ -5,7 +5,6 @@ of training (or, where the detector holds none out, of the training samples)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from numbers import Integral
 from typing import Any, ClassVar, Literal
@@ -27,6 +26,7 @@ from vae_anomaly.training import (
     epochs_for,
     train_vae,
 )
+from vae_anomaly.user_warnings import warn
 
 # With early_weight > 0 the weights after this share of the planned epochs are kept beside the final
 # ones: chosen on each half of the wider ADBench pool from 0.05, 0.1, 0.2 and epoch 20
@@ -58,11 +58,10 @@ class TrainsVAE:
         resolve_device(self.scoring_device)
         cpus = available_cpus()
         if self.n_threads != "auto" and self.n_threads > cpus:
-            warnings.warn(
+            warn(
                 f"n_threads={self.n_threads} is more than the {cpus} CPU(s) this process may use; "
                 f"{type(self).__name__} uses {cpus}.",
                 UserWarning,
-                stacklevel=3,
             )
 
     def _hidden_dims(self) -> tuple[int, ...]:

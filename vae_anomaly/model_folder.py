@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+from vae_anomaly.user_warnings import warn
 
 CONFIG_FILE = "config.json"
 BUNDLE_FILE = "bundle.json"
@@ -98,11 +99,10 @@ def write_model_folder(path: str | os.PathLike[str], write: Callable[[Path], Non
             try:
                 shutil.rmtree(retired)
             except OSError as error:  # the new model is in place; say what could not be cleared
-                warnings.warn(
+                warn(
                     f"The model was saved to {folder}, but the model it replaced, moved to {retired}, "
                     f"could not be removed ({error}): delete it by hand.",
                     RuntimeWarning,
-                    stacklevel=2,
                 )
         else:
             os.replace(staging, folder)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
+
+from vae_anomaly.user_warnings import warn
 
 
 class IrregularSamplingWarning(UserWarning):
@@ -99,11 +99,10 @@ def report_sampling(
             "X's timestamps", int(uneven.sum()), len(steps), interval, (gap, times[rows[largest] - 1])
         )
     if trained is not None and interval != trained:
-        warnings.warn(
+        warn(
             f"X is sampled every {interval}, but the detector was trained on data sampled every "
             f"{trained}; resample X to {trained} for meaningful scores.",
             IrregularSamplingWarning,
-            stacklevel=4,
         )
     return interval
 
@@ -124,11 +123,10 @@ def warn_uneven(
         The largest step and the timestamp it follows.
     """
     gap, after = largest
-    warnings.warn(
+    warn(
         f"{what} are unevenly spaced: {n_uneven} of {n_steps} steps differ from the median {interval} "
         f"(largest: {gap} after {after}). Windows are cut by position, so a gap reads as consecutive "
         f"samples; resample first, e.g. X.asfreq('{pd.tseries.frequencies.to_offset(interval).freqstr}'), "
         "to turn gaps into missing points the detector skips.",
         IrregularSamplingWarning,
-        stacklevel=5,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any, ClassVar, Literal, Self
@@ -23,6 +22,7 @@ from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
 from vae_anomaly.time_index import check_time_index, report_sampling
 from vae_anomaly.training import MIN_VALIDATION_ROWS
+from vae_anomaly.user_warnings import warn
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
@@ -355,14 +355,13 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         stride = training_stride(lengths, self.window_, self.stride, samples.values.shape[1])
         n_windows = len(segment_window_starts(lengths, self.window_, stride))
         if self.validation_fraction > 0 and round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
-            warnings.warn(
+            warn(
                 f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
                 f"window{'s' * (n_windows != 1)} of {self.window_}: too few to hold out "
                 f"validation_fraction={self.validation_fraction} of them (at least "
                 f"{MIN_VALIDATION_ROWS} windows) for early stopping, so it trains for every planned "
                 "epoch and may fit the series too closely. Fit on a longer series, or a shorter window.",
                 UserWarning,
-                stacklevel=4,
             )
         return None
 

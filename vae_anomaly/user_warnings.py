@@ -1,0 +1,32 @@
+"""Warnings attributed to the user's line: the first caller outside this package and scikit-learn.
+
+A fixed ``stacklevel`` cannot do it: the same warning is reached through ``fit`` (inside
+scikit-learn's ``_fit_context`` wrapper), a Pipeline's ``fit``, or scoring, each at another depth,
+and pointed into ``sklearn/base.py`` or this package instead of at the call that caused it.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import sklearn
+
+_INTERNAL = tuple(
+    str(Path(module.__file__).resolve().parent) for module in (sys.modules[__package__], sklearn)
+)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` at the first frame whose file lies outside vae_anomaly and scikit-learn.
+
+    Parameters
+    ----------
+    message : str
+    category : Warning subclass
+    """
+    level, frame = 2, sys._getframe(1)
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
