@@ -168,7 +168,8 @@ def autolog(*, disable: bool = False, log_without_active_run: bool = False, log_
     ``early_stopping_loss`` (the loss of the rows held out for early stopping, ``history_``'s
     ``validation_loss``) with ``step=epoch``; then ``offset``, ``anomaly_threshold``,
     ``best_early_stopping_loss``, the training-score summary (``train_score_mean``, ``_std``,
-    ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``, ``train_flagged_fraction``) and the plots
+    ``_min``, ``_p50``, ``_p90``, ``_p99``, ``_max``, ``train_flagged_fraction``: for a table below
+    ``contamination``, which the held-out rows' scores set) and the plots
     ``plots/loss_curve.png``, ``plots/score_histogram.png`` and, for time series,
     ``plots/series_flags.png`` and ``plots/series_events.png`` (the training series' anomaly events,
     ``TimeSeriesVAEDetector.events``; these two not for a fit on separate segments). A further fit in the
