@@ -482,16 +482,19 @@ def test_a_model_saved_before_early_weight_existed_loads_unpaired(without_early_
     np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
 
 
-def test_a_detector_pickled_before_early_weight_existed_unpickles_unpaired(without_early_module):
+def test_a_detector_pickled_before_early_weight_existed_unpickles_unpaired(without_early_module, tmp_path):
     detector, x = without_early_module
     state = dict(detector.__getstate__())  # a copy: it is the fitted fixture's own __dict__
     for name in ("early_weight", "early_module_", "early_share_"):
         del state[name]
     restored = VAEAnomalyDetector.__new__(VAEAnomalyDetector)
     restored.__setstate__(state)
-    assert restored.early_weight == 0.0 and restored.early_module_ is None
+    assert restored.early_weight == 0.0 and restored.early_module_ is None and restored.early_share_ is None
     assert "early_weight=0.0" in repr(restored)
     np.testing.assert_array_equal(restored.score_samples(x), detector.score_samples(x))
+    restored.save(tmp_path / "model")  # it saves as any fitted detector does, and loads back the same
+    loaded = VAEAnomalyDetector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.score_samples(x), detector.score_samples(x))
 
 
 def test_early_weights_without_their_share_are_refused_at_load(fitted, tmp_path):

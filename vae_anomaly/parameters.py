@@ -174,7 +174,7 @@ def with_old_model_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """
     filled = {**_PARAMETERS_BEFORE_THEY_EXISTED, **values}
     if "module_" in filled and "early_module_" not in filled:
-        filled.update(early_module_=None, early_scale_=None)
+        filled.update(early_module_=None, early_share_=None)
     if "scale_" in filled and filled.get("binary_features_") is None:
         filled["binary_features_"] = no_binary_features(len(filled["scale_"]))
     return filled
