@@ -126,7 +126,7 @@ def fit_parquet(
     ... )  # doctest: +SKIP
     """
     final = _final_step(estimator)
-    _check_parameters(estimator)
+    _check_parameters(estimator, final)
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
     if getattr(final, "scores_whole_series", False):
@@ -160,14 +160,15 @@ def fit_parquet(
     return fit_sample(estimator, sample)
 
 
-def _check_parameters(estimator: BaseEstimator) -> None:
+def _check_parameters(estimator: BaseEstimator, final: BaseEstimator) -> None:
     """Check the parameters of the estimator (of each of a Pipeline's steps) before the pass over the
-    data, as ``fit`` would after it: a bad one then fails in a second, not after reading it all."""
+    data, as ``fit`` would after it: a bad one then fails in a second, not after reading it all.
+    ``final`` is its last step (``_final_step``)."""
     steps = [step for _, step in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
     for step in steps:
         if hasattr(step, "_validate_params"):  # scikit-learn's own check at the start of fit
             step._validate_params()
-    if isinstance(final := _final_step(estimator), BaseVAEDetector):
+    if isinstance(final, BaseVAEDetector):
         final._check_settings()
 
 

@@ -7,14 +7,16 @@ and pointed into ``sklearn/base.py`` or this package instead of at the call that
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
 
 import sklearn
 
+# The packages' folders, each with a trailing separator: a sibling such as vae_anomaly_extra/ is no part.
 _INTERNAL = tuple(
-    str(Path(module.__file__).resolve().parent) for module in (sys.modules[__package__], sklearn)
+    os.path.join(Path(module.__file__).resolve().parent, "") for module in (sys.modules[__package__], sklearn)
 )
 
 
