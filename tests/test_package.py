@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -10,12 +11,32 @@ import pytest
 import vae_anomaly
 import vae_anomaly.batch
 
+# Exports that need an extra (pyproject's optional dependencies): the module they need.
+OPTIONAL = {"sample_spark": "pyspark"}
+
 
 @pytest.mark.parametrize("package", [vae_anomaly, vae_anomaly.batch], ids=lambda p: p.__name__)
 def test_every_listed_name_is_exported_and_loads(package):
     assert set(package.__all__) - {"__version__"} == set(package._EXPORTS)
     for name, module in package._EXPORTS.items():
+        if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
+            with pytest.raises(ModuleNotFoundError, match=rf"needs {OPTIONAL[name]}.*pip install"):
+                getattr(package, name)
+            continue
         assert getattr(package, name) is getattr(sys.modules[module], name)
+
+
+def test_a_name_whose_optional_dependency_is_missing_says_which_extra_to_install():
+    script = (
+        "import sys\n"
+        "sys.modules['pyspark'] = None\n"  # pyspark made unimportable, installed or not
+        "from vae_anomaly import sample_spark\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ModuleNotFoundError: vae_anomaly.sample_spark needs pyspark")
+    assert "pip install 'vae-anomaly[spark]'" in done.stderr
 
 
 def test_the_command_line_default_batch_size_is_the_scorer_s():

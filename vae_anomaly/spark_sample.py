@@ -19,9 +19,17 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import BooleanType, NumericType
+
+try:
+    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, NumericType
+except ModuleNotFoundError as error:  # an optional dependency: say which extra brings it
+    raise ModuleNotFoundError(
+        f"vae_anomaly.sample_spark needs pyspark, which is not installed ({error}); install it with "
+        "pip install 'vae-anomaly[spark]'.",
+        name=error.name,
+    ) from error
 
 from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.input_checks import FLOAT32_MAX
