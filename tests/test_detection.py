@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
 from vae_anomaly import VAEAnomalyDetector, scoring
-from vae_anomaly.base import Samples
 from vae_anomaly.holdout import held_out_rows
+from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
 

@@ -14,7 +14,7 @@ import functools
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal, NamedTuple, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from vae_anomaly.devices import (
 )
 from vae_anomaly.fitting import TrainsVAE
 from vae_anomaly.holdout import HeldOut
+from vae_anomaly.input_checks import Samples
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
 from vae_anomaly.saving import SavedDetector
@@ -54,17 +55,6 @@ from vae_anomaly.scoring import (
 from vae_anomaly.thresholds import ThresholdedScores
 
 ScoreKind = Literal["elbo", "reconstruction"]
-
-
-class Samples(NamedTuple):
-    """A detector's checked input: its values (float64, NaN where missing; float32 where scoring was
-    given float32), the index its outputs carry, whether no value is missing, and for a series made
-    of separate segments their lengths (None: one series, or a table)."""
-
-    values: np.ndarray
-    index: pd.Index
-    complete: bool
-    segments: tuple[int, ...] | None = None
 
 
 class BaseVAEDetector(

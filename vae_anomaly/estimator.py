@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
-from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.base import BaseVAEDetector, ScoreKind
 from vae_anomaly.holdout import HeldOut, held_out_rows
-from vae_anomaly.input_checks import check_rows_observed, checked_values
+from vae_anomaly.input_checks import Samples, check_rows_observed, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scoring import RowSource

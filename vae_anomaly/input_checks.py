@@ -1,4 +1,5 @@
-"""Input checks shared by both detectors: numeric columns, finiteness, observed rows, float32 range.
+"""Input checks shared by both detectors (numeric columns, finiteness, observed rows, float32 range) and
+the checked input they give, ``Samples``.
 
 Each check names what it refuses (the column, its first bad row, how many rows) instead of failing on
 the first bad value; none copies X whole.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,17 @@ from sklearn.utils.validation import validate_data
 
 _MAX_LISTED_PROBLEMS = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Samples(NamedTuple):
+    """A detector's checked input: its values (float64, NaN where missing; float32 where scoring was
+    given float32), the index its outputs carry, whether no value is missing, and for a series made
+    of separate segments their lengths (None: one series, or a table)."""
+
+    values: np.ndarray
+    index: pd.Index
+    complete: bool
+    segments: tuple[int, ...] | None = None
 
 
 def column_label(feature_names: np.ndarray | None, column: int) -> str:

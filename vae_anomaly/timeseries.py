@@ -11,11 +11,11 @@ import pandas as pd
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from vae_anomaly.base import BaseVAEDetector, Samples, ScoreKind
+from vae_anomaly.base import BaseVAEDetector, ScoreKind
 from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.events import FindsEvents
 from vae_anomaly.holdout import HeldOut
-from vae_anomaly.input_checks import checked_values
+from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
