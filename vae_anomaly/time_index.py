@@ -1,6 +1,9 @@
-"""A series' timestamps: refusing missing, unsorted or repeated ones, and reporting uneven spacing."""
+"""A series' timestamps: splitting them off the input, refusing missing, unsorted or repeated ones, and
+reporting uneven spacing."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +55,54 @@ def check_time_index(
             f"{first_row + row}. "
             "Aggregate them first, e.g. X.groupby(level=0).mean()."
         )
+
+
+def split_time_index(
+    X: Any, time_column: str | None, n_rows: int, segment_starts: np.ndarray | None = None
+) -> tuple[Any, pd.Index]:
+    """Split a series' timestamps off X: its time column, its DatetimeIndex, or row positions.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame
+        The series as a detector is given it.
+    time_column : str or None
+        The DataFrame column that holds the timestamps; None takes a DatetimeIndex where X has one.
+    n_rows : int
+        Rows of X, for the positions of an input without an index.
+    segment_starts : ndarray of int or None, default=None
+        Rows where a new segment begins: each segment's timestamps must be sorted.
+
+    Returns
+    -------
+    X : array-like or DataFrame
+        X without its time column.
+    index : pandas.Index
+        The timestamps (checked by :func:`check_time_index`), X's own index, or 0, 1, ...
+
+    Raises
+    ------
+    ValueError
+        If ``time_column`` is not a datetime64 column of X, or the timestamps are missing, unsorted or
+        repeated.
+    """
+    if time_column is not None:
+        if not isinstance(X, pd.DataFrame) or time_column not in X.columns:
+            columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+            raise ValueError(f"time_column={time_column!r} is not a column of X (columns: {columns}).")
+        times = X[time_column]
+        if not pd.api.types.is_datetime64_any_dtype(times):
+            raise ValueError(
+                f"time_column {time_column!r} has dtype {times.dtype}, not datetime64; "
+                "convert it with pd.to_datetime first."
+            )
+        index = pd.DatetimeIndex(times, name=time_column)
+        check_time_index(index, f"time_column {time_column!r}", segment_starts=segment_starts)
+        return X.drop(columns=time_column), index
+    if isinstance(X, pd.DataFrame | pd.Series) and isinstance(X.index, pd.DatetimeIndex):
+        check_time_index(X.index, "X's DatetimeIndex", segment_starts=segment_starts)
+        return X, X.index
+    return X, X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n_rows)
 
 
 def _steps(times: pd.DatetimeIndex, segment_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

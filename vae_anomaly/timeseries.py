@@ -20,7 +20,7 @@ from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
-from vae_anomaly.time_index import check_time_index, report_sampling
+from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.user_warnings import warn
 from vae_anomaly.windowing import (
@@ -228,29 +228,6 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         return tags
 
     # ------------------------------------------------------------------ input
-    def _time_index(self, X: Any, n_rows: int, segment_starts: np.ndarray | None) -> tuple[Any, pd.Index]:
-        """Split the timestamps off X: the time column, a DatetimeIndex, or row positions; each
-        segment's must be sorted."""
-        if self.time_column is not None:
-            if not isinstance(X, pd.DataFrame) or self.time_column not in X.columns:
-                columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
-                raise ValueError(
-                    f"time_column={self.time_column!r} is not a column of X (columns: {columns})."
-                )
-            times = X[self.time_column]
-            if not pd.api.types.is_datetime64_any_dtype(times):
-                raise ValueError(
-                    f"time_column {self.time_column!r} has dtype {times.dtype}, not datetime64; "
-                    "convert it with pd.to_datetime first."
-                )
-            index = pd.DatetimeIndex(times, name=self.time_column)
-            check_time_index(index, f"time_column {self.time_column!r}", segment_starts=segment_starts)
-            return X.drop(columns=self.time_column), index
-        if isinstance(X, pd.DataFrame | pd.Series) and isinstance(X.index, pd.DatetimeIndex):
-            check_time_index(X.index, "X's DatetimeIndex", segment_starts=segment_starts)
-            return X, X.index
-        return X, X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n_rows)
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(
         self,
@@ -297,7 +274,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         n_rows = len(X) if hasattr(X, "__len__") else 0
         lengths = None if segments is None else checked_segments(segments, n_rows)
         segment_starts = None if lengths is None else np.cumsum(lengths[:-1], dtype=np.int64)
-        X, index = self._time_index(X, n_rows, segment_starts)
+        X, index = split_time_index(X, self.time_column, n_rows, segment_starts)
         if isinstance(X, np.ndarray | list | tuple) and np.ndim(X) == 1:
             if not reset and self.n_features_in_ != 1:
                 raise ValueError(
