@@ -49,9 +49,11 @@ def test_no_window_learns_the_jumps_between_segments():
     for segments in ([300] * 8, None):
         detector = TimeSeriesVAEDetector(**FAST, stride=1).fit(np.concatenate(runs), segments=segments)
         scores = detector.anomaly_score(jumping)
-        assert (detector.predict(jumping)[595:605] == -1).all()
         ratios[segments is None] = scores[600] / np.median(scores)
-    assert ratios[False] > 5 and ratios[False] > 1.5 * ratios[True]  # 6.2 and 2.9 when written
+        if segments is not None:  # fitted as one series, jumps are in its training data and held-out blocks
+            assert (detector.predict(jumping)[595:605] == -1).all()
+    # 5.7 and 4.2 (6.2 and 2.9 before a series held out blocks, which leave some joins out of training)
+    assert ratios[False] > 5 and ratios[False] > 1.25 * ratios[True]
 
 
 def test_segments_may_overlap_in_time_and_the_step_between_them_is_no_sampling_step():

@@ -213,7 +213,7 @@ class BaseVAEDetector(
         threshold_from = None
         if held_out is not None:
             part = held_out.samples
-            kept = Samples(samples.values[part], samples.index[part], samples.complete)
+            kept = Samples(samples.values[part], samples.index[part], samples.complete, held_out.segments)
             rows, mask = standardized  # whole arrays: the held-out rows are already standardized
             kept_rows = (rows[part], None if mask is None else mask[part])
             threshold_from = (held_out.split, self._scores_after_fit(kept, kept_rows))

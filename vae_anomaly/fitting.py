@@ -5,6 +5,7 @@ of training (or, where the detector holds none out, of the training samples)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from numbers import Integral
 from typing import Any, ClassVar, Literal
@@ -90,9 +91,9 @@ class TrainsVAE:
 
         ``X`` is the raw training input, passed on to the callbacks; ``training_scores`` scores the
         training samples once the module is fitted. With ``held_out`` (the split of ``rows`` into
-        training and validation rows, and the held-out samples' scores) the threshold is set on the
-        held-out scores (:func:`anomaly_threshold_from`); without, ``validation_fraction`` of the rows
-        validate at random and it is set on the training scores (:func:`offset_from`).
+        training and validation rows, and the held-out samples' scores) the detector sets the
+        threshold from the held-out scores (``_held_out_threshold``); without, ``validation_fraction``
+        of the rows validate at random and it is set on the training scores (:func:`offset_from`).
         """
         callbacks = registered_callbacks()
         for callback in callbacks:
@@ -102,22 +103,29 @@ class TrainsVAE:
             for callback in callbacks:
                 callback.on_epoch_end(self, record)
 
+        training_scores = functools.cache(training_scores)  # scored once, if at all
         try:
             self._fit_vae(rows, mask, None if held_out is None else held_out[0], seed, epoch_ended)
-            scores = training_scores() if callbacks or held_out is None else None
             if held_out is None:
+                scores = training_scores()
                 self.offset_ = offset_from(-scores, self.contamination)
                 self.score_scale_ = robust_spread(scores)
             else:
-                held_out_scores = held_out[1]()
-                self.offset_ = -anomaly_threshold_from(held_out_scores, self.contamination)
-                self.score_scale_ = robust_spread(held_out_scores)
+                self.offset_, self.score_scale_ = self._held_out_threshold(held_out[1](), training_scores)
         except BaseException as error:
             for callback in callbacks:
                 callback.on_fit_error(self, error)
             raise
         for callback in callbacks:
-            callback.on_fit_end(self, X, scores)
+            callback.on_fit_end(self, X, training_scores())
+
+    def _held_out_threshold(
+        self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
+    ) -> tuple[float, float]:
+        """``offset_`` and ``score_scale_`` from the held-out samples' anomaly scores: the score that
+        ``contamination`` of new samples like them exceed (:func:`anomaly_threshold_from`), and
+        their spread. ``training_scores`` gives the training samples' (unused here)."""
+        return -anomaly_threshold_from(held_out_scores, self.contamination), robust_spread(held_out_scores)
 
     def _fit_vae(
         self,

@@ -1,24 +1,34 @@
-"""The rows a table detector holds out of training: early stopping validates on them, and their scores,
-as new data's, set the threshold (issue 31)."""
+"""What a detector holds out of training: early stopping validates on it, and its scores, as new data's,
+set the threshold (issue 31). A table holds out random rows; a series, blocks of timestamps a window
+apart from every training window, since a window shifted by one step is nearly the same window."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
+from vae_anomaly.windowing import segment_window_starts
+
+# A series' validation blocks are this many windows long (each holds window + 1 validation windows),
+# at least this many of them, spread evenly over the series (benchmarks/RESULTS.md, issue 31).
+BLOCK_WINDOWS = 2
+MIN_BLOCKS = 2
 
 
 class HeldOut(NamedTuple):
     """The training model rows split into training and validation rows, and the held-out samples.
 
     ``split`` indexes the model rows the detector trains on; ``samples`` selects, among the detector's
-    samples (rows or timestamps), those scored to set the threshold.
+    samples (rows or timestamps), those scored to set the threshold; ``segments``, for a series, are
+    the lengths of the separate blocks those timestamps make (each scored as a series of its own).
     """
 
     split: RowSplit
     samples: np.ndarray
+    segments: tuple[int, ...] | None = None
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
@@ -45,3 +55,64 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     order = rng.permutation(n_rows)
     validation, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     return HeldOut(RowSplit(train, validation), validation)
+
+
+def _blocks(lengths: Sequence[int], length: int, fraction: float) -> list[tuple[int, int]]:
+    """[start, end) of each validation block: about ``fraction`` of the timestamps, at least
+    ``MIN_BLOCKS`` blocks, centred at even spacing, each moved inside the segment its centre falls in
+    (dropped where that segment is shorter than a block or it would overlap the block before)."""
+    n_timestamps = int(sum(lengths))
+    count = max(MIN_BLOCKS, round(fraction * n_timestamps / length))
+    segment_ends = np.cumsum(lengths)
+    blocks: list[tuple[int, int]] = []
+    for centre in (np.arange(count) + 0.5) * n_timestamps / count:
+        segment = int(np.searchsorted(segment_ends, centre, side="right"))
+        end = int(segment_ends[segment])
+        begin = end - int(lengths[segment])
+        start = min(max(int(centre - length / 2), begin), end - length)
+        if start >= begin and (not blocks or start >= blocks[-1][1]):
+            blocks.append((start, start + length))
+    return blocks
+
+
+def held_out_blocks(
+    lengths: Sequence[int], window: int, training_stride: int, fraction: float
+) -> HeldOut | None:
+    """Blocks of a series held out: the windows inside them validate, and no training window comes
+    within a window of them (None: the series is too short for that).
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Timestamps in each segment of the series (one length for a whole series).
+    window : int
+        Timestamps per window.
+    training_stride : int
+        Steps between the training windows' starts, as ``windowing.training_stride`` gives.
+    fraction : float
+        About this share of the timestamps is held out, in blocks of ``BLOCK_WINDOWS * window``
+        timestamps (at least ``MIN_BLOCKS`` of them) spread evenly over the series.
+
+    Returns
+    -------
+    HeldOut or None
+        ``split`` indexes the training windows (``segment_window_starts(lengths, window,
+        training_stride)``); ``samples`` are the blocks' timestamps and ``segments`` their lengths.
+        None when ``fraction`` is 0, or fewer than ``training.MIN_VALIDATION_ROWS`` windows would
+        validate or train: a series shorter than about ``(BLOCK_WINDOWS + 3) * MIN_BLOCKS`` windows,
+        or segments all shorter than a block.
+    """
+    if fraction <= 0:
+        return None
+    starts = segment_window_starts(lengths, window, training_stride)
+    blocks = _blocks(lengths, BLOCK_WINDOWS * window, fraction)
+    train = np.ones(len(starts), dtype=bool)
+    validation = np.zeros(len(starts), dtype=bool)
+    for start, end in blocks:
+        train &= (starts + window <= start - window) | (starts >= end + window)
+        validation |= (starts >= start) & (starts + window <= end)
+    if validation.sum() < MIN_VALIDATION_ROWS or train.sum() < MIN_VALIDATION_ROWS:
+        return None
+    samples = np.concatenate([np.arange(start, end) for start, end in blocks])
+    split = RowSplit(np.flatnonzero(train), np.flatnonzero(validation))
+    return HeldOut(split, samples, tuple(end - start for start, end in blocks))

@@ -86,8 +86,11 @@ SHARED_PARAMETERS_DOC = """\
         out random rows and sets its threshold on their scores, as new data's (see
         ``contamination``); where fewer than 16 rows would be held out it trains on all rows and sets
         the threshold on their scores, with a warning (unless 0): expect more false alarms on new
-        data then. ``TimeSeriesVAEDetector`` validates on random training windows (none if fewer than
-        16) and sets its threshold on the training scores.
+        data then. ``TimeSeriesVAEDetector`` holds out blocks of two windows' length (at least two,
+        spread evenly), and trains on no window within a window of them, so that early stopping sees
+        the model fit its training windows too closely (a window shifted by a step is nearly the same
+        window); a series too short for that (under about 10 windows' length with two blocks) validates
+        on random training windows instead (none if fewer than 16).
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
@@ -104,7 +107,9 @@ SHARED_PARAMETERS_DOC = """\
         0.005. The rows the model trained on score lower than new ones, so fewer of them are flagged.
         ``TimeSeriesVAEDetector`` (and a table with too few rows to hold out): the share of the
         training timestamps to flag; "auto" flags those whose anomaly score lies above Tukey's upper
-        fence, Q3 + 1.5 * IQR of the training scores.
+        fence, Q3 + 1.5 * IQR of the training scores. Where a series holds out blocks, the threshold is
+        the higher of that and the same rule on the blocks' timestamps (each block scored as a series
+        of its own), which the model did not train on.
     device : str, default="auto"
         Training device: "auto" picks CUDA, then MPS, then CPU, except that fewer than 1,000 training
         samples train on the CPU (an epoch of one small batch costs a GPU more in launches than in

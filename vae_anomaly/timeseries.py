@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral
 from typing import Any, ClassVar, Literal, Self
 
@@ -14,12 +14,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from vae_anomaly.base import BaseVAEDetector, ScoreKind
 from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.events import FindsEvents
-from vae_anomaly.holdout import HeldOut
+from vae_anomaly.holdout import HeldOut, held_out_blocks
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
+from vae_anomaly.thresholds import offset_from, robust_spread
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.user_warnings import warn
@@ -239,8 +240,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     ) -> Self:
         """Train the VAE on the windows of the series X and set the outlier threshold.
 
-        Random windows validate for early stopping; ``offset_`` is set on the scores of X's
-        timestamps (see ``contamination``).
+        Blocks of X a window apart from every training window validate for early stopping (random
+        windows where X is too short for them); ``offset_`` is set on the scores of X's timestamps and
+        of the blocks' (see ``validation_fraction`` and ``contamination``).
 
         Parameters
         ----------
@@ -324,14 +326,17 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation, lengths)
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
-        """None: a series' held-out tail set a worse threshold than its training scores (issue 31,
-        benchmarks/RESULTS.md), so random windows validate and the training scores set it. Warns
-        when the series has too few windows for those to be drawn, so nothing stops training early."""
+        """Blocks of the series a window apart from every training window (``held_out_blocks``), so
+        that early stopping sees the model fit its training windows too closely; None where the series
+        is too short for them, and then random windows validate, with a warning where there are too
+        few for those too (nothing then stops training early)."""
         n_timestamps = len(samples.values)
         lengths = samples.segments or (n_timestamps,)
         stride = training_stride(lengths, self.window_, self.stride, samples.values.shape[1])
+        held_out = held_out_blocks(lengths, self.window_, stride, self.validation_fraction)
         n_windows = len(segment_window_starts(lengths, self.window_, stride))
-        if self.validation_fraction > 0 and round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
+        too_few = round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS
+        if held_out is None and self.validation_fraction > 0 and too_few:
             warn(
                 f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
                 f"window{'s' * (n_windows != 1)} of {self.window_}: too few to hold out "
@@ -340,7 +345,16 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                 "epoch and may fit the series too closely. Fit on a longer series, or a shorter window.",
                 UserWarning,
             )
-        return None
+        return held_out
+
+    def _held_out_threshold(
+        self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
+    ) -> tuple[float, float]:
+        """The higher of the thresholds ``contamination`` sets on the training timestamps' scores and
+        on the held-out blocks'; the training scores' spread."""
+        training = training_scores()
+        offsets = (offset_from(-scores, self.contamination) for scores in (training, held_out_scores))
+        return min(offsets), robust_spread(training)
 
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:
