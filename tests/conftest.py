@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 N_FEATURES = 8
+REPOSITORY = Path(__file__).resolve().parents[1]
+# What MLflow writes into the working folder when a run's experiment keeps its artifacts there.
+CLUTTER = ("mlruns", "mlflow.db", "mlartifacts")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def the_suite_writes_nothing_into_the_checkout():
+    """Tests write into their temp folders only: no MLflow store or artifacts left in the checkout."""
+    before = {name for name in CLUTTER if (REPOSITORY / name).exists()}
+    yield
+    left = sorted({name for name in CLUTTER if (REPOSITORY / name).exists()} - before)
+    assert not left, f"the tests left {left} in {REPOSITORY}"
 
 
 def planted_anomalies(

@@ -157,6 +157,9 @@ def test_train_samples_a_long_series_and_validates_on_its_last_part(store, tmp_p
     frame.to_parquet(tmp_path / "series.parquet")
     environment, client = store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", environment["MLFLOW_TRACKING_URI"])
+    # The store's Default experiment keeps its artifacts in ./mlruns of the folder the store was made
+    # in (the checkout): the run goes to the fixture's experiment, whose artifacts stay in tmp_path.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "project")
     monkeypatch.syspath_prepend(str(REPOSITORY / "mlflow_project"))
     monkeypatch.chdir(tmp_path)
     spec = importlib.util.spec_from_file_location(
@@ -179,6 +182,6 @@ def test_train_samples_a_long_series_and_validates_on_its_last_part(store, tmp_p
         and training["timestamp"].max() < holdout["timestamp"].min()
     )
     script.main()
-    [run] = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+    [run] = client.search_runs([client.get_experiment_by_name("project").experiment_id])
     assert run.data.params["input_rows"] == str(n_rows)
     assert run.data.metrics["validation_roc_auc"] > 0.9
