@@ -30,10 +30,10 @@ def test_no_training_window_comes_within_a_window_of_a_block(lengths):
     ends = np.cumsum(lengths)
     blocks = np.split(held_out.samples, np.cumsum(held_out.segments)[:-1])
     assert all(len(block) == BLOCK_WINDOWS * window for block in blocks)
+    trained = starts[held_out.split.train]
     for block in blocks:  # consecutive timestamps, inside one segment
         assert (np.diff(block) == 1).all()
         assert np.searchsorted(ends, block[0], side="right") == np.searchsorted(ends, block[-1], side="right")
-        trained = starts[held_out.split.train]
         assert ((trained + window <= block[0] - window) | (trained >= block[-1] + 1 + window)).all()
     validating = starts[held_out.split.validation]
     inside = [(validating >= b[0]) & (validating + window <= b[-1] + 1) for b in blocks]

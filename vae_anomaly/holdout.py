@@ -106,13 +106,18 @@ def held_out_blocks(
         return None
     starts = segment_window_starts(lengths, window, training_stride)
     blocks = _blocks(lengths, BLOCK_WINDOWS * window, fraction)
-    train = np.ones(len(starts), dtype=bool)
-    validation = np.zeros(len(starts), dtype=bool)
-    for start, end in blocks:
-        train &= (starts + window <= start - window) | (starts >= end + window)
-        validation |= (starts >= start) & (starts + window <= end)
+    if not blocks:
+        return None
+    block_starts, block_ends = np.array(blocks, dtype=np.int64).T
+    # Blocks are sorted, equally long and apart, so the only block a window can come within a window
+    # of (or lie in) is the last one that begins less than two windows after (at or before) the
+    # window's start: one search per window, not a pass over every window per block.
+    reach = np.searchsorted(block_starts - 2 * window, starts, side="left") - 1
+    train = (reach < 0) | (starts >= block_ends[reach] + window)
+    inside = np.searchsorted(block_starts, starts, side="right") - 1
+    validation = (inside >= 0) & (starts + window <= block_ends[inside])
     if validation.sum() < MIN_VALIDATION_ROWS or train.sum() < MIN_VALIDATION_ROWS:
         return None
     samples = np.concatenate([np.arange(start, end) for start, end in blocks])
     split = RowSplit(np.flatnonzero(train), np.flatnonzero(validation))
-    return HeldOut(split, samples, tuple(end - start for start, end in blocks))
+    return HeldOut(split, samples, tuple(int(length) for length in block_ends - block_starts))

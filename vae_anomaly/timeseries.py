@@ -334,9 +334,10 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         lengths = samples.segments or (n_timestamps,)
         stride = training_stride(lengths, self.window_, self.stride, samples.values.shape[1])
         held_out = held_out_blocks(lengths, self.window_, stride, self.validation_fraction)
+        if held_out is not None or self.validation_fraction == 0:
+            return held_out
         n_windows = len(segment_window_starts(lengths, self.window_, stride))
-        too_few = round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS
-        if held_out is None and self.validation_fraction > 0 and too_few:
+        if round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
             warn(
                 f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
                 f"window{'s' * (n_windows != 1)} of {self.window_}: too few to hold out "
@@ -345,7 +346,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                 "epoch and may fit the series too closely. Fit on a longer series, or a shorter window.",
                 UserWarning,
             )
-        return held_out
+        return None
 
     def _held_out_threshold(
         self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
