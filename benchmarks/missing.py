@@ -1,12 +1,15 @@
 """Missing values at scoring: are rows (timestamps) with a gap flagged for the gap alone?
 
-Three cases, each fitted on complete data with the defaults (``missing="skip"`` for tables) and scored
+Four cases, each fitted on complete data with the defaults (``missing="skip"`` for tables) and scored
 on new data in which values are blanked:
   correlated   synthetic rows where d = a + b and f = c - e (plus 1% noise), anomalies off f = c - e:
                d, then a, blanked in half of the rows;
   tables       ADBench's Classical sets (novelty protocol: fit on 70% of the normal rows, score the rest
                and every anomaly), half of the scored rows with 5% or 20% of their cells blanked;
-  series       a 4-channel sine, one channel blanked for 10 points in the clean continuation.
+  series       a 4-channel sine and a 3-channel AR(1) series (phi 0.95), fitted on 2,000 points; in the
+               clean continuation one channel blanked for 10 points, in 5 runs evenly spaced;
+  multivariate the ``train`` part of every ``--every``-th multivariate file (assumed clean): fit on its
+               first 60%, the rest blanked as ``series`` does.
 For each: the flagged fraction of clean rows with a gap and of those without (the issue-29 target is a
 ratio of at most 1.5), and the ROC-AUC on anomalies with and without blanks (a drop of at most 0.02).
 
@@ -17,7 +20,8 @@ blanking costs any model that sees the table as one Gaussian would (its threshol
 percentile of its training scores).
 
 ADBench: https://github.com/Minqi824/ADBench (``datasets/Classical/*.npz``), laid out as
-``DATA/*.npz``; the other cases need no data.
+``DATA/*.npz``; the multivariate series (``--multivariate-data``) as ``benchmarks/multivariate.py``
+describes them; the other cases need no data.
 
     python benchmarks/missing.py                        # every case, seeds 0-2
     python benchmarks/missing.py --cases correlated --vae-params '{"epochs": 50}'
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from data_sources import files_or_exit
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -41,6 +46,7 @@ from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adbench"
 MAX_ROWS = 10_000
+GAP_POINTS, GAP_RUNS = 10, 5
 
 
 class GaussianMarginal:
@@ -147,18 +153,50 @@ def tables(seed: int, params: dict, data: Path, half: str, reference: bool = Fal
     return records
 
 
+def _series_gaps(name: str, values: np.ndarray, split: int, params: dict, seed: int) -> dict:
+    """Fit on ``values[:split]``; in the rest, blank one random channel for 10 points in each of 5
+    evenly spaced runs, and compare the flagged share of those timestamps with the complete ones' and
+    with their own without the blanks (``gap_points_unblanked``)."""
+    rng = np.random.default_rng(seed)
+    detector = TimeSeriesVAEDetector(**{"random_state": seed, **params}).fit(values[:split])
+    blanked = values[split:].copy()
+    gapped = np.zeros(len(blanked), dtype=bool)
+    for start in np.linspace(0, len(blanked) - GAP_POINTS, GAP_RUNS + 2).astype(int)[1:-1]:
+        gapped[start : start + GAP_POINTS] = True
+        blanked[start : start + GAP_POINTS, rng.integers(values.shape[1])] = np.nan
+    flagged = detector.predict(blanked) == -1
+    # The gaps' timestamps in the series as it was: flagged there, a gap point is not flagged for the gap.
+    unblanked = (detector.predict(values[split:]) == -1)[gapped].mean()
+    return {**_record(name, flagged, gapped, np.nan, np.nan), "gap_points_unblanked": unblanked}
+
+
 def series(seed: int, params: dict) -> list[dict]:
-    """A 4-channel sine, one channel blanked for 10 points in the clean continuation."""
+    """A 4-channel sine (the issue's case) and a 3-channel AR(1) series, each with 10-point gaps."""
     rng = np.random.default_rng(seed)
     t = np.arange(4000)[:, None]
-    values = np.sin(2 * np.pi * t / 50 + np.arange(4) * np.pi / 4) + 0.02 * rng.normal(size=(4000, 4))
-    detector = TimeSeriesVAEDetector(**{"random_state": seed, **params}).fit(values[:2000])
-    blanked = values[2000:].copy()
-    gapped = np.zeros(2000, dtype=bool)
-    gapped[1000:1010] = True
-    blanked[gapped, int(rng.integers(4))] = np.nan
-    flagged = detector.predict(blanked) == -1
-    return [_record("series, 10 points of one channel", flagged, gapped, np.nan, np.nan)]
+    sine = np.sin(2 * np.pi * t / 50 + np.arange(4) * np.pi / 4) + 0.02 * rng.normal(size=(4000, 4))
+    factor = np.zeros(4000)
+    for step in range(1, 4000):
+        factor[step] = 0.95 * factor[step - 1] + rng.normal(scale=0.3)
+    sensors = factor[:, None] * np.array([1.0, 0.7, -0.5]) + 0.1 * rng.normal(size=(4000, 3))
+    return [
+        _series_gaps("series, 4-channel sine", sine, 2000, params, seed),
+        _series_gaps("series, AR(1) sensors", sensors, 2000, params, seed),
+    ]
+
+
+def multivariate(seed: int, params: dict, folder: Path, every: int) -> list[dict]:
+    """The train part of every ``every``-th multivariate file (clean): fit on its first 60%, score the
+    rest with 10-point gaps as ``series`` does."""
+    records = []
+    for path in files_or_exit(folder, "*.parquet", "multivariate")[::every]:
+        frame = pd.read_parquet(path)
+        train = frame[frame["split"] == "train"].drop(columns=["timestamp", "label", "split"])
+        values = train.to_numpy(dtype=np.float64)
+        records.append(
+            _series_gaps(f"multivariate, {path.stem}", values, int(0.6 * len(values)), params, seed)
+        )
+    return records
 
 
 def main() -> None:
@@ -166,7 +204,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of ADBench .npz files")
-    parser.add_argument("--cases", default="correlated,tables,series")
+    parser.add_argument(
+        "--multivariate-data",
+        type=Path,
+        default=DEFAULT_DATA.parent / "multivariate",
+        help="folder of the multivariate series' parquet files",
+    )
+    parser.add_argument("--every", type=int, default=6, help="every n-th multivariate file")
+    parser.add_argument("--cases", default="correlated,tables,series", help="and/or multivariate")
     parser.add_argument("--half", choices=["even", "odd", "all"], default="all")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters")
@@ -187,6 +232,11 @@ def main() -> None:
             ]
         if "series" in cases:
             records += [{**r, "seed": seed} for r in series(seed, params)]
+        if "multivariate" in cases:
+            records += [
+                {**r, "seed": seed}
+                for r in multivariate(seed, params, arguments.multivariate_data, arguments.every)
+            ]
     frame = pd.DataFrame(records)
     table = frame.groupby("case", sort=False).mean(numeric_only=True).drop(columns="seed")
     pd.set_option("display.width", 200)

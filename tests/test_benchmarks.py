@@ -80,8 +80,19 @@ def test_the_tabular_benchmark_runs(tmp_path):
 
 def test_the_missing_values_benchmark_runs(tmp_path):
     _toy_npz(tmp_path, 300, 4)
-    output = _run("missing.py", "--data", str(tmp_path), "--seeds", "0")
-    assert "correlated, d blanked" in output and "1_toy, 20%" in output and "series, 10 points" in output
+    (tmp_path / "multivariate").mkdir()
+    values, labels = _series(1500, 3, seed=0)
+    frame = pd.DataFrame(values, columns=["a", "b", "c"]).assign(timestamp=0, label=labels, split="train")
+    frame.to_parquet(tmp_path / "multivariate" / "toy.parquet")
+    cases = (
+        "--cases",
+        "correlated,tables,series,multivariate",
+        "--multivariate-data",
+        str(tmp_path / "multivariate"),
+    )
+    output = _run("missing.py", "--data", str(tmp_path), "--seeds", "0", *cases)
+    for case in ("correlated, d blanked", "1_toy, 20%", "series, 4-channel sine", "multivariate, toy"):
+        assert case in output
 
 
 def test_the_false_alarm_benchmark_runs(tmp_path):

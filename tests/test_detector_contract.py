@@ -434,7 +434,12 @@ def test_unfitted_detector_cannot_be_saved(cls, tmp_path):
 
 PARAMETERS_ADDED_LATER = pytest.mark.parametrize(
     ("name", "before"),
-    [("min_relative_scale", 0.0), ("binary_features", "standardize"), ("gap_injection", 0.0)],
+    [
+        ("min_relative_scale", 0.0),
+        ("binary_features", "standardize"),
+        ("gap_injection", 0.0),
+        ("gap_fill", "mean"),
+    ],
 )
 
 

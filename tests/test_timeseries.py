@@ -130,6 +130,24 @@ def test_gaps_of_missing_points_are_skipped_and_reported(seasonal):
     assert flagged and flagged <= set(range(2500 - 32, 2500 + 32))  # the spike's windows, not the gaps
 
 
+def test_a_gap_in_one_channel_is_not_flagged_for_itself():
+    # Issue 29, item 7: a 4-channel sine, one channel blanked for 10 points in 5 places of new data.
+    rng = np.random.default_rng(0)
+    t = np.arange(4000)[:, None]
+    values = np.sin(2 * np.pi * t / 50 + np.arange(4) * np.pi / 4) + 0.02 * rng.normal(size=(4000, 4))
+    detector = TimeSeriesVAEDetector(random_state=0).fit(values[:2000])
+    blanked, gapped = values[2000:].copy(), np.zeros(2000, dtype=bool)
+    for start in (331, 663, 995, 1326, 1658):  # as benchmarks/missing.py places them
+        gapped[start : start + 10] = True
+        blanked[start : start + 10, rng.integers(4)] = np.nan
+    flagged = {}
+    for fill in ("reconstruction", "mean"):
+        flagged[fill] = (detector.set_params(gap_fill=fill).predict(blanked) == -1)[gapped].mean()
+    # Refilled from the model's reconstruction, the gaps score as the complete series does (0 of its
+    # timestamps flagged); filled with the channel mean, 80% of them were flagged.
+    assert flagged["reconstruction"] <= 0.1 < 0.5 <= flagged["mean"], flagged
+
+
 def test_explain_points_at_the_anomalous_channel():
     values = seasonal_series(n_channels=5)
     detector = TimeSeriesVAEDetector(**FAST).fit(_frame(values[:2000]))

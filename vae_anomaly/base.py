@@ -101,6 +101,7 @@ class BaseVAEDetector(
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         gap_injection: float | Literal["auto"] = "auto",
+        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
         validation_fraction: float = 0.2,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
@@ -122,6 +123,7 @@ class BaseVAEDetector(
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.gap_injection = gap_injection
+        self.gap_fill = gap_fill
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.score_method = score_method
@@ -296,6 +298,7 @@ class BaseVAEDetector(
                 module if device.type == "cpu" else device_copy(module, device),
                 latent_noise=self.latent_noise_,
                 workers=workers,
+                refill_gaps=self.gap_fill == "reconstruction",
             )
             for module in (self.module_, self.early_module_)
             if module is not None

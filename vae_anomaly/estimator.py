@@ -33,10 +33,10 @@ class VAEAnomalyDetector(BaseVAEDetector):
     missing : {"error", "skip"}, default="error"
         What a missing value (NaN) does. "error" refuses it, naming the column and row. "skip" leaves
         it out of the ELBO's reconstruction term in training and in scoring, as the time-series
-        detector does (Donut's masked ELBO): it enters the encoder at its column's training mean,
-        and the data part of a row's reconstruction NLL is scaled from its observed features up to
-        all of them (the decoder's normalizer counts every feature), so that rows with gaps compare
-        with complete rows and ``explain`` leaves them the same baseline. Training then hides a
+        detector does (Donut's masked ELBO): it enters the encoder as ``gap_fill`` says, and the data
+        part of a row's reconstruction NLL is scaled from its observed features up to all of them
+        (the decoder's normalizer counts every feature), so that rows with gaps compare with
+        complete rows and ``explain`` leaves them the same baseline. Training then hides a
         share of the values too (``gap_injection``), so that a row with a gap is not flagged for it.
         A row with no observed value at all is refused, naming it: there is nothing in it to score.
         Infinite values are refused either way.
@@ -138,6 +138,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         gap_injection: float | Literal["auto"] = "auto",
+        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
         validation_fraction: float = 0.2,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
@@ -160,6 +161,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             gap_injection=gap_injection,
+            gap_fill=gap_fill,
             validation_fraction=validation_fraction,
             patience=patience,
             score_method=score_method,

@@ -48,6 +48,7 @@ class TrainsVAE:
     mc_samples: int | None
     early_weight: float
     gap_injection: float | Literal["auto"]
+    gap_fill: Literal["reconstruction", "mean"]
     contamination: float | Literal["auto"]
     random_state: Any
 
@@ -171,7 +172,10 @@ class TrainsVAE:
         early = self._new_module(rows.shape[1], torch.Generator())  # every weight is overwritten
         early.load_state_dict(state)
         self.early_module_ = early.to(self._module_dtype).eval()
-        final, first = (score_rows(m, rows, self.latent_noise_, mask=mask) for m in (self.module_, early))
+        final, first = (
+            score_rows(m, rows, self.latent_noise_, mask=mask, refill_gaps=self.gap_fill == "reconstruction")
+            for m in (self.module_, early)
+        )
         self.early_share_ = {}
         for kind, of in (("elbo", "neg_elbo"), ("reconstruction", "reconstruction_error")):
             weight = self.early_weight * robust_spread(getattr(final, of)) / robust_spread(getattr(first, of))

@@ -149,6 +149,7 @@ def score_rows(
     per_feature: bool = False,
     mask: RowSource | None = None,
     workers: int = 1,
+    refill_gaps: bool = False,
 ) -> SampleScores:
     """Score rows with a trained VAE, deterministically and independently of how rows are batched.
 
@@ -178,6 +179,9 @@ def score_rows(
     workers : int
         Batches scored at once, each on a Python thread of its own (see
         :func:`vae_anomaly.devices.scoring_workers`); the scores are the same for any number.
+    refill_gaps : bool
+        With a ``mask``: replace the missing values (as given in ``x``: the training mean) by the
+        model's reconstruction of the row before scoring it (one step of Donut's imputation).
 
     Returns
     -------
@@ -208,6 +212,9 @@ def score_rows(
         n_rows = len(values)
         batch = _fixed_shape(values, batch_rows)
         observed = None if mask is None else _fixed_shape(batch_tensor(mask, rows), batch_rows)
+        # A batch without gaps is its own refill: the extra pass is spent only where a value is missing.
+        refill = None if observed is None or not refill_gaps or bool(observed.all()) else observed
+        given, batch = batch, batch if refill is None else module.fill_gaps(batch, refill)
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = kl = feature_squared_error = feature_nll = None
         for eps in noise:
@@ -236,7 +243,7 @@ def score_rows(
             scale = torch.as_tensor(coverage / len(noise), dtype=dtype, device=device).reshape(-1, 1)
             batch_parts["feature_squared_error"] = feature_squared_error / per_row
             batch_parts["feature_nll"] = feature_nll * scale
-            batch_parts["feature_kl"] = _kl_attribution(module, batch)
+            batch_parts["feature_kl"] = _kl_attribution(module, given, refill)
         return {name: part[:n_rows] for name, part in batch_parts.items()}  # the rest is padding
 
     starts = range(0, len(x), batch_rows)
@@ -316,18 +323,20 @@ def _normalizer_over_all_features(
     return torch.where(complete, scaled, data_part * coverage + log_normalizer.sum())
 
 
-def _kl_attribution(module: GaussianVAE, batch: torch.Tensor) -> torch.Tensor:
+def _kl_attribution(module: GaussianVAE, batch: torch.Tensor, refill: torch.Tensor | None) -> torch.Tensor:
     """Each input feature's part of its row's KL term above the KL of the all-zero (training-mean) row.
 
     Integrated gradients (Sundararajan et al., ICML 2017) along the line from 0 to the row, by the
     midpoint rule: the parts add up to KL(x) - KL(0) up to the rule's error, and a missing value
-    (its placeholder is 0) gets none.
+    (its placeholder is 0) gets none. With ``refill`` (the observed-value mask) every point of the
+    line has its gaps refilled as the row's were, so the refill's part goes to the observed values.
     """
     total = torch.zeros_like(batch)
     with torch.enable_grad():
         for step in range(KL_ATTRIBUTION_STEPS):
             point = (batch * ((step + 0.5) / KL_ATTRIBUTION_STEPS)).requires_grad_(True)
-            kl = kl_divergence(*module.encode(point)).sum()
+            filled = point if refill is None else module.fill_gaps(point, refill)
+            kl = kl_divergence(*module.encode(filled)).sum()
             total += torch.autograd.grad(kl, point)[0]
     return batch * total / KL_ATTRIBUTION_STEPS
 

@@ -49,8 +49,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     them and 2^25 values (128 MiB as float32), else the smallest stride that keeps within that, at
     most ``stride``.
 
-    Missing values (NaN) are allowed: they enter the encoder as the channel mean and are left out of
-    the ELBO's reconstruction term (as Donut does), in training and in scoring, where a window's
+    Missing values (NaN) are allowed: they enter the encoder as the channel mean in training and as
+    ``gap_fill`` says in scoring, and are left out of the ELBO's reconstruction term (as Donut
+    does), in training and in scoring, where a window's
     reconstruction NLL is scaled up from its observed points to the whole window so windows with and
     without gaps compare; ``score_components`` says which timestamps had them. A window that is mostly
     missing says little and may score as anomalous: resample long outages away. Infinite values raise.
@@ -183,6 +184,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         learning_rate: float = 1e-2,
         weight_decay: float = 1e-5,
         gap_injection: float | Literal["auto"] = "auto",
+        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
         validation_fraction: float = 0.1,
         patience: int = 30,
         score_method: ScoreKind = "elbo",
@@ -205,6 +207,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
             learning_rate=learning_rate,
             weight_decay=weight_decay,
             gap_injection=gap_injection,
+            gap_fill=gap_fill,
             validation_fraction=validation_fraction,
             patience=patience,
             score_method=score_method,
