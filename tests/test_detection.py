@@ -144,6 +144,19 @@ def test_the_threshold_is_the_held_out_rows_quantile(planted):
     assert detector.anomaly_threshold_ == np.quantile(detector.anomaly_score(x[held_out]), 0.9)
 
 
+@pytest.mark.parametrize("n_scores", [1000, 100])  # the quantile, and the extrapolated tail
+def test_a_threshold_on_tied_scores_lies_above_their_rounding(n_scores):
+    from vae_anomaly.thresholds import TIE_MARGIN, anomaly_threshold_from, offset_from
+
+    tied = np.full(n_scores, -262.75)
+    # A sample that differs from the tied ones by float32 rounding alone is not flagged.
+    offset = offset_from(tied, "auto")
+    assert offset == pytest.approx(-262.75 * (1 + TIE_MARGIN)) and offset < -262.75 * (1 + 1e-7)
+    assert anomaly_threshold_from(-tied, "auto") == pytest.approx(262.75 * (1 + TIE_MARGIN))
+    spread = np.linspace(0.0, 1.0, n_scores)
+    assert anomaly_threshold_from(spread, 0.5) == np.quantile(spread, 0.5)  # a spread is left as it is
+
+
 def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):
     assert np.mean(fitted_on_clean.predict(clean_plane[2]) == -1) >= 0.9
 

@@ -24,6 +24,15 @@ AUTO_FALSE_ALARM_RATE = 0.005
 # estimate.
 TAIL_MIN_EXCEEDANCES = 5
 TAIL_SHARE = 0.1
+# Scores are sums of float32 terms, alike to about this relative precision for samples that differ by
+# rounding alone. A threshold that falls on tied scores with no spread (a constant training series)
+# lies this far above them, so that a rounding difference (another device, a refilled gap) does not
+# cross it.
+TIE_MARGIN = 1e-5
+
+
+def _above_ties(threshold: float) -> float:
+    return threshold + TIE_MARGIN * max(1.0, abs(threshold))
 
 
 def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | Literal["auto"]) -> float:
@@ -50,11 +59,13 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
     rate = AUTO_FALSE_ALARM_RATE if contamination == "auto" else float(contamination)
     share = min(max(TAIL_SHARE, TAIL_MIN_EXCEEDANCES / len(scores)), 0.5)
     if rate * len(scores) >= TAIL_MIN_EXCEEDANCES or rate >= share:
-        return float(np.quantile(scores, 1.0 - rate))
+        threshold = float(np.quantile(scores, 1.0 - rate))
+        return _above_ties(threshold) if threshold == scores[-1] else threshold
     base = float(np.quantile(scores, 1.0 - share))
     excess = scores[scores > base] - base
-    mean_excess = float(excess.mean()) if excess.size else 0.0
-    return base + mean_excess * float(np.log(share / rate))
+    if not excess.size:
+        return _above_ties(base)
+    return base + float(excess.mean()) * float(np.log(share / rate))
 
 
 def offset_from(training_scores: np.ndarray, contamination: float | Literal["auto"]) -> float:
@@ -78,7 +89,7 @@ def offset_from(training_scores: np.ndarray, contamination: float | Literal["aut
     ordered = np.sort(training_scores)
     if contamination == "auto":
         q1, q3 = np.percentile(-ordered, [25, 75])
-        return float(-(q3 + AUTO_FENCE_IQR_MULTIPLE * (q3 - q1)))
+        return float(-(q3 + AUTO_FENCE_IQR_MULTIPLE * (q3 - q1) if q3 > q1 else _above_ties(float(q3))))
     n_flagged = min(max(1, round(contamination * len(ordered))), len(ordered))
     if n_flagged == len(ordered):
         return float(np.nextafter(ordered[-1], np.inf))
