@@ -25,22 +25,34 @@ MAX_TRAINING_VALUES = 65_536 * 512
 # 128-step ones by far, and on NAB (one channel) 128 beat 64 and 32 (benchmarks/RESULTS.md).
 AUTO_WINDOW_STEPS = (128, 64, 32)
 AUTO_WINDOW_VALUES = 512
+# ... and halved (down to AUTO_WINDOW_MIN_STEPS) until the training series holds this many windows
+# end to end: a model of a few independent windows memorizes them.
+AUTO_WINDOW_MIN_WINDOWS = 8
+AUTO_WINDOW_MIN_STEPS = 8
 
 
-def auto_window(n_channels: int) -> int:
+def auto_window(n_channels: int, n_timestamps: int | None = None) -> int:
     """The window length ``window="auto"`` picks for a series of ``n_channels`` channels.
 
     Parameters
     ----------
     n_channels : int
+    n_timestamps : int or None
+        The training series' length: the window is halved until the series holds
+        ``AUTO_WINDOW_MIN_WINDOWS`` of them end to end (at least ``AUTO_WINDOW_MIN_STEPS`` steps).
+        None: no limit.
 
     Returns
     -------
     int
-        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on.
+        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on, less for a short series.
     """
     fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
-    return fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
+    window = fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
+    if n_timestamps is not None:
+        while window > AUTO_WINDOW_MIN_STEPS and window * AUTO_WINDOW_MIN_WINDOWS > n_timestamps:
+            window //= 2
+    return window
 
 
 def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
