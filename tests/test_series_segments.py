@@ -89,6 +89,14 @@ def test_bad_segments_are_refused_by_name(segments, message):
         TimeSeriesVAEDetector(window=32, epochs=2).fit(seasonal_series(300), segments=segments)
 
 
+def test_the_automatic_window_fits_in_every_segment():
+    # 40 runs of 50 points: the channel rule's 128 steps fit in none of them (fit raised before).
+    detector = TimeSeriesVAEDetector(epochs=2, random_state=0).fit(seasonal_series(2000), segments=[50] * 40)
+    assert detector.window_ == 32
+    with pytest.raises(ValueError, match=r"segments\[1\] holds 5 timestamps, but window=8 needs at least 8"):
+        TimeSeriesVAEDetector(epochs=2).fit(seasonal_series(300), segments=[295, 5])
+
+
 def test_the_segments_are_recorded_and_kept_by_save_and_load(tmp_path):
     detector = TimeSeriesVAEDetector(window=32, epochs=2, random_state=0)
     detector.fit(seasonal_series(300), segments=[100, 200])

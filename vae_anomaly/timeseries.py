@@ -64,7 +64,8 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         multivariate dev series, where a 128-step window of 25 channels is a 3,200-wide input, 32
         beat 128 by far): the longest of the three whose window holds at most 512 values, and 32 when
         none does; halved (down to 8) until the training series holds 8 windows end to end, since a
-        model of a few independent windows memorizes them. ``window_`` holds the choice.
+        model of a few independent windows memorizes them, and until it fits in every segment.
+        ``window_`` holds the choice.
     stride : int, default=4
         Steps between consecutive windows when scoring (and the threshold), at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores
@@ -293,7 +294,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
             self, X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
         )
         if reset:
-            self.window_ = auto_window(x.shape[1], len(x)) if self.window == "auto" else int(self.window)
+            shortest = None if lengths is None else int(min(lengths))
+            auto = self.window == "auto"
+            self.window_ = auto_window(x.shape[1], len(x), shortest) if auto else int(self.window)
         if self.stride > self.window_:
             raise ValueError(
                 f"stride={self.stride} is larger than window={self.window_}: the timestamps between "

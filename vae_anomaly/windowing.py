@@ -31,7 +31,7 @@ AUTO_WINDOW_MIN_WINDOWS = 8
 AUTO_WINDOW_MIN_STEPS = 8
 
 
-def auto_window(n_channels: int, n_timestamps: int | None = None) -> int:
+def auto_window(n_channels: int, n_timestamps: int | None = None, shortest_segment: int | None = None) -> int:
     """The window length ``window="auto"`` picks for a series of ``n_channels`` channels.
 
     Parameters
@@ -41,6 +41,9 @@ def auto_window(n_channels: int, n_timestamps: int | None = None) -> int:
         The training series' length: the window is halved until the series holds
         ``AUTO_WINDOW_MIN_WINDOWS`` of them end to end (at least ``AUTO_WINDOW_MIN_STEPS`` steps).
         None: no limit.
+    shortest_segment : int or None
+        The shortest of the series' separate runs, if it has several: the window is also halved
+        until it fits in each (at least ``AUTO_WINDOW_MIN_STEPS`` steps). None: no limit.
 
     Returns
     -------
@@ -49,9 +52,12 @@ def auto_window(n_channels: int, n_timestamps: int | None = None) -> int:
     """
     fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
     window = fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
-    if n_timestamps is not None:
-        while window > AUTO_WINDOW_MIN_STEPS and window * AUTO_WINDOW_MIN_WINDOWS > n_timestamps:
-            window //= 2
+    longest = min(
+        np.inf if n_timestamps is None else n_timestamps / AUTO_WINDOW_MIN_WINDOWS,
+        np.inf if shortest_segment is None else shortest_segment,
+    )
+    while window > AUTO_WINDOW_MIN_STEPS and window > longest:
+        window //= 2
     return window
 
 
