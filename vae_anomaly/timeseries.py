@@ -63,9 +63,8 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         NAB's univariate series 128 beat 64 and 32 by far), 64 for 5 to 8, 32 from 9 on (on the
         multivariate dev series, where a 128-step window of 25 channels is a 3,200-wide input, 32
         beat 128 by far): the longest of the three whose window holds at most 512 values, and 32 when
-        none does; halved (down to 8) until the training series holds 8 windows end to end, since a
-        model of a few independent windows memorizes them, and until it fits in every segment.
-        ``window_`` holds the choice.
+        none does; halved (down to 8) until it fits in the training series and in each of its
+        ``segments``. ``window_`` holds the choice.
     stride : int, default=4
         Steps between consecutive windows when scoring (and the threshold), at most ``window``; every
         timestamp is still scored, by the ``window / stride`` windows that cover it. Stride 4 scores

@@ -25,9 +25,8 @@ MAX_TRAINING_VALUES = 65_536 * 512
 # 128-step ones by far, and on NAB (one channel) 128 beat 64 and 32 (benchmarks/RESULTS.md).
 AUTO_WINDOW_STEPS = (128, 64, 32)
 AUTO_WINDOW_VALUES = 512
-# ... and halved (down to AUTO_WINDOW_MIN_STEPS) until the training series holds this many windows
-# end to end: a model of a few independent windows memorizes them.
-AUTO_WINDOW_MIN_WINDOWS = 8
+# ... and halved (down to AUTO_WINDOW_MIN_STEPS) until one fits in the training series and in each of
+# its segments.
 AUTO_WINDOW_MIN_STEPS = 8
 
 
@@ -37,25 +36,19 @@ def auto_window(n_channels: int, n_timestamps: int | None = None, shortest_segme
     Parameters
     ----------
     n_channels : int
-    n_timestamps : int or None
-        The training series' length: the window is halved until the series holds
-        ``AUTO_WINDOW_MIN_WINDOWS`` of them end to end (at least ``AUTO_WINDOW_MIN_STEPS`` steps).
-        None: no limit.
-    shortest_segment : int or None
-        The shortest of the series' separate runs, if it has several: the window is also halved
-        until it fits in each (at least ``AUTO_WINDOW_MIN_STEPS`` steps). None: no limit.
+    n_timestamps, shortest_segment : int or None
+        The training series' length and the shortest of its separate runs (if it has several): the
+        window is halved until it fits in both (at least ``AUTO_WINDOW_MIN_STEPS`` steps). None: no
+        limit.
 
     Returns
     -------
     int
-        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on, less for a short series.
+        128 for 1 to 4 channels, 64 for 5 to 8, 32 from 9 on, less for a shorter series.
     """
     fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
     window = fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
-    longest = min(
-        np.inf if n_timestamps is None else n_timestamps / AUTO_WINDOW_MIN_WINDOWS,
-        np.inf if shortest_segment is None else shortest_segment,
-    )
+    longest = min(length for length in (n_timestamps, shortest_segment, np.inf) if length is not None)
     while window > AUTO_WINDOW_MIN_STEPS and window > longest:
         window //= 2
     return window
