@@ -181,8 +181,10 @@ class BaseVAEDetector(
         early stopping validates on them, and ``offset_`` is set so that ``contamination`` of new rows
         like them would be flagged. The rows the model trained on score lower than new ones (it has
         fitted them), so ``predict`` and ``fit_predict`` on the training rows flag fewer of them than
-        ``contamination`` says. ``TimeSeriesVAEDetector`` validates on random training windows and
-        sets ``offset_`` on the training timestamps' scores (see ``contamination``).
+        ``contamination`` says. ``TimeSeriesVAEDetector`` validates on blocks of the series held out
+        a window apart from training (random windows where the series is too short for them) and
+        sets ``offset_`` by the higher of the rule on the training timestamps' and on the blocks'
+        scores (see ``validation_fraction`` and ``contamination``).
 
         Parameters
         ----------
