@@ -293,9 +293,8 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
             self, X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
         )
         if reset:
-            shortest = None if lengths is None else int(min(lengths))
-            auto = self.window == "auto"
-            self.window_ = auto_window(x.shape[1], len(x), shortest) if auto else int(self.window)
+            within = len(x) if lengths is None else int(min(lengths))  # a window must fit in each segment
+            self.window_ = auto_window(x.shape[1], within) if self.window == "auto" else int(self.window)
         if self.stride > self.window_:
             raise ValueError(
                 f"stride={self.stride} is larger than window={self.window_}: the timestamps between "

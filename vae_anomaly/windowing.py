@@ -30,16 +30,15 @@ AUTO_WINDOW_VALUES = 512
 AUTO_WINDOW_MIN_STEPS = 8
 
 
-def auto_window(n_channels: int, n_timestamps: int | None = None, shortest_segment: int | None = None) -> int:
+def auto_window(n_channels: int, fit_within: int | None = None) -> int:
     """The window length ``window="auto"`` picks for a series of ``n_channels`` channels.
 
     Parameters
     ----------
     n_channels : int
-    n_timestamps, shortest_segment : int or None
-        The training series' length and the shortest of its separate runs (if it has several): the
-        window is halved until it fits in both (at least ``AUTO_WINDOW_MIN_STEPS`` steps). None: no
-        limit.
+    fit_within : int or None
+        The training series' length, or the shortest of its segments: the window is halved until it
+        fits in it (at least ``AUTO_WINDOW_MIN_STEPS`` steps). None: no limit.
 
     Returns
     -------
@@ -48,8 +47,7 @@ def auto_window(n_channels: int, n_timestamps: int | None = None, shortest_segme
     """
     fitting = [steps for steps in AUTO_WINDOW_STEPS if steps * n_channels <= AUTO_WINDOW_VALUES]
     window = fitting[0] if fitting else AUTO_WINDOW_STEPS[-1]
-    longest = min(length for length in (n_timestamps, shortest_segment, np.inf) if length is not None)
-    while window > AUTO_WINDOW_MIN_STEPS and window > longest:
+    while fit_within is not None and window > max(fit_within, AUTO_WINDOW_MIN_STEPS):
         window //= 2
     return window
 
