@@ -50,11 +50,11 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     most ``stride``.
 
     Missing values (NaN) are allowed: they enter the encoder as the channel mean in training and as
-    ``gap_fill`` says in scoring, and are left out of the ELBO's reconstruction term (as Donut
-    does), in training and in scoring, where a window's
-    reconstruction NLL is scaled up from its observed points to the whole window so windows with and
-    without gaps compare; ``score_components`` says which timestamps had them. A window that is mostly
-    missing says little and may score as anomalous: resample long outages away. Infinite values raise.
+    ``gap_fill`` says in scoring, and are left out of the ELBO's reconstruction term in both (as
+    Donut does); a window's reconstruction NLL is scaled up from its observed points to the whole
+    window so windows with and without gaps compare; ``score_components`` says which timestamps had
+    them. A window that is mostly missing says little and may score as anomalous: resample long
+    outages away. Infinite values raise.
 
     Parameters
     ----------
