@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from data_sources import files_or_exit
+from false_alarms import synthetic_series
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -175,10 +176,7 @@ def series(seed: int, params: dict) -> list[dict]:
     rng = np.random.default_rng(seed)
     t = np.arange(4000)[:, None]
     sine = np.sin(2 * np.pi * t / 50 + np.arange(4) * np.pi / 4) + 0.02 * rng.normal(size=(4000, 4))
-    factor = np.zeros(4000)
-    for step in range(1, 4000):
-        factor[step] = 0.95 * factor[step - 1] + rng.normal(scale=0.3)
-    sensors = factor[:, None] * np.array([1.0, 0.7, -0.5]) + 0.1 * rng.normal(size=(4000, 3))
+    sensors = synthetic_series(seed)["ar1 sensors"][:4000]  # false_alarms.py's clean AR(1) case
     return [
         _series_gaps("series, 4-channel sine", sine, 2000, params, seed),
         _series_gaps("series, AR(1) sensors", sensors, 2000, params, seed),
