@@ -18,6 +18,12 @@ Cases:
                 first 60% of that stretch, score the rest (series whose stretch is shorter than 1,000
                 points are left out).
 
+``--methods`` adds, for the series cases, the window baselines of ``benchmarks/multivariate.py``
+(``knn_window``, ``iforest_window``: PyOD on 32-step windows of the channels standardized by the fitted
+part, the whole series scored in one pass) with ``event_f1.py``'s rule for them, flags above Tukey's fence
+of the fitted timestamps' scores (the ``contamination`` quantile for a float): whether a case's flags come
+from the detector or from a continuation unlike what was fitted.
+
 ADBench: https://github.com/Minqi824/ADBench (``datasets/Classical``, ``datasets/CV_by_ResNet18``); the
 multivariate series as ``../shared/data/README.md`` describes them (SMAP/MSL via TranAD, ASD, SKAB);
 NAB: https://github.com/numenta/NAB (``data/``, labels from ``labels/combined_windows.json``), as parquet
@@ -26,6 +32,7 @@ files of ``timestamp``, ``value``, ``label``.
     python benchmarks/false_alarms.py                                # every case, the defaults
     python benchmarks/false_alarms.py --cases tables --contamination 0.05
     python benchmarks/false_alarms.py --cases synthetic --vae-params '{"window": 32}'
+    python benchmarks/false_alarms.py --cases synthetic,multivariate,nab --every 6 --methods vae,knn_window
 """
 
 from __future__ import annotations
@@ -36,11 +43,13 @@ import sys
 import warnings
 from pathlib import Path
 
+import multivariate
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.thresholds import offset_from
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_ROWS = 10_000
@@ -48,8 +57,14 @@ SYNTHETIC_POINTS = 3000
 MIN_NAB_STRETCH = 1000
 
 
-def _record(group: str, case: str, flagged: np.ndarray, n_fitted: int) -> dict:
-    return {"group": group, "case": case, "flagged": float(np.mean(flagged)), "fitted_on": n_fitted}
+def _record(group: str, case: str, flagged: np.ndarray, n_fitted: int, method: str = "vae") -> dict:
+    return {
+        "group": group,
+        "case": case,
+        "method": method,
+        "flagged": float(np.mean(flagged)),
+        "fitted_on": n_fitted,
+    }
 
 
 def tables(folder: Path, params: dict, seed: int) -> list[dict]:
@@ -86,35 +101,36 @@ def synthetic_series(seed: int) -> dict[str, np.ndarray]:
     return {"ar1 sensors": sensors, "hourly traffic": traffic[:, None], "5-minute sine": sine[:, None]}
 
 
-def _series_record(group: str, case: str, values: np.ndarray, split: int, params: dict, seed: int) -> dict:
-    detector = TimeSeriesVAEDetector(**{"random_state": seed, **params}).fit(values[:split])
-    return _record(group, case, detector.predict(values[split:]) == -1, split)
+def _series_flags(method: str, values: np.ndarray, split: int, params: dict, seed: int) -> np.ndarray:
+    """Flags on ``values[split:]`` from ``method`` fitted on ``values[:split]``: the detector's
+    ``predict``, or a window baseline's scores of the whole series above Tukey's fence of its
+    training timestamps' scores (``event_f1.py``'s rule for the baselines)."""
+    if method == "vae":
+        detector = TimeSeriesVAEDetector(**{"random_state": seed, **params}).fit(values[:split])
+        return detector.predict(values[split:]) == -1
+    scores = multivariate.baseline(method)(values, split)
+    return scores[split:] > -offset_from(-scores[:split], params["contamination"])
 
 
-def synthetic(params: dict, seed: int) -> list[dict]:
+def synthetic(seed: int) -> list[tuple[str, str, np.ndarray, int]]:
     """The script's own clean series: fit on the first half, score the second."""
-    return [
-        _series_record("synthetic", name, values, SYNTHETIC_POINTS, params, seed)
-        for name, values in synthetic_series(seed).items()
-    ]
+    return [("synthetic", name, values, SYNTHETIC_POINTS) for name, values in synthetic_series(seed).items()]
 
 
-def multivariate(folder: Path, params: dict, seed: int, every: int) -> list[dict]:
+def multivariate_cases(folder: Path, every: int) -> list[tuple[str, str, np.ndarray, int]]:
     """The train part of every ``every``-th multivariate file: fit on its first 60%, score the rest."""
-    records = []
+    cases = []
     for path in sorted(folder.glob("*.parquet"))[::every]:
         frame = pd.read_parquet(path)
         train = frame[frame["split"] == "train"].drop(columns=["timestamp", "label", "split"])
         values = train.to_numpy(dtype=np.float64)
-        records.append(
-            _series_record("multivariate", path.stem, values, int(0.6 * len(values)), params, seed)
-        )
-    return records
+        cases.append(("multivariate", path.stem, values, int(0.6 * len(values))))
+    return cases
 
 
-def nab(folder: Path, params: dict, seed: int) -> list[dict]:
+def nab(folder: Path) -> list[tuple[str, str, np.ndarray, int]]:
     """Each NAB series up to its first labelled point: fit on the first 60%, score the rest."""
-    records = []
+    cases = []
     for path in sorted(folder.glob("*/*.parquet")):
         frame = pd.read_parquet(path)
         labels = frame["label"].to_numpy()
@@ -122,8 +138,8 @@ def nab(folder: Path, params: dict, seed: int) -> list[dict]:
         if stretch < MIN_NAB_STRETCH:
             continue
         values = frame["value"].to_numpy(dtype=np.float64)[:stretch, None]
-        records.append(_series_record("nab", path.stem, values, int(0.6 * stretch), params, seed))
-    return records
+        cases.append(("nab", path.stem, values, int(0.6 * stretch)))
+    return cases
 
 
 def main() -> None:
@@ -139,6 +155,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--contamination", default="auto", help='"auto" or a float, for every detector')
     parser.add_argument("--vae-params", default="{}", help="JSON of more detector parameters")
+    parser.add_argument(
+        "--methods",
+        default="vae",
+        help="series cases: vae and/or the window baselines knn_window, iforest_window (tables: vae only)",
+    )
     arguments = parser.parse_args()
     contamination = (
         arguments.contamination if arguments.contamination == "auto" else float(arguments.contamination)
@@ -146,6 +167,7 @@ def main() -> None:
     params = {"contamination": contamination, **json.loads(arguments.vae_params)}
     table_params = {k: v for k, v in params.items() if k not in ("window", "stride", "aggregation")}
     cases = arguments.cases.split(",")
+    methods = arguments.methods.split(",")
     needed = {"tables": "adbench", "multivariate": "multivariate", "nab": "nab"}
     missing = [
         arguments.data / needed[c] for c in cases if c in needed and not (arguments.data / needed[c]).is_dir()
@@ -154,28 +176,33 @@ def main() -> None:
         sys.exit(
             f"Data not found: {', '.join(map(str, missing))}; see the docstring for where it comes from."
         )
-    records = []
     warnings.simplefilter("ignore")  # irregular NAB timestamps; the flags are what is measured
+    recorded = []
+    if "multivariate" in cases:
+        recorded += multivariate_cases(arguments.data / "multivariate", arguments.every)
+    if "nab" in cases:
+        recorded += nab(arguments.data / "nab")
+    records = []
     for seed in map(int, arguments.seeds.split(",")):
         found = []
-        if "tables" in cases:
+        if "tables" in cases and "vae" in methods:
             found += tables(arguments.data / "adbench", table_params, seed)
             if arguments.embeddings:
                 found += tables(arguments.data / "adbench_embeddings", table_params, seed)
-        if "synthetic" in cases:
-            found += synthetic(params, seed)
-        if "multivariate" in cases:
-            found += multivariate(arguments.data / "multivariate", params, seed, arguments.every)
-        if "nab" in cases:
-            found += nab(arguments.data / "nab", params, seed)
+        series = (synthetic(seed) if "synthetic" in cases else []) + recorded
+        found += [
+            _record(group, case, _series_flags(method, values, split, params, seed), split, method)
+            for group, case, values, split in series
+            for method in methods
+        ]
         records += [{**record, "seed": seed} for record in found]
     frame = pd.DataFrame(records)
-    per_case = frame.groupby(["group", "case"], sort=False)["flagged"].mean()
+    per_case = frame.groupby(["group", "case", "method"], sort=False)["flagged"].mean().unstack("method")
     pd.set_option("display.width", 200)
-    print(per_case.round(4).to_string())
+    print(per_case[methods].round(4).to_string())
     # Issue 31's targets: at most 3% with "auto"; between 2.5% and 10% with 0.05 (half to twice a float).
     low, high = (0.0, 0.03) if contamination == "auto" else (contamination / 2, 2 * contamination)
-    groups = per_case.groupby(level="group", sort=False)
+    groups = per_case.stack().rename("flagged").groupby(level=["method", "group"], sort=False)
     summary = groups.agg(["size", "median", "max"]).set_axis(["cases", "median", "worst"], axis=1)
     summary[f"over_{high:g}"] = groups.apply(lambda flagged: int((flagged > high).sum()))
     if low > 0:
