@@ -202,13 +202,13 @@ def main() -> None:
     print(per_case[methods].round(4).to_string())
     # Issue 31's targets: at most 3% with "auto"; between 2.5% and 10% with 0.05 (half to twice a float).
     low, high = (0.0, 0.03) if contamination == "auto" else (contamination / 2, 2 * contamination)
-    groups = per_case.stack().rename("flagged").groupby(level=["method", "group"], sort=False)
+    groups = per_case.stack().dropna().rename("flagged").groupby(level=["method", "group"], sort=False)
     summary = groups.agg(["size", "median", "max"]).set_axis(["cases", "median", "worst"], axis=1)
     summary[f"over_{high:g}"] = groups.apply(lambda flagged: int((flagged > high).sum()))
     if low > 0:
         summary[f"under_{low:g}"] = groups.apply(lambda flagged: int((flagged < low).sum()))
     print(f"\ncontamination={contamination}, params {params}")
-    print(summary.round(4).to_string())
+    print(summary.round(4).reset_index().to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -106,12 +106,18 @@ def test_the_false_alarm_benchmark_runs(tmp_path):
     frame.to_parquet(tmp_path / "multivariate" / "toy.parquet")
     nab = frame[["timestamp"]].assign(value=values[:, 0], label=labels)
     nab.to_parquet(tmp_path / "nab" / "toy" / "toy.parquet")
-    output = _run("false_alarms.py", "--data", str(tmp_path), "--every", "1")
-    summary = output.split("over_0.03")[1]
-    # One case each of the toy data and the three synthetic series, each flagged fraction in [0, 1].
-    for group, n_cases in (("tables", 1), ("synthetic", 3), ("multivariate", 1), ("nab", 1)):
-        [row] = [line.split() for line in summary.splitlines() if line.startswith(group)]
-        assert int(row[1]) == n_cases and 0 <= float(row[2]) <= float(row[3]) <= 1
+    output = _run("false_alarms.py", "--data", str(tmp_path), "--every", "1", "--methods", "vae,knn_window")
+    rows = [line.split() for line in output.split("over_0.03")[1].splitlines()]
+    # One case each of the toy data and the three synthetic series, each flagged fraction in [0, 1];
+    # the window baseline on the series only.
+    for method, group, n_cases in [("vae", "tables", 1)] + [
+        (method, group, n_cases)
+        for method in ("vae", "knn_window")
+        for group, n_cases in (("synthetic", 3), ("multivariate", 1), ("nab", 1))
+    ]:
+        [row] = [row for row in rows if row[:2] == [method, group]]
+        assert int(row[2]) == n_cases and 0 <= float(row[3]) <= float(row[4]) <= 1
+    assert not [row for row in rows if row[:2] == ["knn_window", "tables"]]
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch and fitting: about 15 s
