@@ -15,7 +15,12 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from vae_anomaly import IrregularSamplingWarning, TimeSeriesVAEDetector, anomaly_roc_auc_scorer
+from vae_anomaly import (
+    IrregularSamplingWarning,
+    ShortSeriesWarning,
+    TimeSeriesVAEDetector,
+    anomaly_roc_auc_scorer,
+)
 from vae_anomaly.metrics import vus_pr
 from vae_anomaly.windowing import MAX_TRAINING_VALUES
 
@@ -352,12 +357,19 @@ def test_harmless_flips_of_rare_flags_do_not_outrank_an_anomaly_in_the_reading(s
 
 
 def test_a_series_too_short_to_validate_on_is_fitted_with_a_warning(seasonal):
-    with pytest.warns(UserWarning, match="fitted on 100 timestamps, 69 windows of 32: too few to hold out"):
+    with pytest.warns(
+        ShortSeriesWarning, match="fitted on 100 timestamps, 69 windows of 32: too few to hold out"
+    ):
         TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:100])
-    with pytest.warns(UserWarning, match="fitted on 32 timestamps, 1 window of 32"):
+    with pytest.warns(ShortSeriesWarning, match="fitted on 32 timestamps, 1 window of 32"):
         TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:32])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # 169 windows: 17 validate, as training.MIN_VALIDATION_ROWS asks
+    # 169 windows: 17 validate at random, as training.MIN_VALIDATION_ROWS asks, but no blocks fit
+    with pytest.warns(
+        ShortSeriesWarning, match="too short to hold out validation blocks.*threshold is set on"
+    ):
         TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:200])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TimeSeriesVAEDetector(window=32, epochs=1, random_state=0).fit(seasonal[:350])  # blocks fit
         unvalidated = TimeSeriesVAEDetector(window=32, epochs=1, validation_fraction=0.0, random_state=0)
         unvalidated.fit(seasonal[:100])  # asked for no validation: nothing to warn of

@@ -21,6 +21,7 @@ _EXPORTS = {
     "fit_sample": "vae_anomaly.parquet_training",
     "sample_parquet": "vae_anomaly.parquet_sample",
     "SeriesSample": "vae_anomaly.series_sample",
+    "ShortSeriesWarning": "vae_anomaly.user_warnings",
     "sample_series_parquet": "vae_anomaly.series_sample",
     "sample_spark": "vae_anomaly.spark_sample",
 }
@@ -31,6 +32,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for type checkers
     "IrregularSamplingWarning",
     "ModelFileError",
     "SeriesSample",
+    "ShortSeriesWarning",
     "TimeSeriesVAEDetector",
     "TrainingDivergedError",
     "TrainingSample",
@@ -59,3 +61,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from vae_anomaly.timeseries import TimeSeriesVAEDetector
     from vae_anomaly.training import TrainingDivergedError
     from vae_anomaly.training_sample import TrainingSample
+    from vae_anomaly.user_warnings import ShortSeriesWarning

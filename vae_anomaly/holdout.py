@@ -16,6 +16,8 @@ from vae_anomaly.windowing import segment_window_starts
 # at least this many of them, spread evenly over the series (benchmarks/RESULTS.md, issue 31).
 BLOCK_WINDOWS = 2
 MIN_BLOCKS = 2
+# About the shortest series, in windows' length, that holds the blocks and enough training windows.
+BLOCK_SERIES_WINDOWS = (BLOCK_WINDOWS + 3) * MIN_BLOCKS
 
 
 class HeldOut(NamedTuple):
@@ -99,8 +101,8 @@ def held_out_blocks(
         ``split`` indexes the training windows (``segment_window_starts(lengths, window,
         training_stride)``); ``samples`` are the blocks' timestamps and ``segments`` their lengths.
         None when ``fraction`` is 0, or fewer than ``training.MIN_VALIDATION_ROWS`` windows would
-        validate or train: a series shorter than about ``(BLOCK_WINDOWS + 3) * MIN_BLOCKS`` windows,
-        or segments all shorter than a block.
+        validate or train: a series shorter than about ``BLOCK_SERIES_WINDOWS`` windows, or segments
+        all shorter than a block.
     """
     if fraction <= 0:
         return None

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from vae_anomaly.base import BaseVAEDetector, ScoreKind
 from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.events import FindsEvents
-from vae_anomaly.holdout import HeldOut, held_out_blocks
+from vae_anomaly.holdout import BLOCK_SERIES_WINDOWS, HeldOut, held_out_blocks
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import document_shared_parameters
@@ -23,7 +23,7 @@ from vae_anomaly.scoring import RowSource
 from vae_anomaly.thresholds import offset_from, robust_spread
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.training import MIN_VALIDATION_ROWS
-from vae_anomaly.user_warnings import warn
+from vae_anomaly.user_warnings import ShortSeriesWarning, warn
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
@@ -333,8 +333,8 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """Blocks of the series a window apart from every training window (``held_out_blocks``), so
         that early stopping sees the model fit its training windows too closely; None where the series
-        is too short for them, and then random windows validate, with a warning where there are too
-        few for those too (nothing then stops training early)."""
+        is too short for them, and then random windows validate (none where there are too few) and the
+        threshold comes from the training scores, with a ``ShortSeriesWarning`` that says so."""
         n_timestamps = len(samples.values)
         lengths = samples.segments or (n_timestamps,)
         stride = training_stride(lengths, self.window_, self.stride, samples.values.shape[1])
@@ -342,15 +342,19 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         if held_out is not None or self.validation_fraction == 0:
             return held_out
         n_windows = len(segment_window_starts(lengths, self.window_, stride))
-        if round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS:
-            warn(
-                f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
-                f"window{'s' * (n_windows != 1)} of {self.window_}: too few to hold out "
-                f"validation_fraction={self.validation_fraction} of them (at least "
-                f"{MIN_VALIDATION_ROWS} windows) for early stopping, so it trains for every planned "
-                "epoch and may fit the series too closely. Fit on a longer series, or a shorter window.",
-                UserWarning,
-            )
+        why = (
+            f"too few to hold out validation_fraction={self.validation_fraction} of them (at least "
+            f"{MIN_VALIDATION_ROWS} windows) for early stopping, so it trains for every planned epoch"
+            if round(n_windows * self.validation_fraction) < MIN_VALIDATION_ROWS
+            else f"too short to hold out validation blocks (about {BLOCK_SERIES_WINDOWS} windows' length)"
+        )
+        warn(
+            f"TimeSeriesVAEDetector was fitted on {n_timestamps} timestamps, {n_windows} "
+            f"window{'s' * (n_windows != 1)} of {self.window_}: {why}, and its threshold is set on the "
+            "training timestamps' scores, which it fits closely: expect more of new, normal data to be "
+            "flagged than contamination says. Fit on a longer series, or a shorter window.",
+            ShortSeriesWarning,
+        )
         return None
 
     def _held_out_threshold(

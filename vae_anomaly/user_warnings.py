@@ -20,6 +20,15 @@ _INTERNAL = tuple(
 )
 
 
+class ShortSeriesWarning(UserWarning):
+    """A series was fitted on too few windows' length to hold out validation blocks (issue 31).
+
+    Its threshold is then set on the training timestamps' scores, which the model fits closely, so
+    more of new, normal data is flagged than ``contamination`` says. Filter it with
+    ``warnings.filterwarnings("ignore", category=ShortSeriesWarning)`` where that is understood.
+    """
+
+
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` at the first frame whose file lies outside vae_anomaly and scikit-learn.
 
