@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines import timeseries_pipeline
-from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly import ShortSeriesWarning, TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.time_index import IrregularSamplingWarning
 
 
@@ -31,8 +31,12 @@ def _raised(call) -> list[warnings.WarningMessage]:
         (lambda: TimeSeriesVAEDetector(window=16, epochs=1).fit(_uneven_series()), IrregularSamplingWarning),
         (lambda: timeseries_pipeline(window=16, epochs=1).fit(_uneven_series()), IrregularSamplingWarning),
         (lambda: VAEAnomalyDetector(epochs=1).fit(np.eye(50)), UserWarning),  # too few rows to hold out
+        (
+            lambda: TimeSeriesVAEDetector(window=16, epochs=1).fit(np.sin(np.arange(100) / 5.0)),
+            ShortSeriesWarning,
+        ),
     ],
-    ids=["fit", "a Pipeline's fit", "a table's fit"],
+    ids=["fit", "a Pipeline's fit", "a table's fit", "a short series' fit"],
 )
 def test_a_warning_from_fit_points_at_the_callers_line(call, category):
     raised = [w for w in _raised(call) if issubclass(w.category, category)]
