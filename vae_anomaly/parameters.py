@@ -100,7 +100,8 @@ SHARED_PARAMETERS_DOC = """\
         spread evenly), and trains on no window within a window of them, so that early stopping sees
         the model fit its training windows too closely (a window shifted by a step is nearly the same
         window); a series too short for that (under about 10 windows' length with two blocks) validates
-        on random training windows instead (none if fewer than 16).
+        on random training windows instead (none if fewer than 16), sets its threshold on the training
+        timestamps' scores, and warns (``ShortSeriesWarning``): expect more false alarms on new data.
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
