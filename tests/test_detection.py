@@ -157,6 +157,21 @@ def test_a_threshold_on_tied_scores_lies_above_their_rounding(n_scores):
     assert anomaly_threshold_from(spread, 0.5) == np.quantile(spread, 0.5)  # a spread is left as it is
 
 
+@pytest.mark.parametrize(("n_scores", "contamination"), [(26, "auto"), (50, "auto"), (26, 0.05)])
+def test_an_extrapolated_threshold_flags_the_asked_share_of_new_scores_on_average(n_scores, contamination):
+    from vae_anomaly.thresholds import AUTO_FALSE_ALARM_RATE, anomaly_threshold_from
+
+    # Held-out scores with an exponential tail, drawn 4,000 times: new scores like them exceed the
+    # threshold (exp(-threshold) of them) at the asked rate on average. The plug-in tail (c = 1)
+    # flagged 1.49%, 1.13% and 6.85% of them.
+    rate = AUTO_FALSE_ALARM_RATE if contamination == "auto" else contamination
+    rng = np.random.default_rng(0)
+    exceeded = [
+        np.exp(-anomaly_threshold_from(rng.exponential(size=n_scores), contamination)) for _ in range(4000)
+    ]
+    assert rate <= np.mean(exceeded) <= 1.25 * rate
+
+
 def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):
     assert np.mean(fitted_on_clean.predict(clean_plane[2]) == -1) >= 0.9
 

@@ -40,8 +40,9 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
 
     With at least ``TAIL_MIN_EXCEEDANCES`` scores expected above it, it is their empirical quantile.
     Otherwise it is extrapolated: u, the empirical quantile of the highest ``TAIL_SHARE`` (at least
-    ``TAIL_MIN_EXCEEDANCES`` scores, at most half), plus lambda * log(share / rate), where lambda is
-    the mean excess of the scores above u (an exponential tail).
+    ``TAIL_MIN_EXCEEDANCES`` scores, at most half), plus c * lambda * log(share / rate), where lambda
+    is the mean excess of the scores above u (an exponential tail) and c >= 1 makes the rate hold on
+    average over the draw of the held-out scores (``_predictive_tail_factor``).
 
     Parameters
     ----------
@@ -65,7 +66,21 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
     excess = scores[scores > base] - base
     if not excess.size:
         return _above_ties(base)
-    return base + float(excess.mean()) * float(np.log(share / rate))
+    return base + float(excess.mean()) * _predictive_tail_factor(excess.size, float(np.log(share / rate)))
+
+
+def _predictive_tail_factor(n_excesses: int, log_ratio: float) -> float:
+    """How many mean excesses above the tail's base the threshold lies, c * L with L = log(share /
+    rate), so that new samples exceed it at the asked rate on average over the draw of the held-out
+    scores, not only under the fitted tail.
+
+    With the n excesses exponential of mean lambda, their mean m is Gamma(n, lambda / n); a new tail
+    sample exceeds base + c * m * L with probability exp(-c * m * L / lambda), whose mean over m is
+    (1 + c * L / n) ** -n. Setting it to exp(-L) gives c * L = n (exp(L / n) - 1), so c > 1: the
+    plug-in threshold (c = 1) flags more than the rate on average, most where few scores lie in the
+    tail (c = 1.47 for 26 held-out scores at the "auto" rate; 1.02 for 800).
+    """
+    return n_excesses * float(np.expm1(log_ratio / n_excesses))
 
 
 def offset_from(training_scores: np.ndarray, contamination: float | Literal["auto"]) -> float:
