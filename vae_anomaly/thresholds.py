@@ -132,7 +132,8 @@ def probability_of_anomaly(anomaly_scores: np.ndarray, threshold: float, spread:
     threshold : float
         The anomaly score above which samples are flagged.
     spread : float
-        The held-out (else training) scores' :func:`robust_spread`.
+        A detector's ``score_scale_``: the :func:`robust_spread` of a table's held-out scores (else
+        its training scores), of a series' training scores.
 
     Returns
     -------
