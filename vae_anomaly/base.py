@@ -300,7 +300,7 @@ class BaseVAEDetector(
                 module if device.type == "cpu" else device_copy(module, device),
                 latent_noise=self.latent_noise_,
                 workers=workers,
-                refill_gaps=self.gap_fill == "reconstruction",
+                refill_gaps=self._refills_gaps,
             )
             for module in (self.module_, self.early_module_)
             if module is not None

@@ -52,6 +52,11 @@ class TrainsVAE:
     contamination: float | Literal["auto"]
     random_state: Any
 
+    @property
+    def _refills_gaps(self) -> bool:
+        """Whether scoring refills a sample's missing values from the model (``gap_fill``)."""
+        return self.gap_fill == "reconstruction"
+
     def _check_settings(self) -> None:
         """Check what the parameter constraints cannot before any work: hidden_dims, both devices, and
         n_threads against the CPUs the process may use (more are not used, with a warning)."""
@@ -173,7 +178,7 @@ class TrainsVAE:
         early.load_state_dict(state)
         self.early_module_ = early.to(self._module_dtype).eval()
         final, first = (
-            score_rows(m, rows, self.latent_noise_, mask=mask, refill_gaps=self.gap_fill == "reconstruction")
+            score_rows(m, rows, self.latent_noise_, mask=mask, refill_gaps=self._refills_gaps)
             for m in (self.module_, early)
         )
         self.early_share_ = {}
