@@ -117,13 +117,18 @@ def synthetic(seed: int) -> list[tuple[str, str, np.ndarray, int]]:
     return [("synthetic", name, values, SYNTHETIC_POINTS) for name, values in synthetic_series(seed).items()]
 
 
+def train_part(path: Path) -> np.ndarray:
+    """The channels of a multivariate file's ``train`` rows (assumed clean), in row order."""
+    frame = pd.read_parquet(path)
+    train = frame[frame["split"] == "train"].drop(columns=["timestamp", "label", "split"])
+    return train.to_numpy(dtype=np.float64)
+
+
 def multivariate_cases(folder: Path, every: int) -> list[tuple[str, str, np.ndarray, int]]:
     """The train part of every ``every``-th multivariate file: fit on its first 60%, score the rest."""
     cases = []
     for path in sorted(folder.glob("*.parquet"))[::every]:
-        frame = pd.read_parquet(path)
-        train = frame[frame["split"] == "train"].drop(columns=["timestamp", "label", "split"])
-        values = train.to_numpy(dtype=np.float64)
+        values = train_part(path)
         cases.append(("multivariate", path.stem, values, int(0.6 * len(values))))
     return cases
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from data_sources import files_or_exit
-from false_alarms import synthetic_series
+from false_alarms import synthetic_series, train_part
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -188,9 +188,7 @@ def multivariate(seed: int, params: dict, folder: Path, every: int) -> list[dict
     rest with 10-point gaps as ``series`` does."""
     records = []
     for path in files_or_exit(folder, "*.parquet", "multivariate")[::every]:
-        frame = pd.read_parquet(path)
-        train = frame[frame["split"] == "train"].drop(columns=["timestamp", "label", "split"])
-        values = train.to_numpy(dtype=np.float64)
+        values = train_part(path)
         records.append(
             _series_gaps(f"multivariate, {path.stem}", values, int(0.6 * len(values)), params, seed)
         )
