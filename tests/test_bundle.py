@@ -17,8 +17,8 @@ from vae_anomaly import ModelFileError, VAEAnomalyDetector
 from vae_anomaly.bundle import PREPROCESSING_FILE, load_bundle, save_bundle
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
+from vae_anomaly.manifests import write_manifest
 from vae_anomaly.model_folder import BUNDLE_FILE
-from vae_anomaly.persistence import write_manifest
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -18,8 +18,8 @@ from sklearn.exceptions import NotFittedError
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.base import BaseVAEDetector
+from vae_anomaly.manifests import WEIGHTS_FILE, content_digest
 from vae_anomaly.model_folder import CONFIG_FILE
-from vae_anomaly.persistence import WEIGHTS_FILE, content_digest
 from vae_anomaly.training import TrainingConfig
 
 DETECTORS = [VAEAnomalyDetector, TimeSeriesVAEDetector]
@@ -293,7 +293,7 @@ def test_config_inconsistent_with_weights_is_refused(fitted, tmp_path):
 def test_arrays_that_do_not_fit_the_config_are_refused_at_load(fitted, tmp_path, array):
     from safetensors.torch import load_file, save_file
 
-    from vae_anomaly.persistence import _sha256
+    from vae_anomaly.manifests import _sha256
 
     detector, _ = fitted
     detector.save(tmp_path / "model")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly import VAEAnomalyDetector, input_checks
+from vae_anomaly import VAEAnomalyDetector, value_checks
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
-from vae_anomaly.input_checks import has_no_nan, surely_finite
+from vae_anomaly.value_checks import has_no_nan, surely_finite
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_fewer_rows_than_batch_size_train(planted, n_rows):
 
 @pytest.mark.parametrize("layout", ["C", "F", "reversed"])
 def test_the_finiteness_pass_finds_nan_and_inf_in_a_large_array_of_any_layout(layout):
-    n_rows = input_checks.THREADED_SUM_MIN_VALUES // 4 + 1
+    n_rows = value_checks.THREADED_SUM_MIN_VALUES // 4 + 1
     x = np.zeros((n_rows, 4), dtype=np.float32, order="F" if layout == "F" else "C")
     if layout == "reversed":
         x = x[::-1]  # negative strides: torch cannot view it, numpy sums it

@@ -452,7 +452,8 @@ def test_register_model_checks_its_arguments(tabular):
 def test_loading_and_evaluating_a_model_draw_no_download_bars(fitted_pipeline, tabular, monkeypatch):
     from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
-    from vae_anomaly.loading import PROGRESS_BAR_VARIABLE, load_from
+    from vae_anomaly.loading import load_from
+    from vae_anomaly.model_location import PROGRESS_BAR_VARIABLE
 
     monkeypatch.delenv(PROGRESS_BAR_VARIABLE, raising=False)
     with mlflow.start_run():

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DetectorPipeline": "vae_anomaly.detector_pipeline",
     "IrregularSamplingWarning": "vae_anomaly.time_index",
-    "ModelFileError": "vae_anomaly.persistence",
+    "ModelFileError": "vae_anomaly.manifests",
     "TimeSeriesVAEDetector": "vae_anomaly.timeseries",
     "TrainingDivergedError": "vae_anomaly.training",
     "VAEAnomalyDetector": "vae_anomaly.estimator",
@@ -51,10 +51,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from vae_anomaly.column_statistics import ColumnStatistics
     from vae_anomaly.detector_pipeline import DetectorPipeline
     from vae_anomaly.estimator import VAEAnomalyDetector
+    from vae_anomaly.manifests import ModelFileError
     from vae_anomaly.metrics import anomaly_average_precision_scorer, anomaly_roc_auc_scorer
     from vae_anomaly.parquet_sample import sample_parquet
     from vae_anomaly.parquet_training import fit_parquet, fit_sample
-    from vae_anomaly.persistence import ModelFileError
     from vae_anomaly.series_sample import SeriesSample, sample_series_parquet
     from vae_anomaly.spark_sample import sample_spark
     from vae_anomaly.time_index import IrregularSamplingWarning

@@ -22,19 +22,17 @@ from sklearn.pipeline import Pipeline
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.composition import model_parts
 from vae_anomaly.estimator import VAEAnomalyDetector
-from vae_anomaly.model_folder import BUNDLE_FILE, write_model_folder
-from vae_anomaly.persistence import (
+from vae_anomaly.manifests import (
+    BUNDLE_FORMAT_VERSION,
+    DETECTOR_FOLDER,
     ModelFileError,
-    check_format_version,
-    read_manifest,
+    read_bundle_manifest,
     saved_estimator_name,
     write_manifest,
 )
+from vae_anomaly.model_folder import BUNDLE_FILE, write_model_folder
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
 
-# Version 2 checksums every file of the bundle; version 1 did not and is not read.
-BUNDLE_FORMAT_VERSION = 2
-DETECTOR_FOLDER = "detector"
 PREPROCESSING_FILE = "preprocessing.skops"
 DETECTOR_CLASSES: dict[str, type[BaseVAEDetector]] = {
     cls.__name__: cls for cls in (VAEAnomalyDetector, TimeSeriesVAEDetector)
@@ -136,14 +134,9 @@ def load_bundle(path: str | os.PathLike[str]) -> Any:
         untrusted type.
     """
     folder = Path(path)
-    manifest_path = folder / BUNDLE_FILE
-    if not manifest_path.is_file():
+    if not (folder / BUNDLE_FILE).is_file():
         return load_detector(folder)
-
-    def check_version(manifest: dict[str, Any]) -> None:
-        check_format_version(manifest_path, manifest.get("format_version"), BUNDLE_FORMAT_VERSION, "bundle")
-
-    manifest = read_manifest(folder, BUNDLE_FILE, check_version)
+    manifest = read_bundle_manifest(folder)
     steps = manifest.get("steps")
     detector = load_detector(folder / DETECTOR_FOLDER)
     if steps is None:

@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from vae_anomaly.composition import model_parts
     from vae_anomaly.devices import resolve_device
-    from vae_anomaly.loading import is_mlflow_source
+    from vae_anomaly.model_location import is_mlflow_source
 
     if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
         from vae_anomaly.tracking.store import use_tracking_store

@@ -10,11 +10,12 @@ from sklearn.utils._param_validation import StrOptions
 
 from vae_anomaly.base import BaseVAEDetector, ScoreKind
 from vae_anomaly.holdout import HeldOut, held_out_rows
-from vae_anomaly.input_checks import Samples, check_rows_observed, checked_values
+from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import document_shared_parameters
 from vae_anomaly.scoring import RowSource
 from vae_anomaly.user_warnings import warn
+from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_rows_observed
 
 
 @document_shared_parameters
@@ -187,12 +188,9 @@ class VAEAnomalyDetector(BaseVAEDetector):
         """X's rows as float64: numeric, finite (NaN where missing values are skipped), with the
         columns seen in fit, and no row without an observed value; indexed as X, or 0, 1, ..."""
         skip = self.missing == "skip"
-        advice = (
-            "Replace them with NaN to mark them missing."
-            if skip
-            else "Impute or drop them first, or pass missing='skip' to leave missing values out of the score."
+        x, complete = checked_values(
+            self, X, reset=reset, allow_nan=skip, advice=TABLE_NON_FINITE_ADVICE[skip]
         )
-        x, complete = checked_values(self, X, reset=reset, allow_nan=skip, advice=advice)
         if not complete:
             check_rows_observed(x)
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(x))

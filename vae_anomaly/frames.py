@@ -13,11 +13,7 @@ import pandas as pd
 from vae_anomaly.composition import model_parts
 from vae_anomaly.events import EVENT_TIME_COLUMNS
 from vae_anomaly.input_columns import feature_sources
-
-ANOMALY_SCORE = "anomaly_score"
-IS_ANOMALY = "is_anomaly"
-ANOMALY_PROBABILITY = "anomaly_probability"
-CONTRIBUTION_PREFIX = "contribution_"
+from vae_anomaly.score_columns import ANOMALY_PROBABILITY, ANOMALY_SCORE, CONTRIBUTION_PREFIX, IS_ANOMALY
 
 
 def score_frame(

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from vae_anomaly.batch.inputs import input_files, partition_keys
 from vae_anomaly.batch.schema import arrow_kind, metadata_null_count, raise_problems
 from vae_anomaly.column_statistics import ColumnStatistics, NonFiniteValues, StatisticsAccumulator
-from vae_anomaly.input_checks import FLOAT32_MAX, check_finite, check_float32_range
+from vae_anomaly.value_checks import FLOAT32_MAX, check_finite, check_float32_range
 
 #: The kinds of column (``batch.schema.arrow_kind``) read as numbers: the statistics are of these.
 NUMERIC_KINDS = ("numeric", "boolean")

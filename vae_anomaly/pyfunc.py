@@ -10,8 +10,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from vae_anomaly.frames import ANOMALY_SCORE, event_frame, score_frame
-from vae_anomaly.loading import BUNDLE_ARTIFACT, load_from
+from vae_anomaly.frames import event_frame, score_frame
+from vae_anomaly.loading import load_from
+from vae_anomaly.model_location import BUNDLE_ARTIFACT
+from vae_anomaly.score_columns import ANOMALY_SCORE
 
 # What the served model answers in place of an infinite score: the largest float64, which JSON holds
 # (strict parsers refuse ``Infinity``). The row stays flagged: it is above every threshold.

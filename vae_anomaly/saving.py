@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from vae_anomaly.manifests import ModelFileError
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.parameters import with_old_model_defaults
-from vae_anomaly.persistence import ModelFileError, SavedModel, load_model, save_model
+from vae_anomaly.persistence import SavedModel, load_model, save_model
 
 
 class SavedDetector:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vae_anomaly.column_statistics import ColumnStatistics
-from vae_anomaly.input_checks import read_only_tensor
+from vae_anomaly.value_checks import read_only_tensor
 
 # Rows standardized at a time: float64 temporaries of this many rows stay in cache.
 STANDARDIZE_BLOCK_ROWS = 16_384

@@ -32,8 +32,8 @@ except ModuleNotFoundError as error:  # an optional dependency: say which extra 
     ) from error
 
 from vae_anomaly.column_statistics import ColumnStatistics
-from vae_anomaly.input_checks import FLOAT32_MAX
 from vae_anomaly.training_sample import MAX_LEVELS, TrainingSample, sample_size
+from vae_anomaly.value_checks import FLOAT32_MAX
 
 # The Bernoulli sample's expected size is max_rows plus this many standard deviations: it falls short
 # of max_rows with a probability under 1e-20.

@@ -7,17 +7,21 @@ and pointed into ``sklearn/base.py`` or this package instead of at the call that
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import warnings
 from pathlib import Path
 
-import sklearn
 
-# The packages' folders, each with a trailing separator: a sibling such as vae_anomaly_extra/ is no part.
-_INTERNAL = tuple(
-    os.path.join(Path(module.__file__).resolve().parent, "") for module in (sys.modules[__package__], sklearn)
-)
+def _package_folder(name: str) -> str:
+    """The folder of package ``name`` with a trailing separator (a sibling such as vae_anomaly_extra/
+    is no part of it), found without importing the package: the numpy scorer never loads scikit-learn."""
+    spec = importlib.util.find_spec(name)  # both are installed packages: never None
+    return os.path.join(Path(spec.submodule_search_locations[0]).resolve(), "")
+
+
+_INTERNAL = (_package_folder(__package__), _package_folder("sklearn"))
 
 
 class ShortSeriesWarning(UserWarning):

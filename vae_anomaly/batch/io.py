@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from vae_anomaly.batch.files import FileJob
 from vae_anomaly.batch.model import BatchModel
-from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY
+from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 
 # Batches read ahead of scoring and written behind it: enough to overlap IO with the forward pass,
 # few enough that memory stays flat however large the input.

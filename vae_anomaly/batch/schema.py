@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from vae_anomaly.batch.files import FileJob
 from vae_anomaly.batch.model import BatchModel
-from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY
+from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 
 _MAX_LISTED_PROBLEMS = 20
 

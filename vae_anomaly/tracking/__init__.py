@@ -13,20 +13,28 @@ The package's modules each do one of these jobs: ``store`` (where runs are recor
 ``registry.decide_promotion``).
 """
 
+from typing import TYPE_CHECKING
+
+from vae_anomaly.lazy import lazy_exports
+
+# autolog and store need neither torch nor scikit-learn; the rest load on first use, so that resolving
+# a models:/ URI for the numpy scorer (store) does not import torch through log_model. (The function
+# autolog is bound here, over its module of the same name.)
 from vae_anomaly.tracking.autolog import EPOCH_METRICS, autolog
-from vae_anomaly.tracking.model_logging import log_model
-from vae_anomaly.tracking.registry import (
-    CHAMPION_ALIAS,
-    PromotionPolicy,
-    Registration,
-    ValidationMetric,
-    decide_promotion,
-    evaluate_model,
-    register_model,
-)
 from vae_anomaly.tracking.store import DEFAULT_TRACKING_URI, use_tracking_store
 
-__all__ = [
+_EXPORTS = {
+    "CHAMPION_ALIAS": "vae_anomaly.tracking.registry",
+    "PromotionPolicy": "vae_anomaly.tracking.registry",
+    "Registration": "vae_anomaly.tracking.registry",
+    "ValidationMetric": "vae_anomaly.tracking.registry",
+    "decide_promotion": "vae_anomaly.tracking.registry",
+    "evaluate_model": "vae_anomaly.tracking.registry",
+    "log_model": "vae_anomaly.tracking.model_logging",
+    "register_model": "vae_anomaly.tracking.registry",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)[0]
+__all__ = [  # the lazy names and the four above, spelled out for type checkers
     "CHAMPION_ALIAS",
     "DEFAULT_TRACKING_URI",
     "EPOCH_METRICS",
@@ -40,3 +48,20 @@ __all__ = [
     "register_model",
     "use_tracking_store",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from vae_anomaly.tracking.model_logging import log_model
+    from vae_anomaly.tracking.registry import (
+        CHAMPION_ALIAS,
+        PromotionPolicy,
+        Registration,
+        ValidationMetric,
+        decide_promotion,
+        evaluate_model,
+        register_model,
+    )

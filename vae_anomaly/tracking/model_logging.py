@@ -19,7 +19,7 @@ import vae_anomaly
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
-from vae_anomaly.loading import BUNDLE_ARTIFACT, MODEL_CODE_FILE
+from vae_anomaly.model_location import BUNDLE_ARTIFACT, MODEL_CODE_FILE
 from vae_anomaly.pyfunc import INPUT_COLUMNS_CONFIG
 
 PACKAGE_DIR = Path(vae_anomaly.__file__).resolve().parent

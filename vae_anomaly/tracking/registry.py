@@ -11,9 +11,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from vae_anomaly.composition import model_parts
-from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, event_frame
-from vae_anomaly.loading import quiet_artifact_downloads
+from vae_anomaly.frames import event_frame
 from vae_anomaly.metrics import check_anomaly_labels, detection_metrics, event_f1, events_to_flags, range_f1
+from vae_anomaly.model_location import quiet_artifact_downloads
+from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 
 CHAMPION_ALIAS = "champion"
 PromotionPolicy = Literal["if_better", "always", "never"]
