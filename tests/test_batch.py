@@ -248,6 +248,16 @@ def test_decimal_columns_with_nulls_are_scored_as_numbers(numeric_detector_folde
     np.testing.assert_array_equal(scored["anomaly_score"], detector.anomaly_score(frame))
 
 
+def test_a_boolean_column_is_scored_as_the_detector_reads_it(tmp_path):
+    frame = pd.DataFrame(np.random.default_rng(2).normal(size=(300, 2)), columns=["a", "b"])
+    frame["on"] = frame["a"] > 0
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(frame)
+    frame.to_parquet(tmp_path / "x.parquet")
+    score_parquet(detector, tmp_path / "x.parquet", tmp_path / "out")
+    scored = pd.read_parquet(tmp_path / "out" / "x.parquet")
+    np.testing.assert_array_equal(scored["anomaly_score"], detector.anomaly_score(frame))
+
+
 def test_a_partition_key_that_is_a_numeric_feature_takes_its_number(
     numeric_detector_folder, tmp_path, capsys
 ):

@@ -140,7 +140,8 @@ def _schema_problems(job: FileJob, model: BatchModel) -> list[str]:
             problems.append(f"{job.source}: missing column {column!r}")
             continue
         expected, found = model.kinds[column], arrow_kind(schema.field(column).type)
-        if expected != "any" and found != expected:
+        # A detector's numeric feature takes booleans as 0 and 1, as the detector itself does.
+        if expected not in ("any", found) and (expected, found) != ("numeric", "boolean"):
             problems.append(
                 f"{job.source}: column {column!r} holds {found} values ({schema.field(column).type}), "
                 f"expected {expected}"
