@@ -1,8 +1,11 @@
-"""Shared test data: a low-dimensional manifold with anomalies planted off it."""
+"""Shared test data (a low-dimensional manifold with anomalies planted off it) and a registry in a
+temp folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,29 @@ def the_suite_writes_nothing_into_the_checkout():
     yield
     left = sorted({name for name in CLUTTER if (REPOSITORY / name).exists()} - before)
     assert not left, f"the tests left {left} in {REPOSITORY}"
+
+
+@pytest.fixture
+def register_champion(tmp_path, monkeypatch) -> Iterator[Callable[[Any, str, pd.DataFrame], str]]:
+    """A fresh sqlite tracking store in ``tmp_path`` (the working folder) for the test;
+    ``register_champion(model, name, input_example)`` logs the model, registers it as the ``champion``
+    of ``name`` and returns its ``models:/`` URI."""
+    import mlflow
+
+    from vae_anomaly import tracking
+
+    monkeypatch.chdir(tmp_path)
+    tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def register(model: Any, name: str, input_example: pd.DataFrame) -> str:
+        with mlflow.start_run():
+            info = tracking.log_model(model, "model", input_example=input_example)
+        tracking.register_model(info.model_uri, name, promote="always")
+        return f"models:/{name}@champion"
+
+    yield register
+    mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 def planted_anomalies(

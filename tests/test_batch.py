@@ -9,13 +9,12 @@ import time
 from pathlib import Path
 
 import joblib
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines import tabular_pipeline
-from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, tracking
+from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.batch import SchemaError, score_parquet
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.cli import main
@@ -156,18 +155,10 @@ def test_a_pickled_model_loads_only_when_trusted(pipeline, features, tmp_path):
     assert summary.rows == len(features)
 
 
-def test_an_mlflow_registry_uri_scores_like_the_model(pipeline, features, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        with mlflow.start_run():
-            info = tracking.log_model(pipeline, "model", input_example=features.head(5))
-        tracking.register_model(info.model_uri, "batch-model", promote="always")
-        features.to_parquet(tmp_path / "in.parquet")
-        score_parquet("models:/batch-model@champion", tmp_path / "in.parquet", tmp_path / "out")
-    finally:
-        mlflow.set_tracking_uri(None)
-        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_an_mlflow_registry_uri_scores_like_the_model(pipeline, features, tmp_path, register_champion):
+    uri = register_champion(pipeline, "batch-model", features.head(5))
+    features.to_parquet(tmp_path / "in.parquet")
+    score_parquet(uri, tmp_path / "in.parquet", tmp_path / "out")
     output = pd.read_parquet(tmp_path / "out" / "in.parquet")
     np.testing.assert_array_equal(output["anomaly_score"], score_frame(pipeline, features)["anomaly_score"])
 

@@ -140,16 +140,17 @@ def test_the_event_benchmarks_run(tmp_path):
     assert "anomalies 3: one event" in output
 
 
-@pytest.mark.slow  # ten fresh interpreters, a fit and an MLflow registration: about 25 s
+@pytest.mark.slow  # fifteen fresh interpreters, a fit and an MLflow registration: about 40 s
 def test_the_startup_benchmark_runs():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeats", "1"],
+        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--repeats", "1", "--rows", "1000"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| score folder" in done.stdout and "| score models:/" in done.stdout
+    assert "| 1,000 rows" in done.stdout and done.stdout.count("| ... with torch") == 3
 
 
 @pytest.mark.slow  # four fresh interpreters, two fits and an MLflow registration: about 40 s

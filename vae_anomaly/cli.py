@@ -267,15 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     if arguments.command == "train":
         return _train(arguments)
-    from vae_anomaly.batch import (
-        OutputBusyError,
-        SchemaError,
-        load_scoring_model,
-        score_parquet,
-        write_events,
-    )
-    from vae_anomaly.composition import model_parts
-    from vae_anomaly.devices import resolve_device
+    # Nothing here imports torch or scikit-learn: a small input for a saved table detector is scored
+    # with numpy (batch.load_scoring_model), and the start-up is most of such a run.
+    from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
     from vae_anomaly.model_location import is_mlflow_source
 
     if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
@@ -283,12 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     try:
-        model = load_scoring_model(arguments.model, trust_pickle=arguments.trust_pickle)
+        model = load_scoring_model(
+            arguments.model,
+            trust_pickle=arguments.trust_pickle,
+            device=arguments.device,
+            input_path=arguments.input,
+        )
         if arguments.events is not None:
             _check_events_folder(arguments.events, arguments.output, model.whole_files)
-        if arguments.device is not None:
-            resolve_device(arguments.device)  # a device torch lacks fails here, not in every file
-            model_parts(model.model).detector.set_params(scoring_device=arguments.device)
         summary = score_parquet(
             model,
             arguments.input,
@@ -301,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(summary)
         if arguments.events is not None:
+            from vae_anomaly.batch import write_events
+
             events = write_events(model, arguments.input, arguments.events, overwrite=arguments.overwrite)
             print(events)
             return 1 if summary.failed or events.failed else 0

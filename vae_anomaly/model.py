@@ -15,12 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
-# unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
-MIN_DECODER_VARIANCE = 1e-3
-# The encoder log-variance is clamped so exp() cannot overflow early in training.
-ENCODER_LOG_VARIANCE_RANGE = (-12.0, 8.0)
-_LOG_2PI = math.log(2.0 * math.pi)
+# The bounds of the variances, one definition for this module and its numpy scoring pass.
+from vae_anomaly.numpy_vae import ENCODER_LOG_VARIANCE_RANGE, LOG_2PI, MIN_DECODER_VARIANCE
 
 
 class VAEOutput(NamedTuple):
@@ -240,7 +236,7 @@ def gaussian_log_normalizer(x_log_var: torch.Tensor) -> torch.Tensor:
     -------
     Tensor of shape (n_features,)
     """
-    return 0.5 * (x_log_var + _LOG_2PI)
+    return 0.5 * (x_log_var + LOG_2PI)
 
 
 def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vae_anomaly.column_statistics import ColumnStatistics
+from vae_anomaly.numpy_vae import module_input
 from vae_anomaly.value_checks import read_only_tensor
 
 # Rows standardized at a time: float64 temporaries of this many rows stay in cache.
@@ -58,12 +59,7 @@ class StandardizedRows:
         return self._x.shape[1]
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf and scores as such
-            values = self._x[rows] - self._mean
-            values /= self._scale
-            if not self._complete:
-                values[np.isnan(values)] = 0.0
-            return values.astype(np.float32, order="C")  # a column-major X (pandas) too
+        return module_input(self._x[rows], self._mean, self._scale, self._complete)
 
     def tensor(self, rows: slice, device: torch.device) -> torch.Tensor:
         """``self[rows]`` made on ``device``: the same float64 arithmetic there, so the same float32 bits.

@@ -1,5 +1,5 @@
-"""Which files an input names: a parquet file, a folder (hive-partitioned or not) or a glob, and the
-hive partition keys of each file. Scoring and training read their inputs so."""
+"""Which files an input names: a parquet file, a folder (hive-partitioned or not) or a glob, the hive
+partition keys of each file, and how many rows they hold. Scoring and training read their inputs so."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import glob
 import os
 from pathlib import Path
 from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def _is_hidden(relative: Path) -> bool:
@@ -85,3 +88,34 @@ def partition_keys(relative: Path) -> dict[str, str]:
     return dict(
         unquote(part).split("=", 1) for part in relative.parent.parts if "=" in part and part[0] != "="
     )
+
+
+def input_rows(input_path: str | os.PathLike[str], *, stop_above: int | None = None) -> int:
+    """How many rows the input's files hold, from their parquet footers (no data is read).
+
+    Parameters
+    ----------
+    input_path : str or PathLike
+        As for :func:`input_files`.
+    stop_above : int or None, default=None
+        Stop counting once the count is above this: the answer is then only known to be larger.
+
+    Returns
+    -------
+    int
+        A file whose footer cannot be read counts 0 here; scoring reports it as it fails.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`input_files`.
+    """
+    total = 0
+    for file in input_files(input_path)[1]:
+        try:
+            total += pq.read_metadata(file).num_rows
+        except (OSError, pa.ArrowException):
+            continue
+        if stop_above is not None and total > stop_above:
+            break
+    return total

@@ -1,15 +1,27 @@
-"""What the batch scorer knows of a model: the model, the input columns it reads and their kinds."""
+"""What the batch scorer knows of a model: how to score a frame, the input columns it reads and their kinds.
+
+A saved table detector that is to score a small input on the CPU is read by the numpy scorer
+(``numpy_scorer``), which needs neither torch nor scikit-learn; every other model is loaded with them.
+So this module imports them only where such a model is loaded or described.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn.utils import get_tags
+import pandas as pd
 
-from vae_anomaly.composition import model_parts
-from vae_anomaly.loading import load_from
+from vae_anomaly.batch.inputs import input_rows
+from vae_anomaly.model_location import ModelLocation, locate_model
+from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
+
+# The numpy scorer takes an input whose scoring is at most this many multiply-adds (the default
+# 4-feature detector: about 180,000 rows). Above it, torch's faster scoring repays its start-up
+# (benchmarks/RESULTS.md, issue 33).
+NUMPY_SCORING_MAX_WORK = 2 * 10**9
 
 
 @dataclass(frozen=True)
@@ -18,7 +30,7 @@ class BatchModel:
 
     Attributes
     ----------
-    model : detector or Pipeline ending in one
+    model : detector, Pipeline ending in one, or NumpyTableScorer
     columns : list of str
         Input columns the model reads.
     kinds : dict of str to str
@@ -28,6 +40,9 @@ class BatchModel:
         Whether the model takes nulls in its columns.
     whole_files : bool
         Score each file in one piece (time series: windows span batches).
+    score : callable
+        Scores a frame of the input columns: ``frames.score_frame`` of the model (``anomaly_score``
+        and ``is_anomaly``, indexed like the frame).
     """
 
     model: Any
@@ -35,6 +50,7 @@ class BatchModel:
     kinds: dict[str, str]
     allows_nulls: bool
     whole_files: bool
+    score: Callable[[pd.DataFrame], pd.DataFrame]
 
 
 # The class's name until the batch package was split up; kept so that existing imports still work.
@@ -50,6 +66,18 @@ _SIGNATURE_KINDS = {
     "datetime": "datetime",
     "boolean": "boolean",
 }
+
+
+def _column_kinds(
+    columns: list[str], bare: bool, time_column: str | None, signature_kinds: dict[str, str] | None
+) -> dict[str, str]:
+    """Each column's expected kind: numeric for a bare detector's features, any for a Pipeline's
+    (its preprocessing reads them), datetime for a time column, then what an MLflow signature says."""
+    kinds = {name: "numeric" if bare else "any" for name in columns}
+    if time_column is not None:
+        kinds[time_column] = "datetime"
+    kinds.update({k: v for k, v in (signature_kinds or {}).items() if k in kinds})
+    return kinds
 
 
 def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> BatchModel:
@@ -70,6 +98,11 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
     ValueError
         If the model was fitted without column names, so parquet columns cannot be matched to it.
     """
+    from sklearn.utils import get_tags
+
+    from vae_anomaly.composition import model_parts
+    from vae_anomaly.frames import score_frame
+
     parts = model_parts(model)
     detector = parts.detector
     names = getattr(model, "feature_names_in_", None)
@@ -83,40 +116,88 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
     if time_column is not None and time_column not in columns:
         columns.append(time_column)
     bare = parts.preprocessing is None
-    kinds = {name: "numeric" if bare else "any" for name in columns}
-    if time_column is not None:
-        kinds[time_column] = "datetime"
-    kinds.update({k: v for k, v in (signature_kinds or {}).items() if k in kinds})
+    kinds = _column_kinds(columns, bare, time_column, signature_kinds)
     # A Pipeline's preprocessing may take nulls; a bare detector takes them when its tags say so.
     allows_nulls = not bare or get_tags(detector).input_tags.allow_nan
-    return BatchModel(model, columns, kinds, allows_nulls, whole_files=detector.scores_whole_series)
+    return BatchModel(
+        model,
+        columns,
+        kinds,
+        allows_nulls,
+        whole_files=detector.scores_whole_series,
+        score=lambda frame: score_frame(model, frame),
+    )
 
 
-def load_scoring_model(source: str | os.PathLike[str], *, trust_pickle: bool = False) -> BatchModel:
-    """Load a model for batch scoring with :func:`vae_anomaly.loading.load_from`, then describe it.
+def _numpy_model(scorer: NumpyTableScorer, signature_kinds: dict[str, str] | None) -> BatchModel:
+    """A BatchModel of the numpy scorer: a bare table detector's columns, no nulls, row by row."""
+    columns = list(scorer.feature_names)
+    kinds = _column_kinds(columns, True, None, signature_kinds)
+    return BatchModel(scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame)
+
+
+def _signature_kinds(location: ModelLocation) -> dict[str, str] | None:
+    types = location.column_types
+    return None if types is None else {name: _SIGNATURE_KINDS.get(t, "any") for name, t in types.items()}
+
+
+def load_scoring_model(
+    source: str | os.PathLike[str],
+    *,
+    trust_pickle: bool = False,
+    device: str | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+) -> BatchModel:
+    """Load a model for batch scoring, then describe it.
 
     Parameters
     ----------
     source : str or PathLike
         Where the model is kept; see :func:`vae_anomaly.loading.load_from`.
     trust_pickle : bool, default=False
-        Allow a joblib/pickle file (unpickling runs code from it).
+        Allow a joblib/pickle file (unpickling runs code).
+    device : str or None, default=None
+        Where its forward passes run (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); None
+        keeps the model's ``scoring_device``.
+    input_path : str or PathLike or None, default=None
+        The input it is to score. A saved table detector that can score it on the CPU in at most
+        ``NUMPY_SCORING_MAX_WORK`` multiply-adds is read by the numpy scorer
+        (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which starts in a fraction of the time
+        torch takes to import; its scores agree with the detector's to about 1e-6 relative. None
+        always loads the model with torch.
 
     Returns
     -------
     BatchModel
         With the column kinds of the MLflow signature, when the model came from MLflow.
+
+    Raises
+    ------
+    ValueError
+        If the model cannot be loaded, or ``device`` is one torch does not have.
     """
-    loaded = load_from(source, trust_pickle=trust_pickle)
-    kinds = (
-        None
-        if loaded.column_types is None
-        else {name: _SIGNATURE_KINDS.get(type_name, "any") for name, type_name in loaded.column_types.items()}
-    )
-    return prepare_model(loaded.model, kinds)
+    location = locate_model(source)
+    kinds = _signature_kinds(location)
+    if input_path is not None and location.kind == "folder":
+        scorer = load_numpy_scorer(location.path, device)
+        if scorer is not None:
+            most_rows = NUMPY_SCORING_MAX_WORK // scorer.multiply_adds_per_row
+            if input_rows(input_path, stop_above=most_rows) <= most_rows:
+                return _numpy_model(scorer, kinds)
+    from vae_anomaly.composition import model_parts
+    from vae_anomaly.devices import resolve_device
+    from vae_anomaly.loading import load_located
+
+    model = load_located(location, trust_pickle=trust_pickle).model
+    if device is not None:
+        resolve_device(device)  # a device torch lacks fails here, not in every file
+        model_parts(model).detector.set_params(scoring_device=device)
+    return prepare_model(model, kinds)
 
 
-def resolve_model(model: Any, *, trust_pickle: bool = False) -> BatchModel:
+def resolve_model(
+    model: Any, *, trust_pickle: bool = False, input_path: str | os.PathLike[str] | None = None
+) -> BatchModel:
     """A model ready for batch scoring, from what a batch function was given.
 
     Parameters
@@ -126,6 +207,8 @@ def resolve_model(model: Any, *, trust_pickle: bool = False) -> BatchModel:
         is described (:func:`prepare_model`).
     trust_pickle : bool, default=False
         Allow a joblib/pickle model file (unpickling runs code).
+    input_path : str or PathLike or None, default=None
+        The input a loaded model is to score (see :func:`load_scoring_model`).
 
     Returns
     -------
@@ -134,5 +217,5 @@ def resolve_model(model: Any, *, trust_pickle: bool = False) -> BatchModel:
     if isinstance(model, BatchModel):
         return model
     if isinstance(model, str | os.PathLike):
-        return load_scoring_model(model, trust_pickle=trust_pickle)
+        return load_scoring_model(model, trust_pickle=trust_pickle, input_path=input_path)
     return prepare_model(model)

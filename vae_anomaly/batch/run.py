@@ -25,7 +25,7 @@ from vae_anomaly.batch.files import (
 from vae_anomaly.batch.io import READ_AHEAD_BATCHES, OutputFile, job_batches, read_ahead, write_empty
 from vae_anomaly.batch.model import BatchModel, resolve_model
 from vae_anomaly.batch.schema import check_schemas, decimals_as_float, partition_number
-from vae_anomaly.frames import ANOMALY_SCORE, IS_ANOMALY, score_frame
+from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 
 
 @dataclass
@@ -100,7 +100,7 @@ def model_input(table: pa.Table, job: FileJob, model: BatchModel) -> tuple[pa.Ta
 def _scored_table(batch: pa.RecordBatch, job: FileJob, model: BatchModel) -> tuple[pa.Table, int]:
     """The output rows of one input batch (kept columns, score, flag) and how many are flagged."""
     table, frame = model_input(pa.Table.from_batches([batch]), job, model)
-    scores = score_frame(model.model, frame)
+    scores = model.score(frame)
     output = table.select(list(job.keep) if job.keep is not None else batch.schema.names)
     output = output.append_column(ANOMALY_SCORE, pa.array(scores[ANOMALY_SCORE].to_numpy(), pa.float64()))
     output = output.append_column(IS_ANOMALY, pa.array(scores[IS_ANOMALY].to_numpy(), pa.bool_()))
@@ -197,7 +197,8 @@ def score_parquet(
     Parameters
     ----------
     model : str, PathLike, BatchModel, or fitted detector or Pipeline
-        A model, or where to load one from (see :func:`load_scoring_model`).
+        A model, or where to load one from (see :func:`load_scoring_model`: a saved table detector
+        given as a path scores a small input with numpy, without loading torch).
     input_path : str or PathLike
         A parquet file, a folder of them (hive-partitioned or not; names starting with ``.`` or ``_``
         are skipped), or a glob such as ``"data/2026-*/*.parquet"``.
@@ -242,7 +243,7 @@ def score_parquet(
     started = time.perf_counter()
     output = Path(output_path)
     jobs, unreadable = plan_jobs(input_path, output)
-    batch_model = resolve_model(model, trust_pickle=trust_pickle)
+    batch_model = resolve_model(model, trust_pickle=trust_pickle, input_path=input_path)
     jobs = _with_output_columns(jobs, keep_columns, drop_columns)
     summary = BatchSummary(files=len(jobs) + len(unreadable), failed=unreadable)
     check_schemas(jobs, batch_model)

@@ -1,0 +1,212 @@
+"""The numpy scorer: a saved table detector scored without torch, as the detector scores it (issue 33)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.batch import load_scoring_model, model
+from vae_anomaly.batch.inputs import input_rows
+from vae_anomaly.bundle import save_bundle
+from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
+
+COLUMNS = ["cpu", "memory", "latency", "total", "flag"]
+
+
+def correlated_table(n_rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n_rows, 3)), columns=COLUMNS[:3])
+    frame["total"] = frame["cpu"] + frame["memory"] + 0.05 * rng.normal(size=n_rows)
+    frame["flag"] = rng.random(n_rows) < 0.3
+    return frame
+
+
+@pytest.fixture(scope="module")
+def training() -> pd.DataFrame:
+    return correlated_table(600, seed=0)
+
+
+@pytest.fixture(scope="module")
+def new_rows() -> pd.DataFrame:
+    frame = correlated_table(300, seed=1)
+    frame.loc[:9, "total"] += 4.0  # planted: the sum no longer holds
+    return frame
+
+
+def saved(detector, folder: Path) -> Path:
+    detector.save(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"score_method": "reconstruction"},
+        {"hidden_dims": ()},
+        {"hidden_dims": (16,), "latent_dim": 3},
+        {"early_weight": 0.0},
+        {"binary_features": "keep"},
+    ],
+    ids=[
+        "defaults",
+        "reconstruction",
+        "no-hidden-layer",
+        "one-hidden-layer",
+        "no-early-checkpoint",
+        "keep-binary",
+    ],
+)
+def test_the_numpy_scores_and_flags_are_the_detectors(params, training, new_rows, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0, **params).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "model"))
+    assert isinstance(scorer, NumpyTableScorer)
+    expected = detector.anomaly_score(new_rows)
+    scores = scorer.anomaly_score(new_rows)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    frame = scorer.score_frame(new_rows)
+    assert list(frame.columns) == ["anomaly_score", "is_anomaly"]
+    assert (frame.index == new_rows.index).all()
+    np.testing.assert_array_equal(frame["is_anomaly"], detector.predict(new_rows) == -1)
+    assert scorer.threshold == detector.anomaly_threshold_
+
+
+def test_a_row_scores_the_same_alone_as_among_others(training, new_rows, tmp_path):
+    scorer = load_numpy_scorer(
+        saved(VAEAnomalyDetector(epochs=5, random_state=0).fit(training), tmp_path / "m")
+    )
+    together = scorer.anomaly_score(new_rows)
+    alone = np.concatenate([scorer.anomaly_score(new_rows.iloc[[i]]) for i in range(0, 300, 37)])
+    np.testing.assert_allclose(alone, together[::37], rtol=1e-12)
+
+
+def test_a_value_that_overflows_float32_scores_infinite_as_with_the_detector(training, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
+    rows = training.head(3).copy()
+    rows.loc[rows.index[1], "cpu"] = 1e30  # finite, but its square overflows float32
+    assert np.isinf(detector.anomaly_score(rows)[1])
+    scores = scorer.anomaly_score(rows)
+    assert np.isinf(scores[1]) and np.isfinite(scores[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_is_refused_with_the_detectors_message(bad, training, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
+    rows = training.head(5).copy()
+    rows.loc[rows.index[3], "latency"] = bad
+    with pytest.raises(ValueError) as from_torch:
+        detector.anomaly_score(rows)
+    with pytest.raises(ValueError, match=r"column 'latency'.*first at row 3") as from_numpy:
+        scorer.anomaly_score(rows)
+    assert str(from_numpy.value) == str(from_torch.value)
+
+
+def test_columns_other_than_the_fitted_ones_are_refused_by_name(training, tmp_path):
+    scorer = load_numpy_scorer(
+        saved(VAEAnomalyDetector(epochs=5, random_state=0).fit(training), tmp_path / "m")
+    )
+    with pytest.raises(
+        ValueError, match=r"Expected the columns \['cpu', 'memory', 'latency', 'total', 'flag'\]"
+    ):
+        scorer.anomaly_score(training[COLUMNS[::-1]])
+
+
+@pytest.mark.parametrize(
+    "detector, scoring_device, device",
+    [
+        (VAEAnomalyDetector(epochs=3, mc_samples=4, random_state=0), "auto", None),
+        (VAEAnomalyDetector(epochs=3, missing="skip", random_state=0), "auto", None),
+        (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", None),
+        (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", "cpu"),
+        (VAEAnomalyDetector(epochs=3, random_state=0), "auto", "cuda"),
+        (TimeSeriesVAEDetector(window=8, epochs=2, random_state=0), "auto", None),
+    ],
+    ids=["mc-samples", "missing-skip", "saved-for-cuda", "cpu-asked", "cuda-asked", "series"],
+)
+def test_only_what_it_scores_as_torch_does_goes_to_the_numpy_scorer(
+    detector, scoring_device, device, training, tmp_path
+):
+    detector.fit(training[COLUMNS[:4]]).set_params(scoring_device=scoring_device)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"), device)
+    assert (scorer is not None) == (device == "cpu")  # --device cpu overrides a model saved for CUDA
+
+
+def test_a_bundle_of_a_detector_is_read_and_a_pipelines_is_left_to_torch(training, new_rows, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
+    scorer = load_numpy_scorer(save_bundle(detector, tmp_path / "bare"))
+    np.testing.assert_allclose(scorer.anomaly_score(new_rows), detector.anomaly_score(new_rows), rtol=1e-6)
+    pipeline = make_pipeline(StandardScaler(), VAEAnomalyDetector(epochs=3, random_state=0)).fit(training)
+    assert load_numpy_scorer(save_bundle(pipeline, tmp_path / "pipeline")) is None
+
+
+def test_a_tampered_folder_is_refused_as_torch_refuses_it(training, tmp_path):
+    folder = saved(VAEAnomalyDetector(epochs=3, random_state=0).fit(training), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["attributes"]["offset_"] = 1e9
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="was modified after the model was saved"):
+        load_numpy_scorer(folder)
+    with pytest.raises(ModelFileError, match="was modified after the model was saved"):
+        VAEAnomalyDetector.load(folder)
+
+
+def test_the_input_rows_are_counted_from_the_footers_and_the_count_stops_early(training, tmp_path):
+    for part in range(3):
+        training.iloc[part * 200 : (part + 1) * 200].to_parquet(tmp_path / f"part-{part}.parquet")
+    (tmp_path / "notes.parquet").write_text("not parquet")  # counts 0: scoring reports it
+    assert input_rows(tmp_path) == 600
+    assert input_rows(tmp_path, stop_above=250) == 400
+
+
+def test_a_small_input_is_scored_with_numpy_and_a_large_one_with_torch(training, tmp_path, monkeypatch):
+    folder = saved(VAEAnomalyDetector(epochs=3, random_state=0).fit(training), tmp_path / "m")
+    training.to_parquet(tmp_path / "in.parquet")
+    assert isinstance(load_scoring_model(folder, input_path=tmp_path / "in.parquet").model, NumpyTableScorer)
+    work = load_numpy_scorer(folder).multiply_adds_per_row * len(training)
+    monkeypatch.setattr(model, "NUMPY_SCORING_MAX_WORK", work - 1)
+    assert isinstance(
+        load_scoring_model(folder, input_path=tmp_path / "in.parquet").model, VAEAnomalyDetector
+    )
+    assert isinstance(load_scoring_model(folder).model, VAEAnomalyDetector)  # no input: torch
+
+
+def test_the_command_line_scores_a_small_input_without_torch_or_scikit_learn(training, new_rows, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
+    folder = saved(detector, tmp_path / "m")
+    new_rows.to_parquet(tmp_path / "in.parquet")
+    arguments = ["score", str(folder), str(tmp_path / "in.parquet"), str(tmp_path / "out")]
+    script = (
+        f"import sys; from vae_anomaly.cli import main; code = main({arguments!r}); "
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'mlflow') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("[]")
+    output = pd.read_parquet(tmp_path / "out" / "in.parquet")
+    np.testing.assert_allclose(output["anomaly_score"], detector.anomaly_score(new_rows), rtol=1e-6)
+    np.testing.assert_array_equal(output["is_anomaly"], detector.predict(new_rows) == -1)
+
+
+def test_a_registered_detector_is_scored_with_numpy_from_its_bundle(
+    training, new_rows, tmp_path, register_champion
+):
+    detector = VAEAnomalyDetector(epochs=3, random_state=0).fit(training)
+    uri = register_champion(detector, "numpy-model", training.head(5))
+    new_rows.to_parquet(tmp_path / "in.parquet")
+    loaded = load_scoring_model(uri, input_path=tmp_path / "in.parquet")
+    assert isinstance(loaded.model, NumpyTableScorer)
+    assert loaded.kinds["flag"] == "boolean"  # the signature's kinds, as for the torch model
+    scores = loaded.score(new_rows[loaded.columns])["anomaly_score"]
+    np.testing.assert_allclose(scores, detector.anomaly_score(new_rows), rtol=1e-6)

@@ -1,0 +1,135 @@
+"""``GaussianVAE``'s scoring pass in numpy: what the numpy scorer runs where torch is not loaded.
+
+It reads the weights under the names ``GaussianVAE.state_dict`` gives them (``encoder.0.weight``,
+``to_z_mean.bias``, ...) and computes what ``scoring.score_rows`` computes for rows without gaps at the
+posterior mean (no latent draws): the reconstruction error, the reconstruction term and the KL term.
+It computes in float64, so a row's scores do not depend on the rows batched with it (numpy's float32
+matrix products round a few rows differently from many); they agree with torch's float32 scores to
+about 1e-6 relative (``tests/test_numpy_scorer.py`` holds them to it). The variance bounds are the
+torch module's too: ``model`` imports them from here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+# The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
+# unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
+MIN_DECODER_VARIANCE = 1e-3
+# The encoder log-variance is clamped so exp() cannot overflow early in training.
+ENCODER_LOG_VARIANCE_RANGE = (-12.0, 8.0)
+LOG_2PI = math.log(2.0 * math.pi)
+_HEADS = ("to_z_mean", "to_z_log_var", "to_x_mean")
+
+
+class RowScores(NamedTuple):
+    """Each row's reconstruction error, reconstruction term and KL term, as ``scoring.SampleScores``
+    has them, in float64."""
+
+    reconstruction_error: np.ndarray
+    reconstruction_nll: np.ndarray
+    kl: np.ndarray
+
+
+def module_input(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, complete: bool) -> np.ndarray:
+    """Rows as the module takes them: standardized in float64, missing values (NaN) at 0, the column
+    mean, then float32 (a value beyond float32 becomes inf and scores as such).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_rows, n_features)
+        Checked values, float64 or float32.
+    mean, scale : ndarray of shape (n_features,)
+        The detector's fitted ``mean_`` and ``scale_``.
+    complete : bool
+        True when ``x`` has no NaN: no pass looks for one.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_features), float32, C order
+    """
+    with np.errstate(over="ignore"):
+        values = x - mean
+        values /= scale
+        if not complete:
+            values[np.isnan(values)] = 0.0
+        return values.astype(np.float32, order="C")  # a column-major X (pandas) too
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) overflows for x < -709: silu is then -0, as in torch
+        return x / (1.0 + np.exp(-x))
+
+
+class NumpyVAE:
+    """A trained ``GaussianVAE``'s weights and its scoring pass at the posterior mean, in numpy.
+
+    Parameters
+    ----------
+    weights : mapping of str to ndarray
+        The module's ``state_dict``, as numpy arrays (e.g. from ``safetensors.numpy``).
+    n_hidden : int
+        Hidden layers of the encoder (the decoder has as many): ``len(hidden_dims)``.
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` holds other names than such a module has, naming them.
+    """
+
+    def __init__(self, weights: Mapping[str, np.ndarray], n_hidden: int) -> None:
+        layers = [f"{mlp}.{2 * i}" for mlp in ("encoder", "decoder") for i in range(n_hidden)]
+        expected = {f"{layer}.{part}" for layer in (*layers, *_HEADS) for part in ("weight", "bias")}
+        expected.add("x_log_var_raw")
+        if set(weights) != expected:
+            raise ValueError(
+                f"the weights are not those of a GaussianVAE with {n_hidden} hidden layers: missing "
+                f"{sorted(expected - set(weights))}, unexpected {sorted(set(weights) - expected)}"
+            )
+        self._weights = {name: np.asarray(weights[name], dtype=np.float64) for name in expected}
+        self._n_hidden = n_hidden
+
+    @property
+    def multiply_adds_per_row(self) -> int:
+        """Multiply-adds of one row's pass: the weights of its linear layers."""
+        return sum(w.size for name, w in self._weights.items() if name.endswith(".weight"))
+
+    def _linear(self, layer: str, x: np.ndarray) -> np.ndarray:
+        return x @ self._weights[f"{layer}.weight"].T + self._weights[f"{layer}.bias"]
+
+    def _mlp(self, name: str, x: np.ndarray) -> np.ndarray:
+        for i in range(self._n_hidden):
+            x = _silu(self._linear(f"{name}.{2 * i}", x))
+        return x
+
+    def scores(self, x: np.ndarray) -> RowScores:
+        """Score standardized rows at the posterior mean z = mu.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_rows, n_features)
+            Standardized rows (float32, as the torch module takes them), no value missing.
+
+        Returns
+        -------
+        RowScores
+            The reconstruction term is the Gaussian negative log-likelihood summed over features,
+            the KL term KL(q(z|x) || N(0, I)) in closed form (see ``model.neg_elbo_terms``).
+        """
+        x = x.astype(np.float64)
+        hidden = self._mlp("encoder", x)
+        z_mean = self._linear("to_z_mean", hidden)
+        z_log_var = np.clip(self._linear("to_z_log_var", hidden), *ENCODER_LOG_VARIANCE_RANGE)
+        x_mean = self._linear("to_x_mean", self._mlp("decoder", z_mean))
+        x_log_var = np.logaddexp(self._weights["x_log_var_raw"], math.log(MIN_DECODER_VARIANCE))
+        squared_error = np.square(x - x_mean)
+        normalizer = (0.5 * (x_log_var + LOG_2PI)).sum()
+        return RowScores(
+            reconstruction_error=squared_error.mean(axis=1),
+            reconstruction_nll=squared_error @ (0.5 * np.exp(-x_log_var)) + normalizer,
+            kl=0.5 * (np.square(z_mean) + np.exp(z_log_var) - 1.0 - z_log_var).sum(axis=1),
+        )
