@@ -13,7 +13,7 @@ import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_scorer
 from vae_anomaly.batch import load_scoring_model, model
 from vae_anomaly.batch.inputs import input_rows
 from vae_anomaly.bundle import save_bundle
@@ -80,13 +80,16 @@ def test_the_numpy_scores_and_flags_are_the_detectors(params, training, new_rows
     assert scorer.threshold == detector.anomaly_threshold_
 
 
-def test_a_row_scores_the_same_alone_as_among_others(training, new_rows, tmp_path):
-    scorer = load_numpy_scorer(
-        saved(VAEAnomalyDetector(epochs=5, random_state=0).fit(training), tmp_path / "m")
-    )
+def test_a_row_scores_the_same_alone_as_among_others_and_in_any_pass(
+    training, new_rows, tmp_path, monkeypatch
+):
+    detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
     together = scorer.anomaly_score(new_rows)
     alone = np.concatenate([scorer.anomaly_score(new_rows.iloc[[i]]) for i in range(0, 300, 37)])
     np.testing.assert_allclose(alone, together[::37], rtol=1e-12)
+    monkeypatch.setattr(numpy_scorer, "ROWS_PER_PASS", 7)
+    np.testing.assert_allclose(scorer.anomaly_score(new_rows), together, rtol=1e-12)
 
 
 def test_a_value_that_overflows_float32_scores_infinite_as_with_the_detector(training, tmp_path):

@@ -35,6 +35,9 @@ from vae_anomaly.value_checks import FLOAT32_MAX, TABLE_NON_FINITE_ADVICE, check
 # small inputs it is used for a GPU would not repay torch's start-up.
 _CPU_DEVICES = ("auto", "cpu")
 _MODULES = ("module", "early_module")
+# Rows scored in one pass: a few float64 arrays of this many rows, as wide as a layer, stay small
+# however wide the table (the float64 pass makes a row's score the same in any pass).
+ROWS_PER_PASS = 8192
 
 
 class NumpyTableScorer:
@@ -110,13 +113,20 @@ class NumpyTableScorer:
         check_finite(
             x, np.asarray(self.feature_names), allow_nan=False, advice=TABLE_NON_FINITE_ADVICE[False]
         )
-        rows = module_input(x, self._mean, self._scale, complete=True)
-        with np.errstate(over="ignore", invalid="ignore"):
-            final, *early = (self._kind(module.scores(rows)) for module in self._modules)
-            score = (1.0 - self._early_share) * final + self._early_share * early[0] if early else final
+        score = np.concatenate(
+            [self._scores(x[start : start + ROWS_PER_PASS]) for start in range(0, len(x), ROWS_PER_PASS)]
+            or [np.empty(0)]
+        )
         # The detector scores in float32: what overflows there is the most anomalous row, never NaN.
         score[~(np.abs(score) <= FLOAT32_MAX)] = np.inf
         return score
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        """The ``score_method`` score of checked rows, both modules mixed."""
+        rows = module_input(x, self._mean, self._scale, complete=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            final, *early = (self._kind(module.scores(rows)) for module in self._modules)
+            return (1.0 - self._early_share) * final + self._early_share * early[0] if early else final
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
