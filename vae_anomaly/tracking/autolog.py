@@ -13,7 +13,6 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
 import vae_anomaly
-from vae_anomaly import plots
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
 
 TRAINING_SCORE_QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -145,6 +144,10 @@ def _training_summary(detector: Any, training_scores: np.ndarray) -> dict[str, f
 
 
 def _log_plots(detector: Any, X: Any, training_scores: np.ndarray) -> None:
+    # matplotlib loads here, at the first logged fit, not with the tracking package (which the
+    # command line imports to resolve a models:/ URI).
+    from vae_anomaly import plots
+
     threshold = detector.anomaly_threshold_
     mlflow.log_figure(plots.loss_curve(detector.history_), "plots/loss_curve.png")
     mlflow.log_figure(plots.score_histogram(training_scores, threshold), "plots/score_histogram.png")
