@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -17,7 +18,10 @@ from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetecto
 from vae_anomaly.batch import load_scoring_model, model
 from vae_anomaly.batch.inputs import input_rows
 from vae_anomaly.bundle import save_bundle
+from vae_anomaly.model import GaussianVAE
 from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
+from vae_anomaly.numpy_vae import NumpyVAE
+from vae_anomaly.scoring import score_rows
 
 COLUMNS = ["cpu", "memory", "latency", "total", "flag"]
 
@@ -45,6 +49,29 @@ def new_rows() -> pd.DataFrame:
 def saved(detector, folder: Path) -> Path:
     detector.save(folder)
     return folder
+
+
+@pytest.mark.parametrize("hidden_dims", [(), (7,), (32, 16, 8)])
+@pytest.mark.parametrize("weight_scale", [1.0, 6.0])  # 6: the log-variance clamps and the floor are hit
+def test_the_numpy_pass_is_the_modules_on_any_weights(hidden_dims, weight_scale):
+    module = GaussianVAE(5, hidden_dims, latent_dim=3, generator=torch.Generator().manual_seed(1)).eval()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.mul_(weight_scale)
+        module.x_log_var_raw.copy_(torch.linspace(-12.0, 3.0, 5))
+    rows = np.random.default_rng(0).normal(scale=3.0, size=(200, 5)).astype(np.float32)
+    expected = score_rows(module, rows)
+    state = {name: tensor.numpy() for name, tensor in module.state_dict().items()}
+    scores = NumpyVAE(state, len(hidden_dims)).scores(rows)
+    for name in ("reconstruction_error", "reconstruction_nll", "kl"):
+        np.testing.assert_allclose(getattr(scores, name), getattr(expected, name), rtol=2e-5, atol=1e-5)
+
+
+def test_weights_of_another_module_are_refused_by_name():
+    module = GaussianVAE(4, (8,), latent_dim=2, generator=torch.Generator().manual_seed(0))
+    state = {name: tensor.numpy() for name, tensor in module.state_dict().items()}
+    with pytest.raises(ValueError, match=r"missing \['decoder.2.bias', 'decoder.2.weight'"):
+        NumpyVAE(state, 2)
 
 
 @pytest.mark.parametrize(
