@@ -12,7 +12,10 @@ Each step is a fresh interpreter, timed from start to exit, median of ``--repeat
                   with numpy (``vae_anomaly.numpy_scorer``)
   ... with torch  the same run with the numpy scorer turned off (``NUMPY_SCORING_MAX_WORK = 0``):
                   what every run took before it
-  score models:/  the same with ``models:/NAME@champion`` from a fresh sqlite registry
+  score models:/  the same with ``models:/NAME@champion`` from a fresh sqlite registry, which the
+                  scoring process opens itself (MLflow's SQLAlchemy store)
+  ... via server  the same through ``mlflow server`` on that registry (started here, on localhost,
+                  and called once before timing, as a long-running server would have been)
   N rows          numpy and torch on N rows (``--rows``, default 180,000: about the most the numpy
                   scorer takes for this model), where torch's faster scoring starts to repay its start
 
@@ -25,12 +28,16 @@ for a ``models:/`` URI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +92,37 @@ def prepared(folder: Path, n_rows: int) -> tuple[Path, Path, dict[str, str]]:
     return model, folder / "small.parquet", environment
 
 
+@contextlib.contextmanager
+def tracking_server(store_uri: str, folder: Path) -> Iterator[str]:
+    """``mlflow server`` on ``store_uri`` at a free localhost port, until the block ends; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(
+                        f"mlflow server exited: {(folder / 'server.log').read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.5)
+        else:
+            raise SystemExit(f"mlflow server did not answer at {url} within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,6 +149,16 @@ def main() -> None:
         for name, command in steps:
             rows.append({"step": name, "seconds": seconds(command, environment, args.repeats, folder)})
             print(f"{name:24} {rows[-1]['seconds']:.2f} s", flush=True)
+        with tracking_server(environment["MLFLOW_TRACKING_URI"], folder) as url:
+            served = {**environment, "MLFLOW_TRACKING_URI": url}
+            arguments = ["score", registry, str(small), str(folder / "out"), "--overwrite"]
+            seconds([python, "-m", "vae_anomaly.cli", *arguments], served, 1, folder)  # the server warms up
+            for name, command in [
+                ("score models:/ via server", [python, "-m", "vae_anomaly.cli", *arguments]),
+                ("... with torch", [python, "-c", TORCH_CLI, *arguments]),
+            ]:
+                rows.append({"step": name, "seconds": seconds(command, served, args.repeats, folder)})
+                print(f"{name:24} {rows[-1]['seconds']:.2f} s", flush=True)
     print()
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
 
