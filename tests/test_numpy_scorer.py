@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_scorer
 from vae_anomaly.batch import load_scoring_model, model
-from vae_anomaly.batch.inputs import input_rows
+from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
@@ -195,8 +195,9 @@ def test_the_input_rows_are_counted_from_the_footers_and_the_count_stops_early(t
     for part in range(3):
         training.iloc[part * 200 : (part + 1) * 200].to_parquet(tmp_path / f"part-{part}.parquet")
     (tmp_path / "notes.parquet").write_text("not parquet")  # counts 0: scoring reports it
-    assert input_rows(tmp_path) == 600
-    assert input_rows(tmp_path, stop_above=250) == 400
+    files = input_files(tmp_path)[1]
+    assert parquet_rows(files) == 600
+    assert parquet_rows(files, stop_above=250) == 400
 
 
 def test_a_small_input_is_scored_with_numpy_and_a_large_one_with_torch(training, tmp_path, monkeypatch):
@@ -209,6 +210,16 @@ def test_a_small_input_is_scored_with_numpy_and_a_large_one_with_torch(training,
         load_scoring_model(folder, input_path=tmp_path / "in.parquet").model, VAEAnomalyDetector
     )
     assert isinstance(load_scoring_model(folder).model, VAEAnomalyDetector)  # no input: torch
+
+
+def test_an_input_of_many_files_is_scored_with_torch(training, tmp_path, monkeypatch):
+    folder = saved(VAEAnomalyDetector(epochs=3, random_state=0).fit(training), tmp_path / "m")
+    (tmp_path / "in").mkdir()
+    for part in range(3):
+        training.iloc[part * 10 : (part + 1) * 10].to_parquet(tmp_path / "in" / f"{part}.parquet")
+    assert isinstance(load_scoring_model(folder, input_path=tmp_path / "in").model, NumpyTableScorer)
+    monkeypatch.setattr(model, "NUMPY_SCORING_MAX_FILES", 2)
+    assert isinstance(load_scoring_model(folder, input_path=tmp_path / "in").model, VAEAnomalyDetector)
 
 
 def test_the_command_line_scores_a_small_input_without_torch_or_scikit_learn(training, new_rows, tmp_path):

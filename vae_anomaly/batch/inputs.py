@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -90,13 +91,13 @@ def partition_keys(relative: Path) -> dict[str, str]:
     )
 
 
-def input_rows(input_path: str | os.PathLike[str], *, stop_above: int | None = None) -> int:
-    """How many rows the input's files hold, from their parquet footers (no data is read).
+def parquet_rows(files: Sequence[Path], *, stop_above: int | None = None) -> int:
+    """How many rows parquet files hold, from their footers (no data is read).
 
     Parameters
     ----------
-    input_path : str or PathLike
-        As for :func:`input_files`.
+    files : sequence of Path
+        E.g. the files :func:`input_files` finds.
     stop_above : int or None, default=None
         Stop counting once the count is above this: the answer is then only known to be larger.
 
@@ -104,14 +105,9 @@ def input_rows(input_path: str | os.PathLike[str], *, stop_above: int | None = N
     -------
     int
         A file whose footer cannot be read counts 0 here; scoring reports it as it fails.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        As :func:`input_files`.
     """
     total = 0
-    for file in input_files(input_path)[1]:
+    for file in files:
         try:
             total += pq.read_metadata(file).num_rows
         except (OSError, pa.ArrowException):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from vae_anomaly.batch.inputs import input_rows
+from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.model_location import ModelLocation, locate_model
 from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
 
@@ -22,6 +22,9 @@ from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
 # 4-feature detector: about 180,000 rows). Above it, torch's faster scoring repays its start-up
 # (benchmarks/RESULTS.md, issue 33).
 NUMPY_SCORING_MAX_WORK = 2 * 10**9
+# ... and of at most this many files: counting the rows of more (their footers, on a network file
+# system tens of milliseconds each) would cost what the numpy scorer saves.
+NUMPY_SCORING_MAX_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,20 @@ def _numpy_model(scorer: NumpyTableScorer, signature_kinds: dict[str, str] | Non
     return BatchModel(scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame)
 
 
+def _small_run_scorer(
+    location: ModelLocation, device: str | None, input_path: str | os.PathLike[str]
+) -> NumpyTableScorer | None:
+    """The numpy scorer of a saved folder, where it can score the model and the input is small work."""
+    scorer = None if location.kind != "folder" else load_numpy_scorer(location.path, device)
+    if scorer is None:
+        return None
+    most_rows = NUMPY_SCORING_MAX_WORK // scorer.multiply_adds_per_row
+    files = input_files(input_path)[1]
+    if len(files) > NUMPY_SCORING_MAX_FILES or parquet_rows(files, stop_above=most_rows) > most_rows:
+        return None
+    return scorer
+
+
 def _signature_kinds(location: ModelLocation) -> dict[str, str] | None:
     types = location.column_types
     return None if types is None else {name: _SIGNATURE_KINDS.get(t, "any") for name, t in types.items()}
@@ -161,7 +178,8 @@ def load_scoring_model(
         keeps the model's ``scoring_device``.
     input_path : str or PathLike or None, default=None
         The input it is to score. A saved table detector that can score it on the CPU in at most
-        ``NUMPY_SCORING_MAX_WORK`` multiply-adds is read by the numpy scorer
+        ``NUMPY_SCORING_MAX_WORK`` multiply-adds, from at most ``NUMPY_SCORING_MAX_FILES`` files,
+        is read by the numpy scorer
         (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which starts in a fraction of the time
         torch takes to import; its scores agree with the detector's to about 1e-6 relative. None
         always loads the model with torch.
@@ -178,12 +196,9 @@ def load_scoring_model(
     """
     location = locate_model(source)
     kinds = _signature_kinds(location)
-    if input_path is not None and location.kind == "folder":
-        scorer = load_numpy_scorer(location.path, device)
-        if scorer is not None:
-            most_rows = NUMPY_SCORING_MAX_WORK // scorer.multiply_adds_per_row
-            if input_rows(input_path, stop_above=most_rows) <= most_rows:
-                return _numpy_model(scorer, kinds)
+    scorer = None if input_path is None else _small_run_scorer(location, device, input_path)
+    if scorer is not None:
+        return _numpy_model(scorer, kinds)
     from vae_anomaly.composition import model_parts
     from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import load_located
