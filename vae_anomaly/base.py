@@ -35,6 +35,7 @@ from vae_anomaly.holdout import HeldOut
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.model_rows import ModelRows
 from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
+from vae_anomaly.sample_scores import SCORE_COMPONENTS, SampleScores
 from vae_anomaly.saving import SavedDetector
 from vae_anomaly.scaling import (
     ObservedRows,
@@ -44,9 +45,7 @@ from vae_anomaly.scaling import (
     standardized_arrays,
 )
 from vae_anomaly.scoring import (
-    SCORE_COMPONENTS,
     RowSource,
-    SampleScores,
     contribution_shares,
     pair_scorer,
     score_rows,
@@ -236,7 +235,7 @@ class BaseVAEDetector(
         """A function giving the ``score_method`` scores of ``samples`` (whose standardized ``rows``
         these are) once the module is fitted."""
         model_rows = self._model_rows(samples, rows)
-        return lambda: model_rows.to_samples(self._select(self._score_rows(model_rows), self.score_method))
+        return lambda: model_rows.to_samples(self._score_rows(model_rows).of_kind(self.score_method))
 
     # ------------------------------------------------------------- the hooks
     @abstractmethod
@@ -308,12 +307,6 @@ class BaseVAEDetector(
         with torch_threads(choose_threads(self.n_threads, work)):
             yield scorers[0] if len(scorers) == 1 else pair_scorer(*scorers, self.early_share_)
 
-    @staticmethod
-    def _select(scores: SampleScores, kind: str) -> np.ndarray:
-        if kind not in ("elbo", "reconstruction"):
-            raise ValueError(f"kind must be 'elbo' or 'reconstruction', got {kind!r}.")
-        return scores.neg_elbo if kind == "elbo" else scores.reconstruction_error
-
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each sample (row, or timestamp of a series): higher is more anomalous.
 
@@ -331,9 +324,7 @@ class BaseVAEDetector(
         ndarray of shape (n_samples,), float64
         """
         _, rows = self._scored_rows(X)
-        return rows.to_samples(
-            self._select(self._score_rows(rows), self.score_method if kind is None else kind)
-        )
+        return rows.to_samples(self._score_rows(rows).of_kind(self.score_method if kind is None else kind))
 
     def score_components(self, X: Any) -> pd.DataFrame:
         """Both anomaly scores and the parts of the negative ELBO, one row per sample.

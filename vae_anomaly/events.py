@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from vae_anomaly.model_rows import SeriesWindows
-from vae_anomaly.scoring import SampleScores, contribution_shares
+from vae_anomaly.sample_scores import SampleScores
+from vae_anomaly.scoring import contribution_shares
 
 # A core point's evidence is at least this share of the way from the run's median to its peak.
 CORE_PEAK_SHARE = 0.5
@@ -171,7 +172,6 @@ class FindsEvents:
     anomaly_threshold_: float
     _scored_rows: Callable[[Any], tuple[Any, SeriesWindows]]
     _row_scorer: Callable[[], AbstractContextManager[Callable[..., SampleScores]]]
-    _select: Callable[[SampleScores, str], np.ndarray]
     _feature_names: Callable[[], list[str]]
     probability_of_anomaly: Callable[[np.ndarray], np.ndarray]
 
@@ -221,7 +221,7 @@ class FindsEvents:
         n_channel_columns = min(top_channels, len(names))
         records = []
         with self._row_scorer() as score:
-            scores = rows.to_samples(self._select(score(rows.rows, mask=rows.mask), self.score_method))
+            scores = rows.to_samples(score(rows.rows, mask=rows.mask).of_kind(self.score_method))
             flags = scores > self.anomaly_threshold_
             for first, last in flagged_runs(flags, self.window_ if merge_gap is None else merge_gap):
                 offset, around = rows.around(first, last)

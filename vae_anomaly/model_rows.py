@@ -14,7 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from vae_anomaly.scoring import RowSource, SampleScores
+from vae_anomaly.sample_scores import SampleScores
+from vae_anomaly.scoring import RowSource
 from vae_anomaly.windowing import (
     WindowRule,
     Windows,

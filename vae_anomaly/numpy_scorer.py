@@ -17,6 +17,7 @@ folder of an older format) loads with torch as before: :func:`load_numpy_scorer`
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from safetensors.numpy import load_file
 
 from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_detector
 from vae_anomaly.model_folder import BUNDLE_FILE
-from vae_anomaly.numpy_vae import NumpyVAE, RowScores, module_input
+from vae_anomaly.numpy_vae import NumpyVAE, module_input
+from vae_anomaly.sample_scores import mixed_scores
 from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 from vae_anomaly.value_checks import FLOAT32_MAX, TABLE_NON_FINITE_ADVICE, check_finite
 
@@ -53,8 +55,8 @@ class NumpyTableScorer:
         Its fitted standardization.
     modules : list of NumpyVAE
         Its final module, and its early checkpoint where it kept one.
-    early_share : float
-        The early checkpoint's share of the ``score_method`` score (0 without one).
+    early_share : mapping of {"elbo", "reconstruction"} to float, or None
+        ``early_share_``: the early checkpoint's share of each score kind (None without one).
     score_method : {"elbo", "reconstruction"}
     threshold : float
         ``anomaly_threshold_``: rows scoring above it are flagged.
@@ -71,7 +73,7 @@ class NumpyTableScorer:
         mean: np.ndarray,
         scale: np.ndarray,
         modules: list[NumpyVAE],
-        early_share: float,
+        early_share: Mapping[str, float] | None,
         score_method: str,
         threshold: float,
     ) -> None:
@@ -80,11 +82,6 @@ class NumpyTableScorer:
         self._modules, self._early_share = modules, early_share
         self._score_method, self.threshold = score_method, threshold
         self.multiply_adds_per_row = sum(module.multiply_adds_per_row for module in modules)
-
-    def _kind(self, scores: RowScores) -> np.ndarray:
-        if self._score_method == "elbo":
-            return scores.reconstruction_nll + scores.kl
-        return scores.reconstruction_error
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each row: higher is more anomalous.
@@ -122,11 +119,12 @@ class NumpyTableScorer:
         return score
 
     def _scores(self, x: np.ndarray) -> np.ndarray:
-        """The ``score_method`` score of checked rows, both modules mixed."""
+        """The ``score_method`` score of checked rows, both modules mixed as the detector mixes them."""
         rows = module_input(x, self._mean, self._scale, complete=True)
         with np.errstate(over="ignore", invalid="ignore"):
-            final, *early = (self._kind(module.scores(rows)) for module in self._modules)
-            return (1.0 - self._early_share) * final + self._early_share * early[0] if early else final
+            final, *early = (module.scores(rows) for module in self._modules)
+            scores = final if not early else mixed_scores(final, early[0], self._early_share)
+            return scores.of_kind(self._score_method)
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
@@ -223,6 +221,7 @@ def _scorer(
     mean, scale = arrays["mean_"].astype(np.float64), arrays["scale_"].astype(np.float64)
     if not (mean.shape == scale.shape == (len(names),) == (attributes["module_inputs"],)):
         raise ValueError("the arrays do not fit the features")
-    share = 0.0 if shares is None else float(shares[params["score_method"]])
+    if shares is not None:
+        shares = {kind: float(shares[kind]) for kind in ("elbo", "reconstruction")}
     threshold = -float(attributes["offset_"])
-    return NumpyTableScorer(names, mean, scale, modules, share, params["score_method"], threshold)
+    return NumpyTableScorer(names, mean, scale, modules, shares, params["score_method"], threshold)

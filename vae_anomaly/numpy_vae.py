@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
+
+from vae_anomaly.sample_scores import SampleScores
 
 # The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
 # unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
@@ -24,15 +25,6 @@ MIN_DECODER_VARIANCE = 1e-3
 ENCODER_LOG_VARIANCE_RANGE = (-12.0, 8.0)
 LOG_2PI = math.log(2.0 * math.pi)
 _HEADS = ("to_z_mean", "to_z_log_var", "to_x_mean")
-
-
-class RowScores(NamedTuple):
-    """Each row's reconstruction error, reconstruction term and KL term, as ``scoring.SampleScores``
-    has them, in float64."""
-
-    reconstruction_error: np.ndarray
-    reconstruction_nll: np.ndarray
-    kl: np.ndarray
 
 
 def module_input(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, complete: bool) -> np.ndarray:
@@ -106,7 +98,7 @@ class NumpyVAE:
             x = _silu(self._linear(f"{name}.{2 * i}", x))
         return x
 
-    def scores(self, x: np.ndarray) -> RowScores:
+    def scores(self, x: np.ndarray) -> SampleScores:
         """Score standardized rows at the posterior mean z = mu.
 
         Parameters
@@ -116,9 +108,10 @@ class NumpyVAE:
 
         Returns
         -------
-        RowScores
-            The reconstruction term is the Gaussian negative log-likelihood summed over features,
-            the KL term KL(q(z|x) || N(0, I)) in closed form (see ``model.neg_elbo_terms``).
+        SampleScores
+            Without feature parts, in float64. The reconstruction term is the Gaussian negative
+            log-likelihood summed over features, the KL term KL(q(z|x) || N(0, I)) in closed form
+            (see ``model.neg_elbo_terms``).
         """
         x = x.astype(np.float64)
         hidden = self._mlp("encoder", x)
@@ -128,7 +121,7 @@ class NumpyVAE:
         x_log_var = np.logaddexp(self._weights["x_log_var_raw"], math.log(MIN_DECODER_VARIANCE))
         squared_error = np.square(x - x_mean)
         normalizer = (0.5 * (x_log_var + LOG_2PI)).sum()
-        return RowScores(
+        return SampleScores(
             reconstruction_error=squared_error.mean(axis=1),
             reconstruction_nll=squared_error @ (0.5 * np.exp(-x_log_var)) + normalizer,
             kl=0.5 * (np.square(z_mean) + np.exp(z_log_var) - 1.0 - z_log_var).sum(axis=1),

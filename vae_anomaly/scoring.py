@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from vae_anomaly.model import (
     kl_divergence,
     neg_elbo_terms,
 )
+from vae_anomaly.sample_scores import SampleScores, mixed_scores
 
 SCORING_BATCH_ROWS = 8192
 # On CUDA every batch is padded to one shape per model: the largest power of two of rows within this
@@ -34,62 +35,10 @@ CPU_SCORING_BATCH_BYTES = 4 * 2**20
 # layer of 1-3 outputs (a model's last, for 1-3 features) rounds differently below 16 rows, and at
 # 16-8,192 rows in steps of 16 agrees bit for bit (1 and 2 threads, 3-512 inputs, 1-7 outputs).
 CPU_BATCH_ROW_MULTIPLE = 16
-# The columns of a detector's ``score_components``, in the order of ``SampleScores.components``.
-SCORE_COMPONENTS = ("reconstruction_error", "reconstruction_nll", "kl", "neg_elbo")
 # Integrated gradients of the KL term use this many points between the training mean and the row.
 KL_ATTRIBUTION_STEPS = 32
 _FEATURE_PARTS = ("feature_squared_error", "feature_nll", "feature_kl")
 _PARTS = ("error", "nll", "kl", *_FEATURE_PARTS)
-
-
-class SampleScores(NamedTuple):
-    """Scores of each row; larger values are more anomalous.
-
-    Attributes
-    ----------
-    reconstruction_error : ndarray of shape (n_samples,)
-        Mean squared difference between a row's observed values and their reconstruction, in
-        standardized units.
-    reconstruction_nll : ndarray of shape (n_samples,)
-        The ELBO's reconstruction term, -log p(x|z), summed over features.
-    kl : ndarray of shape (n_samples,)
-        KL(q(z|x) || N(0, I)).
-    feature_squared_error : ndarray of shape (n_samples, n_features) or None
-        Each feature's part of ``reconstruction_error``: they add up to it. Only computed when asked.
-    feature_nll : ndarray of shape (n_samples, n_features) or None
-        Each feature's data-dependent part of the reconstruction term, (x - mean)^2 / (2 var) (scaled
-        like the term when values are missing): the term less its constant normalizer.
-    feature_kl : ndarray of shape (n_samples, n_features) or None
-        Each feature's part of the KL term above the KL of the training-mean row, by integrated
-        gradients through the encoder (see ``score_rows``).
-    """
-
-    reconstruction_error: np.ndarray
-    reconstruction_nll: np.ndarray
-    kl: np.ndarray
-    feature_squared_error: np.ndarray | None = None
-    feature_nll: np.ndarray | None = None
-    feature_kl: np.ndarray | None = None
-
-    @property
-    def neg_elbo(self) -> np.ndarray:
-        """Negative evidence lower bound: reconstruction term plus KL divergence."""
-        return self.reconstruction_nll + self.kl
-
-    def components(self) -> np.ndarray:
-        """The scores as columns, in the order of ``SCORE_COMPONENTS``: shape (n_samples, 4)."""
-        return np.column_stack([self.reconstruction_error, self.reconstruction_nll, self.kl, self.neg_elbo])
-
-    def feature_parts(self, kind: str) -> np.ndarray:
-        """Each feature's part of the ``kind`` score ("elbo" or "reconstruction") of each row.
-
-        For "reconstruction" they add up to the score; for "elbo" to the score less a baseline that
-        does not depend on the row's values: the reconstruction term's normalizer and the KL of the
-        training-mean row.
-        """
-        if self.feature_nll is None or self.feature_kl is None or self.feature_squared_error is None:
-            raise ValueError("The feature parts were not computed: score with per_feature=True.")
-        return self.feature_nll + self.feature_kl if kind == "elbo" else self.feature_squared_error
 
 
 def scoring_batch_rows(n_features: int, device: torch.device) -> int:
@@ -280,25 +229,16 @@ def pair_scorer(
     final, early : callable
         ``score_rows`` bound to each module; the returned scorer takes their arguments.
     early_share : mapping of {"elbo", "reconstruction"} to float in [0, 1)
-        The early weights' share of each score kind: every part of the negative ELBO (the
-        reconstruction term, the KL term and their feature parts) is ``(1 - share) * final + share *
-        early`` with the "elbo" share, the reconstruction error and its feature parts with the
-        "reconstruction" share. A weighted mean keeps the scores in their units, the parts adding up
-        as they do for one model, so ``explain`` holds as it is.
+        The early weights' share of each score kind (see :func:`sample_scores.mixed_scores`).
 
     Returns
     -------
     callable
         Returns the combined ``SampleScores``.
     """
-    reconstruction_parts = ("reconstruction_error", "feature_squared_error")
 
     def score(*args: Any, **kwargs: Any) -> SampleScores:
-        parts, both = {}, (final(*args, **kwargs), early(*args, **kwargs))
-        for name, one, other in zip(SampleScores._fields, *both, strict=True):
-            share = early_share["reconstruction" if name in reconstruction_parts else "elbo"]
-            parts[name] = None if one is None else (1 - share) * one + share * other
-        return SampleScores(**parts)
+        return mixed_scores(final(*args, **kwargs), early(*args, **kwargs), early_share)
 
     return score
 
