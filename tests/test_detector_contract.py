@@ -6,6 +6,8 @@ import dataclasses
 import inspect
 import json
 import pickle
+import typing
+from typing import Literal
 
 import joblib
 import numpy as np
@@ -62,9 +64,11 @@ def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(cls.__init__).parameters)
 
 
-# The series detector validates on random windows and sets its threshold on training scores, as before
-# issue 31, so it keeps the share of validation windows it was tuned with.
-_OWN_DEFAULTS = {TimeSeriesVAEDetector: {"validation_fraction": 0.1}}
+# The defaults the series detector declares for itself: the share of validation windows it was tuned
+# with, binary channels kept as they are, and no early checkpoint.
+_OWN_DEFAULTS = {
+    TimeSeriesVAEDetector: {"validation_fraction": 0.1, "binary_features": "keep", "early_weight": 0.0}
+}
 
 
 @pytest.mark.parametrize("cls", DETECTORS)
@@ -79,6 +83,17 @@ def test_shared_parameters_have_the_base_defaults_and_are_documented(cls):
         if name != "self":
             assert f"\n    {name} : " in cls.__doc__, f"{name} is not documented in {cls.__name__}"
     assert set(shared) <= set(cls._parameter_constraints)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_the_signature_is_keyword_only_and_its_annotations_resolve(cls):
+    # The __init__ is written from fields declared in two modules; its hints must resolve in either.
+    parameters = [p for name, p in _parameters(cls).items() if name != "self"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    hints = typing.get_type_hints(cls.__init__)
+    assert hints["score_method"] == Literal["elbo", "reconstruction"]
+    assert hints["hidden_dims"] == tuple[int, ...]
+    assert set(hints) == {p.name for p in parameters} | {"return"}
 
 
 @pytest.mark.parametrize("cls", DETECTORS)

@@ -10,10 +10,9 @@ the rows' results back to its samples.
 
 from __future__ import annotations
 
-import functools
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -23,18 +22,15 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from vae_anomaly.column_statistics import ColumnStatistics
-from vae_anomaly.devices import (
-    choose_threads,
-    device_copy,
-    resolve_device,
-    scoring_workers,
-    torch_threads,
-)
 from vae_anomaly.fitting import TrainsVAE
 from vae_anomaly.holdout import HeldOut
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.model_rows import ModelRows
-from vae_anomaly.parameters import SHARED_PARAMETER_CONSTRAINTS, with_old_model_defaults
+from vae_anomaly.parameters import (
+    SHARED_PARAMETER_CONSTRAINTS,
+    detector_parameters,
+    with_old_model_defaults,
+)
 from vae_anomaly.sample_scores import SCORE_COMPONENTS, SampleScores
 from vae_anomaly.saving import SavedDetector
 from vae_anomaly.scaling import (
@@ -47,23 +43,23 @@ from vae_anomaly.scaling import (
 from vae_anomaly.scoring import (
     RowSource,
     contribution_shares,
-    pair_scorer,
-    score_rows,
-    scoring_batch_rows,
+    fitted_scorer,
 )
 from vae_anomaly.thresholds import ThresholdedScores
 
 ScoreKind = Literal["elbo", "reconstruction"]
 
 
+@detector_parameters
 class BaseVAEDetector(
     ThresholdedScores, SavedDetector, TrainsVAE, OutlierMixin, BaseEstimator, metaclass=ABCMeta
 ):
     """Base class of the VAE detectors; not for direct use.
 
-    It declares, validates and stores the parameters both detectors share (``SHARED_PARAMETERS_DOC``
-    documents them); a subclass lists them in its own ``__init__`` signature, as scikit-learn needs,
-    forwards them here, and fills the hooks ``_read`` and ``_model_rows``.
+    It declares and validates the parameters both detectors share (``SHARED_PARAMETERS_DOC`` documents
+    them) as fields of ``detector_parameters``, which writes each detector's ``__init__`` from them: a
+    subclass declares only its own parameters (or a shared one's other default) and fills the hooks
+    ``_read`` and ``_model_rows``.
 
     References
     ----------
@@ -80,59 +76,35 @@ class BaseVAEDetector(
     scores_whole_series: ClassVar[bool] = False
     #: The DataFrame column that holds the timestamps, if the detector reads one (a parameter of the
     #: time-series detector); None when timestamps, if any, come from the index.
-    time_column: str | None = None
+    time_column: ClassVar[str | None] = None
     #: What error messages call the features: "Columns" of a table, "Channels" of a series.
     _feature_noun: ClassVar[str] = "Features"
-    #: What scaling does to features of 0s and 1s: "keep" or "standardize" (a parameter of each
-    #: detector, whose defaults differ).
-    binary_features: Literal["keep", "standardize"]
 
-    def __init__(
-        self,
-        *,
-        min_relative_scale: float = 0.01,
-        latent_dim: int = 8,
-        hidden_dims: tuple[int, ...] = (64, 32),
-        beta: float = 1.0,
-        kl_warmup_epochs: int = 10,
-        epochs: int | Literal["auto"] = "auto",
-        batch_size: int | Literal["auto"] = "auto",
-        learning_rate: float = 1e-2,
-        weight_decay: float = 1e-5,
-        gap_injection: float | Literal["auto"] = "auto",
-        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
-        validation_fraction: float = 0.2,
-        patience: int = 30,
-        score_method: ScoreKind = "elbo",
-        mc_samples: int | None = None,
-        contamination: float | Literal["auto"] = "auto",
-        device: str = "auto",
-        scoring_device: str = "auto",
-        n_threads: int | Literal["auto"] = "auto",
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-    ) -> None:
-        self.min_relative_scale = min_relative_scale
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.beta = beta
-        self.kl_warmup_epochs = kl_warmup_epochs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.gap_injection = gap_injection
-        self.gap_fill = gap_fill
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.score_method = score_method
-        self.mc_samples = mc_samples
-        self.contamination = contamination
-        self.device = device
-        self.scoring_device = scoring_device
-        self.n_threads = n_threads
-        self.random_state = random_state
-        self.verbose = verbose
+    min_relative_scale: float = 0.01
+    latent_dim: int = 8
+    hidden_dims: tuple[int, ...] = (64, 32)
+    beta: float = 1.0
+    kl_warmup_epochs: int = 10
+    epochs: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-5
+    gap_injection: float | Literal["auto"] = "auto"
+    gap_fill: Literal["reconstruction", "mean"] = "reconstruction"
+    validation_fraction: float = 0.2
+    patience: int = 30
+    score_method: ScoreKind = "elbo"
+    mc_samples: int | None = None
+    contamination: float | Literal["auto"] = "auto"
+    device: str = "auto"
+    scoring_device: str = "auto"
+    n_threads: int | Literal["auto"] = "auto"
+    random_state: int | np.random.RandomState | None = None
+    verbose: int = 0
+    #: What scaling does to features of 0s and 1s, and the weight of the early checkpoint's scores:
+    #: parameters of each detector, whose defaults differ (the time-series detector declares its own).
+    binary_features: Literal["keep", "standardize"] = "standardize"
+    early_weight: float = 0.5
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A detector pickled before a parameter existed was fitted with the behaviour it now turns on.
@@ -285,27 +257,18 @@ class BaseVAEDetector(
         with self._row_scorer() as score:
             return score(rows.rows, mask=rows.mask)
 
-    @contextmanager
-    def _row_scorer(self) -> Iterator[Callable[..., SampleScores]]:
-        """``score_rows`` with the fitted module on the scoring device (``scoring_device``), its latent
-        draws and its scoring workers, paired with the early module where one was kept
-        (``pair_scorer``); torch's threads are set inside the block."""
-        device = resolve_device(self.scoring_device)
-        work = scoring_batch_rows(self.module_.n_features, device) * self.module_.multiply_adds_per_row()
-        workers = scoring_workers(self.n_threads, work) if device.type == "cpu" else 1
-        scorers = [
-            functools.partial(
-                score_rows,
-                module if device.type == "cpu" else device_copy(module, device),
-                latent_noise=self.latent_noise_,
-                workers=workers,
-                refill_gaps=self._refills_gaps,
-            )
-            for module in (self.module_, self.early_module_)
-            if module is not None
-        ]
-        with torch_threads(choose_threads(self.n_threads, work)):
-            yield scorers[0] if len(scorers) == 1 else pair_scorer(*scorers, self.early_share_)
+    def _row_scorer(self) -> AbstractContextManager[Callable[..., SampleScores]]:
+        """``score_rows`` with the fitted module (and its early checkpoint, if kept) on the scoring
+        device, as :func:`scoring.fitted_scorer` sets it up."""
+        return fitted_scorer(
+            self.module_,
+            self.early_module_,
+            self.early_share_,
+            latent_noise=self.latent_noise_,
+            device=self.scoring_device,
+            n_threads=self.n_threads,
+            refill_gaps=self._refills_gaps,
+        )
 
     def anomaly_score(self, X: Any, kind: ScoreKind | None = None) -> np.ndarray:
         """Anomaly score of each sample (row, or timestamp of a series): higher is more anomalous.

@@ -8,17 +8,18 @@ import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
-from vae_anomaly.base import BaseVAEDetector, ScoreKind
+from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.holdout import HeldOut, held_out_rows
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import TableRows
-from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.parameters import detector_parameters, document_shared_parameters
 from vae_anomaly.scoring import RowSource
 from vae_anomaly.user_warnings import warn
 from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_rows_observed
 
 
 @document_shared_parameters
+@detector_parameters
 class VAEAnomalyDetector(BaseVAEDetector):
     """Unsupervised anomaly detector scoring rows with a variational autoencoder.
 
@@ -123,60 +124,7 @@ class VAEAnomalyDetector(BaseVAEDetector):
     _auto_gap_injection: ClassVar[float] = 0.2
     _feature_noun: ClassVar[str] = "Columns"
 
-    def __init__(
-        self,
-        *,
-        missing: Literal["error", "skip"] = "error",
-        binary_features: Literal["keep", "standardize"] = "standardize",
-        early_weight: float = 0.5,
-        min_relative_scale: float = 0.01,
-        latent_dim: int = 8,
-        hidden_dims: tuple[int, ...] = (64, 32),
-        beta: float = 1.0,
-        kl_warmup_epochs: int = 10,
-        epochs: int | Literal["auto"] = "auto",
-        batch_size: int | Literal["auto"] = "auto",
-        learning_rate: float = 1e-2,
-        weight_decay: float = 1e-5,
-        gap_injection: float | Literal["auto"] = "auto",
-        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
-        validation_fraction: float = 0.2,
-        patience: int = 30,
-        score_method: ScoreKind = "elbo",
-        mc_samples: int | None = None,
-        contamination: float | Literal["auto"] = "auto",
-        device: str = "auto",
-        scoring_device: str = "auto",
-        n_threads: int | Literal["auto"] = "auto",
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(
-            min_relative_scale=min_relative_scale,
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            gap_injection=gap_injection,
-            gap_fill=gap_fill,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            score_method=score_method,
-            mc_samples=mc_samples,
-            contamination=contamination,
-            device=device,
-            scoring_device=scoring_device,
-            n_threads=n_threads,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.missing = missing
-        self.binary_features = binary_features
-        self.early_weight = early_weight
+    missing: Literal["error", "skip"] = "error"
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

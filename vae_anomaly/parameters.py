@@ -3,6 +3,8 @@ models saved or pickled before a parameter existed were fitted with."""
 
 from __future__ import annotations
 
+import typing
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
@@ -11,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from vae_anomaly.scaling import no_binary_features
 
 SHARED_PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
-    # These two are not in the base's __init__: each detector declares them with defaults of its own.
+    # These two have defaults of each detector's own (the time-series detector declares its own).
     "binary_features": [StrOptions({"keep", "standardize"})],
     "early_weight": [Interval(Real, 0, None, closed="left")],
     "min_relative_scale": [Interval(Real, 0, None, closed="left")],
@@ -161,6 +163,27 @@ _PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {
     "gap_fill": "mean",
     "min_relative_scale": 0.0,
 }
+
+
+def detector_parameters(cls: type) -> type:
+    """Class decorator: write a detector's ``__init__`` from its parameters, declared as annotated
+    class attributes with their defaults (a dataclass's fields).
+
+    Every argument is keyword-only and stored unchanged, as scikit-learn's ``get_params``, ``clone``
+    and ``set_params`` need, and a subclass inherits the parameters declared above it; equality,
+    hashing and ``repr`` stay scikit-learn's. The ``__init__``'s annotations are resolved where each
+    parameter is declared, so that ``typing.get_type_hints`` reads them in any subclass's module.
+    """
+    cls = dataclass(eq=False, repr=False, kw_only=True)(cls)
+    declared: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's declaration replaces its base's
+        if "__dataclass_fields__" in vars(klass):
+            hints = typing.get_type_hints(klass)  # evaluated in klass's module; its own come last
+            declared.update({name: hints[name] for name in vars(klass).get("__annotations__", {})})
+    cls.__init__.__annotations__ = {  # type: ignore[misc]
+        name: declared.get(name, annotation) for name, annotation in cls.__init__.__annotations__.items()
+    }
+    return cls
 
 
 def document_shared_parameters(cls: type) -> type:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from vae_anomaly.devices import (
+    choose_threads,
+    device_copy,
+    resolve_device,
+    scoring_workers,
+    torch_threads,
+)
 from vae_anomaly.model import (
     GaussianVAE,
     VAEOutput,
@@ -219,28 +228,61 @@ def score_rows(
     )
 
 
-def pair_scorer(
-    final: Callable[..., SampleScores], early: Callable[..., SampleScores], early_share: Mapping[str, float]
-) -> Callable[..., SampleScores]:
-    """A scorer of a model's final weights and an early checkpoint of them, as one.
+@contextmanager
+def fitted_scorer(
+    module: GaussianVAE,
+    early_module: GaussianVAE | None,
+    early_share: Mapping[str, float] | None,
+    *,
+    latent_noise: torch.Tensor | None,
+    device: str,
+    n_threads: int | Literal["auto"],
+    refill_gaps: bool,
+) -> Iterator[Callable[..., SampleScores]]:
+    """``score_rows`` with a fitted module on the scoring device, its workers and torch's threads.
 
     Parameters
     ----------
-    final, early : callable
-        ``score_rows`` bound to each module; the returned scorer takes their arguments.
-    early_share : mapping of {"elbo", "reconstruction"} to float in [0, 1)
-        The early weights' share of each score kind (see :func:`sample_scores.mixed_scores`).
+    module : GaussianVAE
+        The fitted module (kept on the CPU; copied to another device once per device).
+    early_module : GaussianVAE or None
+        An early checkpoint of its weights, scored beside it and mixed in by ``early_share`` (see
+        :func:`sample_scores.mixed_scores`); None scores ``module`` alone.
+    early_share : mapping of {"elbo", "reconstruction"} to float in [0, 1), or None
+        The early weights' share of each score kind.
+    latent_noise : Tensor or None
+        The fixed latent draws of Monte Carlo scoring (see :func:`score_rows`).
+    device : str
+        The scoring device, as ``devices.resolve_device`` takes it.
+    n_threads : int or "auto"
+        torch's threads and the scoring workers on the CPU (see ``devices.choose_threads``).
+    refill_gaps : bool
+        Score rows with gaps refilled from the model's reconstruction (see :func:`score_rows`).
 
-    Returns
-    -------
+    Yields
+    ------
     callable
-        Returns the combined ``SampleScores``.
+        Takes ``score_rows``' rows and ``mask``; returns the ``SampleScores``. torch's threads are
+        set while the block runs.
     """
+    resolved = resolve_device(device)
+    work = scoring_batch_rows(module.n_features, resolved) * module.multiply_adds_per_row()
+    workers = scoring_workers(n_threads, work) if resolved.type == "cpu" else 1
 
-    def score(*args: Any, **kwargs: Any) -> SampleScores:
+    def bound(each: GaussianVAE) -> Callable[..., SampleScores]:
+        on_device = each if resolved.type == "cpu" else device_copy(each, resolved)
+        return functools.partial(
+            score_rows, on_device, latent_noise=latent_noise, workers=workers, refill_gaps=refill_gaps
+        )
+
+    final = bound(module)
+    early = None if early_module is None or early_share is None else bound(early_module)
+
+    def mixed(*args: Any, **kwargs: Any) -> SampleScores:
         return mixed_scores(final(*args, **kwargs), early(*args, **kwargs), early_share)
 
-    return score
+    with torch_threads(choose_threads(n_threads, work)):
+        yield final if early is None else mixed
 
 
 def _normalizer_over_all_features(

@@ -11,13 +11,13 @@ import pandas as pd
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from vae_anomaly.base import BaseVAEDetector, ScoreKind
+from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.column_statistics import ColumnStatistics
 from vae_anomaly.events import FindsEvents
 from vae_anomaly.holdout import BLOCK_SERIES_WINDOWS, HeldOut, held_out_blocks
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import SeriesWindows
-from vae_anomaly.parameters import document_shared_parameters
+from vae_anomaly.parameters import detector_parameters, document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
 from vae_anomaly.thresholds import offset_from, robust_spread
@@ -35,6 +35,7 @@ from vae_anomaly.windowing import (
 
 
 @document_shared_parameters
+@detector_parameters
 class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     """Anomaly detector for time series: a VAE over sliding windows, one score per timestamp.
 
@@ -166,66 +167,13 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     }
     _feature_noun: ClassVar[str] = "Channels"
 
-    def __init__(
-        self,
-        *,
-        window: int | Literal["auto"] = "auto",
-        stride: int = 4,
-        aggregation: WindowRule = "max",
-        time_column: str | None = None,
-        binary_features: Literal["keep", "standardize"] = "keep",
-        early_weight: float = 0.0,
-        min_relative_scale: float = 0.01,
-        latent_dim: int = 8,
-        hidden_dims: tuple[int, ...] = (64, 32),
-        beta: float = 1.0,
-        kl_warmup_epochs: int = 10,
-        epochs: int | Literal["auto"] = "auto",
-        batch_size: int | Literal["auto"] = "auto",
-        learning_rate: float = 1e-2,
-        weight_decay: float = 1e-5,
-        gap_injection: float | Literal["auto"] = "auto",
-        gap_fill: Literal["reconstruction", "mean"] = "reconstruction",
-        validation_fraction: float = 0.1,
-        patience: int = 30,
-        score_method: ScoreKind = "elbo",
-        mc_samples: int | None = None,
-        contamination: float | Literal["auto"] = "auto",
-        device: str = "auto",
-        scoring_device: str = "auto",
-        n_threads: int | Literal["auto"] = "auto",
-        random_state: int | np.random.RandomState | None = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(
-            min_relative_scale=min_relative_scale,
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            beta=beta,
-            kl_warmup_epochs=kl_warmup_epochs,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            gap_injection=gap_injection,
-            gap_fill=gap_fill,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            score_method=score_method,
-            mc_samples=mc_samples,
-            contamination=contamination,
-            device=device,
-            scoring_device=scoring_device,
-            n_threads=n_threads,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.window = window
-        self.stride = stride
-        self.aggregation = aggregation
-        self.time_column = time_column
-        self.binary_features = binary_features
-        self.early_weight = early_weight
+    window: int | Literal["auto"] = "auto"
+    stride: int = 4
+    aggregation: WindowRule = "max"
+    time_column: str | None = None  # a parameter here; a class attribute of the base
+    binary_features: Literal["keep", "standardize"] = "keep"
+    early_weight: float = 0.0
+    validation_fraction: float = 0.1
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
