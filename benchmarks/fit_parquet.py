@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from data_sources import write_once
 
 N_FEATURES = 32
 LATENT = 4
@@ -72,19 +73,16 @@ def synthetic_table(n_rows: int, seed: int) -> pa.Table:
 
 def make_data(root: Path, n_rows: int) -> None:
     """Write the training folder and the test file under ``root``, unless they are there already."""
-    train = root / "train"
-    if not (root / "test.parquet").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        pq.write_table(synthetic_table(TEST_ROWS, seed=1), root / "test.parquet")
-    if train.exists():
-        return
-    partial = root / ".train.partial"
-    partial.mkdir(parents=True, exist_ok=True)
-    for part, start in enumerate(range(0, n_rows, ROWS_PER_FILE)):
-        table = synthetic_table(min(ROWS_PER_FILE, n_rows - start), seed=1000 + part)
-        pq.write_table(table, partial / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP_ROWS)
-        print(f"wrote {start + table.num_rows:,} rows", file=sys.stderr, flush=True)
-    partial.rename(train)  # a folder cut short by an interrupted run is never taken for the data
+    write_once(root / "test.parquet", lambda path: pq.write_table(synthetic_table(TEST_ROWS, seed=1), path))
+
+    def write_training(folder: Path) -> None:
+        folder.mkdir()
+        for part, start in enumerate(range(0, n_rows, ROWS_PER_FILE)):
+            table = synthetic_table(min(ROWS_PER_FILE, n_rows - start), seed=1000 + part)
+            pq.write_table(table, folder / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP_ROWS)
+            print(f"wrote {start + table.num_rows:,} rows", file=sys.stderr, flush=True)
+
+    write_once(root / "train", write_training)
 
 
 def peak_rss_mb() -> float:

@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from data_sources import write_once
 from fit_parquet import parsed_arguments, peak_rss_mb, run_measurement, timed_fit
 from scipy.signal import lfilter
 
@@ -81,16 +82,15 @@ def training_part(start: int, n_rows: int, total: int) -> pa.Table:
 
 def make_data(root: Path, n_rows: int) -> None:
     """Write the training series under ``root``/train, unless it is there already."""
-    train = root / "train"
-    if train.exists():
-        return
-    partial = root / ".train.partial"
-    partial.mkdir(parents=True, exist_ok=True)
-    for part, start in enumerate(range(0, n_rows, ROWS_PER_FILE)):
-        table = training_part(start, min(ROWS_PER_FILE, n_rows - start), n_rows)
-        pq.write_table(table, partial / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP_ROWS)
-        print(f"wrote {start + table.num_rows:,} rows", file=sys.stderr, flush=True)
-    partial.rename(train)  # a folder cut short by an interrupted run is never taken for the data
+
+    def write_training(folder: Path) -> None:
+        folder.mkdir()
+        for part, start in enumerate(range(0, n_rows, ROWS_PER_FILE)):
+            table = training_part(start, min(ROWS_PER_FILE, n_rows - start), n_rows)
+            pq.write_table(table, folder / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP_ROWS)
+            print(f"wrote {start + table.num_rows:,} rows", file=sys.stderr, flush=True)
+
+    write_once(root / "train", write_training)
 
 
 def test_series(n_rows: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:

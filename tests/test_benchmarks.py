@@ -6,12 +6,14 @@ once broke the window baselines) before a benchmark run of many minutes does.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +192,38 @@ def test_a_benchmark_without_its_data_says_where_the_data_comes_from(tmp_path, s
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert source in done.stderr and str(tmp_path / "absent") in done.stderr
+
+
+def _benchmark_module(name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def test_benchmark_data_is_never_written_through_a_planted_link(tmp_path, monkeypatch):
+    fit_parquet = _benchmark_module("fit_parquet", monkeypatch)
+    root, elsewhere, precious = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "precious"
+    root.mkdir()
+    elsewhere.mkdir()
+    precious.write_text("keep")
+    (root / ".train.partial").symlink_to(elsewhere)  # the scratch name the benchmark once used
+    (root / "test.parquet").symlink_to(precious)  # a link where the test file goes: read, never written
+    fit_parquet.make_data(root, 1000)
+    assert list(elsewhere.iterdir()) == [] and precious.read_text() == "keep"
+    assert pq.read_table(root / "train").num_rows == 1000
+    assert sorted(path.name for path in root.iterdir()) == [".train.partial", "test.parquet", "train"]
+
+
+def test_benchmark_data_replaces_nothing_that_appears_while_it_is_written(tmp_path, monkeypatch):
+    write_once = _benchmark_module("data_sources", monkeypatch).write_once
+    target = tmp_path / "test.parquet"
+
+    def racing(path):
+        path.write_text("ours")
+        target.write_text("theirs")
+
+    with pytest.raises(FileExistsError):
+        write_once(target, racing)
+    assert target.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == ["test.parquet"]
+    (tmp_path / "train").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SystemExit, match="train is a link to nothing"):
+        write_once(tmp_path / "train", racing)
