@@ -47,3 +47,30 @@ def test_a_row_that_overflows_float32_is_most_anomalous_in_any_batch_with_its_sq
     np.testing.assert_array_equal(scores.feature_nll[overflowing], expected)
     np.testing.assert_array_equal(scores.feature_squared_error[overflowing], expected)
     assert (scores.feature_kl[overflowing] == 0).all()
+
+
+def test_gaps_are_refilled_from_a_pass_over_the_rows_with_gaps_alone_with_the_same_scores(monkeypatch):
+    module = GaussianVAE(6, (16,), 3, torch.Generator().manual_seed(0)).eval()
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(1000, 6)).astype(np.float32)
+    mask = np.ones_like(rows)
+    gapped = rng.choice(len(rows), 37, replace=False)
+    mask[gapped, rng.integers(0, 6, len(gapped))] = 0
+    rows[mask == 0] = 0.0  # the training mean, standardized
+    passed = []
+    fill_gaps = GaussianVAE.fill_gaps
+
+    def counted(self, x, observed):
+        passed.append(len(x))
+        return fill_gaps(self, x, observed)
+
+    monkeypatch.setattr(GaussianVAE, "fill_gaps", counted)
+
+    together = score_rows(module, rows, mask=mask, refill_gaps=True)
+
+    assert passed == [48]  # the 37 rows with a gap, padded to a multiple of 16 as any CPU batch is
+    alone = score_rows(module, rows[gapped], mask=mask[gapped], refill_gaps=True)
+    np.testing.assert_array_equal(together.reconstruction_nll[gapped], alone.reconstruction_nll)
+    np.testing.assert_array_equal(together.kl[gapped], alone.kl)
+    complete = np.setdiff1d(np.arange(len(rows)), gapped)
+    np.testing.assert_array_equal(together.kl[complete], score_rows(module, rows[complete]).kl)

@@ -172,7 +172,7 @@ def score_rows(
         observed = None if mask is None else _fixed_shape(batch_tensor(mask, rows), batch_rows)
         # A batch without gaps is its own refill: the extra pass is spent only where a value is missing.
         refill = None if observed is None or not refill_gaps or bool(observed.all()) else observed
-        given, batch = batch, batch if refill is None else module.fill_gaps(batch, refill)
+        given, batch = batch, batch if refill is None else _refilled(module, batch, refill, batch_rows)
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = kl = feature_squared_error = feature_nll = None
         for eps in noise:
@@ -349,6 +349,25 @@ def _score_overflow_as_most_anomalous(
 
 def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     return part if total is None else total + part
+
+
+def _refilled(
+    module: GaussianVAE, batch: torch.Tensor, observed: torch.Tensor, batch_rows: int
+) -> torch.Tensor:
+    """``module.fill_gaps`` of a batch, with the reconstruction run on the rows that have a gap alone.
+
+    On the CPU those rows are padded as a batch is (``_fixed_shape``), so each gets the values a pass
+    over the whole batch gives it, at the cost of the rows with gaps; on CUDA, where every batch has
+    one shape, the whole batch is passed.
+    """
+    if batch.device.type == "cuda":
+        return module.fill_gaps(batch, observed)
+    gapped = torch.nonzero(~(observed > 0).all(dim=1)).squeeze(1)
+    if len(gapped) == len(batch):
+        return module.fill_gaps(batch, observed)
+    rows = _fixed_shape(batch[gapped], batch_rows)
+    filled = module.fill_gaps(rows, _fixed_shape(observed[gapped], batch_rows))[: len(gapped)]
+    return batch.index_copy(0, gapped, filled)
 
 
 def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
