@@ -234,7 +234,7 @@ def fitted_scorer(
     early_module: GaussianVAE | None,
     early_share: Mapping[str, float] | None,
     *,
-    latent_noise: torch.Tensor | None,
+    latent_noise: np.ndarray | torch.Tensor | None,
     device: str,
     n_threads: int | Literal["auto"],
     refill_gaps: bool,
@@ -250,7 +250,7 @@ def fitted_scorer(
         :func:`sample_scores.mixed_scores`); None scores ``module`` alone.
     early_share : mapping of {"elbo", "reconstruction"} to float in [0, 1), or None
         The early weights' share of each score kind.
-    latent_noise : Tensor or None
+    latent_noise : ndarray or Tensor of shape (n_draws, latent_dim), or None
         The fixed latent draws of Monte Carlo scoring (see :func:`score_rows`).
     device : str
         The scoring device, as ``devices.resolve_device`` takes it.
