@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import subprocess
 import sys
@@ -87,10 +86,10 @@ def _one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
 # ------------------------------------------------------------------------- untrusted code
 def _logged_model_folder(detector, tmp_path: Path) -> Path:
     """A real model logged by tracking.log_model, downloaded from a sqlite store in tmp_path (its
-    artifacts too: the store puts them in ./mlruns, so the working folder is tmp_path meanwhile)."""
+    artifacts beside it)."""
     tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        with contextlib.chdir(tmp_path), mlflow.start_run():
+        with mlflow.start_run():
             info = tracking.log_model(detector, "model", input_example=_frame(5))
         return Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "logged")))
     finally:

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipelines import tabular_pipeline
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, tracking
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
+from vae_anomaly.tracking.store import ARTIFACTS_FOLDER
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -55,6 +56,34 @@ def test_default_store_is_local_sqlite(monkeypatch):
     assert tracking.use_tracking_store() == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     assert tracking.use_tracking_store() == "sqlite:///elsewhere.db"
+
+
+def test_a_new_sqlite_store_keeps_artifacts_beside_its_file_not_in_the_working_folder(
+    planted_frame, tmp_path, monkeypatch
+):
+    working, elsewhere = tmp_path / "work", tmp_path / "stores"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    for uri, folder in [
+        (f"sqlite:///{elsewhere / 'a' / 'mlflow.db'}", elsewhere / "a"),
+        ("sqlite:///relative/mlflow.db", working / "relative"),
+    ]:
+        folder.mkdir(parents=True)
+        tracking.use_tracking_store(uri)
+        with mlflow.start_run():
+            detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(planted_frame)
+            tracking.log_model(detector, "model", input_example=planted_frame.head(3))
+            mlflow.log_text("x", "note.txt")
+        expected = (folder / ARTIFACTS_FOLDER / "0").resolve().as_uri()
+        assert MlflowClient(uri).get_experiment("0").artifact_location == expected
+        assert any((folder / ARTIFACTS_FOLDER / "0").rglob("note.txt"))
+    assert sorted(path.name for path in working.iterdir()) == ["relative"]  # no ./mlruns
+
+
+def test_an_existing_store_keeps_its_artifact_location(store):
+    before = MlflowClient(store).get_experiment("0").artifact_location
+    tracking.use_tracking_store(store)
+    assert MlflowClient(store).get_experiment("0").artifact_location == before
 
 
 def test_autolog_logs_params_epoch_metrics_summary_and_plots(planted):

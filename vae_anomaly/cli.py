@@ -271,9 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Nothing here imports torch or scikit-learn: a small input for a saved table detector is scored
     # with numpy (batch.load_scoring_model), and the start-up is most of such a run.
     from vae_anomaly.batch import OutputBusyError, SchemaError, load_scoring_model, score_parquet
-    from vae_anomaly.model_location import is_mlflow_source
+    from vae_anomaly.model_location import is_mlflow_uri
 
-    if is_mlflow_source(arguments.model):  # MLflow is imported only when the model comes from it
+    if is_mlflow_uri(arguments.model):  # MLflow's store only for a URI; a local folder needs none
         from vae_anomaly.tracking.store import use_tracking_store
 
         use_tracking_store()  # models:/ URIs resolve in $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db

@@ -58,8 +58,23 @@ def is_mlflow_source(source: str | os.PathLike[str]) -> bool:
     -------
     bool
     """
+    return is_mlflow_uri(source) or (Path(source) / "MLmodel").is_file()
+
+
+def is_mlflow_uri(source: str | os.PathLike[str]) -> bool:
+    """Whether ``source`` is a URI that MLflow resolves (``models:/``, ``runs:/``, ``s3://``, ...),
+    rather than a local path.
+
+    Parameters
+    ----------
+    source : str or PathLike
+
+    Returns
+    -------
+    bool
+    """
     text = str(source)
-    return "://" in text or text.startswith(("models:/", "runs:/")) or (Path(text) / "MLmodel").is_file()
+    return "://" in text or text.startswith(("models:/", "runs:/"))
 
 
 def locate_model(source: str | os.PathLike[str]) -> ModelLocation:
