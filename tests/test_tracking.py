@@ -478,6 +478,16 @@ def test_register_model_checks_its_arguments(tabular):
         tracking.register_model("runs:/x/model", "detector", validation_data=tabular[0])
 
 
+def test_logging_a_model_draws_no_download_bars(fitted_pipeline, tabular, capfd, monkeypatch):
+    from vae_anomaly.model_location import PROGRESS_BAR_VARIABLE
+
+    monkeypatch.delenv(PROGRESS_BAR_VARIABLE, raising=False)
+    with mlflow.start_run():
+        tracking.log_model(fitted_pipeline, "model", input_example=tabular[0].head(5))
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert PROGRESS_BAR_VARIABLE not in os.environ
+
+
 def test_loading_and_evaluating_a_model_draw_no_download_bars(fitted_pipeline, tabular, monkeypatch):
     from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 

@@ -19,7 +19,7 @@ import vae_anomaly
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
-from vae_anomaly.model_location import BUNDLE_ARTIFACT, MODEL_CODE_FILE
+from vae_anomaly.model_location import BUNDLE_ARTIFACT, MODEL_CODE_FILE, quiet_artifact_downloads
 from vae_anomaly.pyfunc import INPUT_COLUMNS_CONFIG
 
 PACKAGE_DIR = Path(vae_anomaly.__file__).resolve().parent
@@ -98,14 +98,15 @@ def log_model(
         bundle = save_bundle(model, Path(scratch) / BUNDLE_ARTIFACT)
         code = Path(scratch) / "code" / PACKAGE_DIR.name
         shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__"))
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(MODEL_CODE),
-            artifacts={BUNDLE_ARTIFACT: str(bundle)},
-            code_paths=[str(code)],
-            signature=signature,
-            input_example=input_example,
-            model_config={INPUT_COLUMNS_CONFIG: [str(column) for column in input_example.columns]},
-            pip_requirements=_model_requirements(model),
-            registered_model_name=registered_model_name,
-        )
+        with quiet_artifact_downloads():  # MLflow loads the model back to check the input example
+            return mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(MODEL_CODE),
+                artifacts={BUNDLE_ARTIFACT: str(bundle)},
+                code_paths=[str(code)],
+                signature=signature,
+                input_example=input_example,
+                model_config={INPUT_COLUMNS_CONFIG: [str(column) for column in input_example.columns]},
+                pip_requirements=_model_requirements(model),
+                registered_model_name=registered_model_name,
+            )
