@@ -170,9 +170,13 @@ def score_rows(
         n_rows = len(values)
         batch = _fixed_shape(values, batch_rows)
         observed = None if mask is None else _fixed_shape(batch_tensor(mask, rows), batch_rows)
-        # A batch without gaps is its own refill: the extra pass is spent only where a value is missing.
-        refill = None if observed is None or not refill_gaps or bool(observed.all()) else observed
-        given, batch = batch, batch if refill is None else _refilled(module, batch, refill, batch_rows)
+        # A row without gaps is its own refill: the extra pass is spent only where a value is missing
+        # (padding rows, all 0 in ``observed``, count among them and are cut off with the rest).
+        gapped = None if observed is None or not refill_gaps else torch.nonzero(~observed.all(dim=1))[:, 0]
+        refill = None if gapped is None or not len(gapped) else observed
+        given = batch
+        if refill is not None:
+            batch = _refilled(module, given, refill, gapped, batch_rows)
         z_mean, z_log_var = module.encode(batch)
         squared_error = nll = kl = feature_squared_error = feature_nll = None
         for eps in noise:
@@ -352,18 +356,16 @@ def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
 
 
 def _refilled(
-    module: GaussianVAE, batch: torch.Tensor, observed: torch.Tensor, batch_rows: int
+    module: GaussianVAE, batch: torch.Tensor, observed: torch.Tensor, gapped: torch.Tensor, batch_rows: int
 ) -> torch.Tensor:
-    """``module.fill_gaps`` of a batch, with the reconstruction run on the rows that have a gap alone.
+    """``module.fill_gaps`` of a batch, with the reconstruction run on its rows with a gap (``gapped``,
+    their positions) alone.
 
     On the CPU those rows are padded as a batch is (``_fixed_shape``), so each gets the values a pass
     over the whole batch gives it, at the cost of the rows with gaps; on CUDA, where every batch has
     one shape, the whole batch is passed.
     """
-    if batch.device.type == "cuda":
-        return module.fill_gaps(batch, observed)
-    gapped = torch.nonzero(~(observed > 0).all(dim=1)).squeeze(1)
-    if len(gapped) == len(batch):
+    if batch.device.type == "cuda" or len(gapped) == len(batch):
         return module.fill_gaps(batch, observed)
     rows = _fixed_shape(batch[gapped], batch_rows)
     filled = module.fill_gaps(rows, _fixed_shape(observed[gapped], batch_rows))[: len(gapped)]
