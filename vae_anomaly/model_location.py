@@ -118,11 +118,7 @@ def _locate_mlflow(text: str) -> ModelLocation:
     from mlflow.models import Model
 
     try:
-        local = (
-            Path(text)
-            if (Path(text) / "MLmodel").is_file()
-            else Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
-        )
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text) if is_mlflow_uri(text) else text)
     except (MlflowException, OSError) as error:
         raise ValueError(f"Cannot load the MLflow model {text}: {error}") from error
     try:
