@@ -21,6 +21,7 @@ describes them (see ``benchmarks/timeseries.py`` and ``benchmarks/multivariate.p
 
     python benchmarks/event_f1.py                      # NAB and the multivariate series
     python benchmarks/event_f1.py --sets nab --csv /tmp/events_nab.csv
+    python benchmarks/event_f1.py --baselines ''       # the detector alone
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import multivariate
@@ -45,6 +46,7 @@ from vae_anomaly.windowing import auto_window
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 0
+BASELINES = ("knn_window", "iforest_window")
 
 
 def joined(flagged: np.ndarray, window: int) -> np.ndarray:
@@ -92,8 +94,8 @@ def measured(
     return records
 
 
-def nab_records(folder: Path, params: dict) -> list[dict]:
-    """Every NAB series with a labelled anomaly in its last 70%."""
+def nab_records(folder: Path, params: dict, baselines: Sequence[str] = BASELINES) -> list[dict]:
+    """Every NAB series with a labelled anomaly in its last 70%; ``baselines`` beside the detector."""
     paths = files_or_exit(folder, "**/*.parquet", "nab")
     window = auto_window(1)
     probe = TimeSeriesVAEDetector(random_state=SEED)
@@ -104,9 +106,9 @@ def nab_records(folder: Path, params: dict) -> list[dict]:
         if labels[n_train:].sum() == 0:
             continue
         flags = detector_flags(series, n_train, params)
-        for name in ("knn_window", "iforest"):
+        for method in baselines:
+            name = "iforest" if method == "iforest_window" else method
             scores = timeseries._baseline_scores(name, series, n_train, probe)
-            method = "iforest_window" if name == "iforest" else name
             flags[method] = run_flags(scores, n_train, window)
         half = ("even", "odd")[position % 2]
         records += measured(path.stem, "NAB", half, flags, labels, n_train)
@@ -114,12 +116,13 @@ def nab_records(folder: Path, params: dict) -> list[dict]:
     return records
 
 
-def multivariate_records(folder: Path, params: dict) -> list[dict]:
-    """Every multivariate dev series with a labelled anomaly among its test rows."""
+def multivariate_records(folder: Path, params: dict, baselines: Sequence[str] = BASELINES) -> list[dict]:
+    """Every multivariate dev series with a labelled anomaly among its test rows; ``baselines``
+    beside the detector."""
     paths = files_or_exit(folder, "*.parquet", "multivariate")
     half_of = multivariate.halves(paths)
-    baselines: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-        name: multivariate.baseline(name) for name in ("knn_window", "iforest_window")
+    scorers: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+        name: multivariate.baseline(name) for name in baselines
     }
     records = []
     for path in paths:
@@ -128,7 +131,7 @@ def multivariate_records(folder: Path, params: dict) -> list[dict]:
         if labels[n_train:].sum() == 0 or n_train < window:
             continue
         flags = detector_flags(values, n_train, params)
-        for name, score in baselines.items():
+        for name, score in scorers.items():
             flags[name] = run_flags(score(values, n_train), n_train, multivariate.BASELINE_WINDOW)
         group = multivariate.group_of(path)
         records += measured(path.stem, group, half_of[path.stem], flags, labels, n_train)
@@ -152,14 +155,23 @@ def main() -> None:
         default="{}",
         help="JSON of TimeSeriesVAEDetector parameters; random_state replaces the seed 0",
     )
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="comma-separated baselines run beside the detector (empty: the detector alone)",
+    )
     args = parser.parse_args()
     params = json.loads(args.vae_params)
+    baselines = [name for name in args.baselines.split(",") if name]
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        parser.error(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
     warnings.simplefilter("ignore")
     records = []
     if "nab" in args.sets.split(","):
-        records += nab_records(args.data / "nab", params)
+        records += nab_records(args.data / "nab", params, baselines)
     if "multivariate" in args.sets.split(","):
-        records += multivariate_records(args.data / "multivariate", params)
+        records += multivariate_records(args.data / "multivariate", params, baselines)
     frame = pd.DataFrame.from_records(records)
     if args.csv:
         frame.to_csv(args.csv, index=False)
