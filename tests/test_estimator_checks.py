@@ -22,8 +22,19 @@ _HELD_OUT_THRESHOLD = {
 }
 
 
+# The series detector's threshold holds at every phase of the stride (a new series is cut into windows
+# from its own first timestamp), so it flags at most contamination of the training series as its
+# scores cut it, and "auto" may flag none of it (issue 31).
+_EVERY_PHASE_THRESHOLD = {
+    check: "the threshold holds at every phase of the windows' stride, not only at the training cut's"
+    for check in ("check_outliers_train", "check_outliers_fit_predict")
+}
+
+
 def _expected_failures(estimator):
-    return _ORDER_DEPENDENT if isinstance(estimator, TimeSeriesVAEDetector) else _HELD_OUT_THRESHOLD
+    if isinstance(estimator, TimeSeriesVAEDetector):
+        return {**_ORDER_DEPENDENT, **_EVERY_PHASE_THRESHOLD}
+    return _HELD_OUT_THRESHOLD
 
 
 # Few epochs keep the ~40 checks fast; they test the API contract, not detection quality.

@@ -10,6 +10,7 @@ from conftest import seasonal_series
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.holdout import BLOCK_WINDOWS, held_out_blocks
 from vae_anomaly.thresholds import offset_from
+from vae_anomaly.user_warnings import ShortSeriesWarning
 from vae_anomaly.windowing import segment_window_starts
 
 
@@ -48,7 +49,8 @@ def test_no_blocks_where_the_series_is_too_short_or_nothing_is_held_out(lengths,
 
 def test_the_threshold_is_the_higher_of_the_training_and_the_held_out_fences():
     series = ar1_sensors(3000)
-    detector = TimeSeriesVAEDetector(window=32, epochs=30, random_state=0).fit(series)
+    # stride 1: the windows have one phase, so anomaly_score gives every score the fences see
+    detector = TimeSeriesVAEDetector(window=32, stride=1, epochs=30, random_state=0).fit(series)
     held_out = held_out_blocks([3000], 32, 1, detector.validation_fraction)
     blocks = np.split(series[held_out.samples], np.cumsum(held_out.segments)[:-1])
     block_scores = np.concatenate([detector.anomaly_score(block) for block in blocks])
@@ -69,3 +71,37 @@ def test_the_clean_continuation_of_a_seasonal_series_is_not_flagged():
     series = seasonal_series(3000)
     detector = TimeSeriesVAEDetector(window=32, epochs=40, random_state=0).fit(series[:2000])
     assert np.mean(detector.predict(series[2000:]) == -1) == 0.0
+
+
+def periodic_spikes(n: int) -> np.ndarray:
+    """A spike pair every 100 points on a flat line, noise-free (as NAB's art_increase_spike_density)."""
+    series = np.zeros(n)
+    series[17::100] = 1.0
+    series[20::100] = 0.6
+    return series
+
+
+def test_the_threshold_holds_at_every_phase_of_the_stride():
+    # A timestamp's score depends on where the windows that hold it start. The continuation, cut from
+    # its own first point, lands on another phase of the stride than the fitted series: set on the
+    # fitted series' own phase alone, the threshold flagged 85% of the continuation cut from its
+    # third point (and nothing from its first); it now holds at every phase.
+    series = periodic_spikes(2200)
+    detector = TimeSeriesVAEDetector(epochs=20, random_state=1)
+    with pytest.warns(ShortSeriesWarning):  # 1,100 points: too short for validation blocks
+        detector.fit(series[:1100])
+    flagged = [np.mean(detector.predict(series[1100 + phase :]) == -1) for phase in range(detector.stride)]
+    assert flagged == [0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(("stride", "exact"), [(1, True), (4, False)])
+def test_contamination_is_the_most_of_the_training_series_flagged(stride, exact):
+    # With one phase (stride 1) the threshold flags exactly that share of the training series, as
+    # scikit-learn's outlier detectors do; with more, it holds at each phase, so at most that share.
+    # Under ten windows: no blocks held out, the threshold is set on the training scores alone. "mean"
+    # gives timestamps few tied scores ("max" ties a window's score over its timestamps).
+    series = seasonal_series(300)
+    params = {"window": 32, "stride": stride, "aggregation": "mean", "contamination": 0.1}
+    with pytest.warns(ShortSeriesWarning):
+        flagged = np.mean(TimeSeriesVAEDetector(**params, epochs=5, random_state=0).fit_predict(series) == -1)
+    assert flagged == pytest.approx(0.1) if exact else 0.0 < flagged < 0.1

@@ -24,6 +24,13 @@ def test_window_starts_end_with_a_window_on_the_last_timestamp():
     assert window_starts(4, 4, 1).tolist() == [0]
 
 
+def test_window_starts_at_a_phase_start_with_the_first_window_and_end_with_the_last():
+    assert window_starts(10, 4, 3, phase=1).tolist() == [0, 1, 4, 6]
+    assert window_starts(11, 4, 3, phase=2).tolist() == [0, 2, 5, 7]
+    assert window_starts(5, 4, 4, phase=3).tolist() == [0, 1]  # no window starts at the phase itself
+    assert window_starts(4, 4, 2, phase=1).tolist() == [0]
+
+
 def test_window_starts_refuse_a_series_shorter_than_the_window():
     with pytest.raises(ValueError, match="3 timestamps is shorter than window=4"):
         window_starts(3, 4, 1)

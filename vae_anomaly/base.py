@@ -154,8 +154,9 @@ class BaseVAEDetector(
         fitted them), so ``predict`` and ``fit_predict`` on the training rows flag fewer of them than
         ``contamination`` says. ``TimeSeriesVAEDetector`` validates on blocks of the series held out
         a window apart from training (random windows where the series is too short for them) and
-        sets ``offset_`` by the higher of the rule on the training timestamps' and on the blocks'
-        scores (see ``validation_fraction`` and ``contamination``).
+        sets ``offset_`` by the highest of the rule on the training timestamps' and on the blocks'
+        scores, at every phase of the windows' stride (see ``validation_fraction`` and
+        ``contamination``).
 
         Parameters
         ----------
@@ -205,9 +206,17 @@ class BaseVAEDetector(
         self, samples: Samples, rows: tuple[RowSource, RowSource | None]
     ) -> Callable[[], np.ndarray]:
         """A function giving the ``score_method`` scores of ``samples`` (whose standardized ``rows``
-        these are) once the module is fitted."""
-        model_rows = self._model_rows(samples, rows)
-        return lambda: model_rows.to_samples(self._score_rows(model_rows).of_kind(self.score_method))
+        these are) once the module is fitted, of shape (n_phases, n_samples): row 0 the scores
+        ``anomaly_score`` gives, and a row for each other way the detector could cut the samples into
+        model rows (none for a table; a series' other window phases), at each of which the threshold
+        must hold."""
+        return self._scores_of([self._model_rows(samples, rows)])
+
+    def _scores_of(self, phases: list[ModelRows]) -> Callable[[], np.ndarray]:
+        """``_scores_after_fit`` of the model rows of each phase."""
+        return lambda: np.stack(
+            [rows.to_samples(self._score_rows(rows).of_kind(self.score_method)) for rows in phases]
+        )
 
     # ------------------------------------------------------------- the hooks
     @abstractmethod

@@ -18,7 +18,7 @@ from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.devices import available_cpus, choose_threads, resolve_device, torch_threads
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.scoring import score_rows
-from vae_anomaly.thresholds import anomaly_threshold_from, offset_from, robust_spread
+from vae_anomaly.thresholds import anomaly_threshold_from, offset_over_phases, robust_spread
 from vae_anomaly.training import (
     KeepEpoch,
     RowSplit,
@@ -96,10 +96,12 @@ class TrainsVAE:
         """Train on ``rows``, set ``offset_`` and ``score_scale_``, and tell the callbacks.
 
         ``X`` is the raw training input, passed on to the callbacks; ``training_scores`` scores the
-        training samples once the module is fitted. With ``held_out`` (the split of ``rows`` into
-        training and validation rows, and the held-out samples' scores) the detector sets the
-        threshold from the held-out scores (``_held_out_threshold``); without, ``validation_fraction``
-        of the rows validate at random and it is set on the training scores (:func:`offset_from`).
+        training samples once the module is fitted, a row per phase (``_scores_after_fit``: row 0 is
+        what ``anomaly_score`` gives; the threshold holds for each row). With ``held_out`` (the split
+        of ``rows`` into training and validation rows, and the held-out samples' scores) the detector
+        sets the threshold from the held-out scores (``_held_out_threshold``); without,
+        ``validation_fraction`` of the rows validate at random and it is set on the training scores
+        (:func:`offset_over_phases`).
         """
         callbacks = registered_callbacks()
         for callback in callbacks:
@@ -114,8 +116,8 @@ class TrainsVAE:
             self._fit_vae(rows, mask, None if held_out is None else held_out[0], seed, epoch_ended)
             if held_out is None:
                 scores = training_scores()
-                self.offset_ = offset_from(-scores, self.contamination)
-                self.score_scale_ = robust_spread(scores)
+                self.offset_ = offset_over_phases([-scores], self.contamination)
+                self.score_scale_ = robust_spread(scores[0])
             else:
                 self.offset_, self.score_scale_ = self._held_out_threshold(held_out[1](), training_scores)
         except BaseException as error:
@@ -123,15 +125,17 @@ class TrainsVAE:
                 callback.on_fit_error(self, error)
             raise
         for callback in callbacks:
-            callback.on_fit_end(self, X, training_scores())
+            callback.on_fit_end(self, X, training_scores()[0])
 
     def _held_out_threshold(
         self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
     ) -> tuple[float, float]:
-        """``offset_`` and ``score_scale_`` from the held-out samples' anomaly scores: the score that
-        ``contamination`` of new samples like them exceed (:func:`anomaly_threshold_from`), and
-        their spread. ``training_scores`` gives the training samples' (unused here)."""
-        return -anomaly_threshold_from(held_out_scores, self.contamination), robust_spread(held_out_scores)
+        """``offset_`` and ``score_scale_`` from the held-out samples' anomaly scores (a table's rows
+        have one phase): the score that ``contamination`` of new samples like them exceed
+        (:func:`anomaly_threshold_from`), and their spread. ``training_scores`` gives the training
+        samples' (unused here)."""
+        (scores,) = held_out_scores
+        return -anomaly_threshold_from(scores, self.contamination), robust_spread(scores)
 
     def _fit_vae(
         self,

@@ -119,6 +119,7 @@ class SeriesWindows:
         stride: int,
         aggregation: WindowRule,
         lengths: Sequence[int] | None = None,
+        phase: int = 0,
     ) -> SeriesWindows:
         """The windows every ``stride`` steps of a standardized series and of its observed-value mask.
 
@@ -131,12 +132,16 @@ class SeriesWindows:
         lengths : sequence of int or None, default=None
             The series' segments, whose windows never span two
             (:func:`~vae_anomaly.windowing.segment_window_starts`); None: it is one series.
+        phase : int, default=0
+            Where the second window of each segment starts (:func:`~vae_anomaly.windowing.window_starts`).
 
         Returns
         -------
         SeriesWindows
         """
-        starts = segment_window_starts([len(standardized)] if lengths is None else lengths, window, stride)
+        starts = segment_window_starts(
+            [len(standardized)] if lengths is None else lengths, window, stride, phase
+        )
         mask = None if observed is None else Windows(observed, window, starts)
         return cls(
             Windows(standardized, window, starts), mask, starts, window, len(standardized), aggregation

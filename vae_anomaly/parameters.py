@@ -122,7 +122,10 @@ SHARED_PARAMETERS_DOC = """\
         training timestamps to flag; "auto" flags those whose anomaly score lies above Tukey's upper
         fence, Q3 + 1.5 * IQR of the training scores. Where a series holds out blocks, the threshold is
         the higher of that and the same rule on the blocks' timestamps (each block scored as a series
-        of its own), which the model did not train on.
+        of its own), which the model did not train on. A series sets each rule on its timestamps
+        scored with the windows at every phase of the ``stride`` and takes the highest, since new
+        data is cut from its own first timestamp: ``predict`` on the training series flags at most
+        that share of it.
     device : str, default="auto"
         Training device: "auto" picks CUDA, then MPS, then CPU, except that fewer than 1,000 training
         samples train on the CPU (an epoch of one small batch costs a GPU more in launches than in

@@ -5,6 +5,7 @@ training (or, where none were, of the training samples), and the methods a detec
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -110,6 +111,25 @@ def offset_from(training_scores: np.ndarray, contamination: float | Literal["aut
         return float(np.nextafter(ordered[-1], np.inf))
     # Midway between the last flagged and the first kept score: exactly n_flagged rows fall below.
     return float((ordered[n_flagged - 1] + ordered[n_flagged]) / 2)
+
+
+def offset_over_phases(score_sets: Iterable[np.ndarray], contamination: float | Literal["auto"]) -> float:
+    """The lowest :func:`offset_from` over sets of samples' scores, each scored with the model rows
+    cut at one or more phases (e.g. a series' windows started at each step of the stride): the
+    highest threshold, which holds for every set at whichever phase new data is cut.
+
+    Parameters
+    ----------
+    score_sets : iterable of ndarray of shape (n_phases, n_samples)
+        ``score_samples`` of each set of samples (e.g. the training samples), a row per phase.
+    contamination : float in (0, 0.5] or "auto"
+        As for :func:`offset_from`.
+
+    Returns
+    -------
+    float
+    """
+    return min(offset_from(scores, contamination) for rows in score_sets for scores in rows)
 
 
 def robust_spread(scores: np.ndarray) -> float:

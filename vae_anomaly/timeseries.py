@@ -20,7 +20,7 @@ from vae_anomaly.model_rows import SeriesWindows
 from vae_anomaly.parameters import detector_parameters, document_shared_parameters
 from vae_anomaly.scaling import standardized_arrays
 from vae_anomaly.scoring import RowSource
-from vae_anomaly.thresholds import offset_from, robust_spread
+from vae_anomaly.thresholds import offset_over_phases, robust_spread
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.user_warnings import ShortSeriesWarning, warn
@@ -194,7 +194,9 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
 
         Blocks of X a window apart from every training window validate for early stopping (random
         windows where X is too short for them); ``offset_`` is set on the scores of X's timestamps and
-        of the blocks' (see ``validation_fraction`` and ``contamination``).
+        of the blocks' (see ``validation_fraction`` and ``contamination``), each scored with the
+        windows at every phase of the ``stride``, since a new series' windows start at its own first
+        timestamp, at any phase relative to X's; the threshold is the highest of these.
 
         Parameters
         ----------
@@ -267,16 +269,30 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
         return Samples(x, index, complete, lengths)
 
     def _model_rows(
-        self, samples: Samples, standardized: tuple[RowSource, RowSource | None], *, training: bool = False
+        self,
+        samples: Samples,
+        standardized: tuple[RowSource, RowSource | None],
+        *,
+        training: bool = False,
+        phase: int = 0,
     ) -> SeriesWindows:
-        """The windows every ``stride`` steps of the standardized series (of each of its segments);
-        for training, every ``training_stride`` steps (denser for short series)."""
+        """The windows every ``stride`` steps of the standardized series (of each of its segments),
+        the second one starting at ``phase``; for training, every ``training_stride`` steps (denser
+        for short series)."""
         values, observed = standardized_arrays(*standardized)
         lengths = samples.segments or (len(values),)
         stride = (
             training_stride(lengths, self.window_, self.stride, values.shape[1]) if training else self.stride
         )
-        return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation, lengths)
+        return SeriesWindows.cut(values, observed, self.window_, stride, self.aggregation, lengths, phase)
+
+    def _scores_after_fit(
+        self, samples: Samples, rows: tuple[RowSource, RowSource | None]
+    ) -> Callable[[], np.ndarray]:
+        """The timestamps' scores with the windows at each phase of the stride, 0 first: a
+        timestamp's score depends on where the windows that hold it start, and a new series is cut
+        from its own first timestamp, so the threshold must hold at every phase the windows can take."""
+        return self._scores_of([self._model_rows(samples, rows, phase=k) for k in range(self.stride)])
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """Blocks of the series a window apart from every training window (``held_out_blocks``), so
@@ -308,11 +324,12 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
     def _held_out_threshold(
         self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
     ) -> tuple[float, float]:
-        """The higher of the thresholds ``contamination`` sets on the training timestamps' scores and
-        on the held-out blocks'; the training scores' spread."""
+        """The highest of the thresholds ``contamination`` sets on the training timestamps' scores and
+        on the held-out blocks', at each phase ``_scores_after_fit`` scored; the training scores'
+        spread."""
         training = training_scores()
-        offsets = (offset_from(-scores, self.contamination) for scores in (training, held_out_scores))
-        return min(offsets), robust_spread(training)
+        offset = offset_over_phases([-training, -held_out_scores], self.contamination)
+        return offset, robust_spread(training[0])
 
     # ------------------------------------------------------------ persistence
     def _saved_attributes(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def auto_window(n_channels: int, fit_within: int | None = None) -> int:
     return window
 
 
-def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
+def window_starts(n_timestamps: int, window: int, stride: int, phase: int = 0) -> np.ndarray:
     """First timestamp of each window: every ``stride`` steps, plus one window ending at the last timestamp.
 
     Parameters
@@ -63,15 +63,21 @@ def window_starts(n_timestamps: int, window: int, stride: int) -> np.ndarray:
         Timestamps per window.
     stride : int
         Steps between the starts of consecutive windows.
+    phase : int, default=0
+        Start of the second window: windows start at 0, then ``phase``, ``phase + stride``, ...; with
+        the phases ``0 .. stride - 1`` the windows take every position of the stride on the series.
 
     Returns
     -------
     ndarray of shape (n_windows,), int64
-        Increasing starts; the last one is ``n_timestamps - window``, so every timestamp is covered.
+        Increasing starts; the first one is 0 and the last one ``n_timestamps - window``, so every
+        timestamp is covered.
     """
     if n_timestamps < window:
         raise ValueError(f"A series of {n_timestamps} timestamps is shorter than window={window}.")
-    starts = np.arange(0, n_timestamps - window + 1, stride, dtype=np.int64)
+    starts = np.arange(phase, n_timestamps - window + 1, stride, dtype=np.int64)
+    if phase:  # the timestamps before the phase are covered too
+        starts = np.insert(starts, 0, 0)
     if starts[-1] != n_timestamps - window:
         starts = np.append(starts, n_timestamps - window)
     return starts
@@ -110,7 +116,7 @@ def checked_segments(segments: Sequence[int], n_timestamps: int) -> tuple[int, .
     return tuple(int(length) for length in lengths)
 
 
-def segment_window_starts(lengths: Sequence[int], window: int, stride: int) -> np.ndarray:
+def segment_window_starts(lengths: Sequence[int], window: int, stride: int, phase: int = 0) -> np.ndarray:
     """First timestamp of each window of a series made of consecutive segments, no window spanning two.
 
     Parameters
@@ -122,6 +128,8 @@ def segment_window_starts(lengths: Sequence[int], window: int, stride: int) -> n
         Timestamps per window.
     stride : int
         Steps between the starts of consecutive windows of a segment.
+    phase : int, default=0
+        The windows' phase in each segment (:func:`window_starts`).
 
     Returns
     -------
@@ -131,7 +139,7 @@ def segment_window_starts(lengths: Sequence[int], window: int, stride: int) -> n
     """
     offsets = np.cumsum([0, *lengths[:-1]])
     pieces = [
-        offset + window_starts(int(length), window, stride)
+        offset + window_starts(int(length), window, stride, phase)
         for offset, length in zip(offsets, lengths, strict=True)
     ]
     return np.concatenate(pieces)
