@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
-from pipelines import tabular_pipeline  # noqa: E402
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, tracking  # noqa: E402
+from vae_anomaly.pipelines import tabular_pipeline  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 # MLmodel lines that differ from run to run, or from checkout to checkout, whatever the models.

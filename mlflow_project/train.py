@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow.dataset as ds
 from sklearn.model_selection import train_test_split
 
-from pipelines import tabular_pipeline, timeseries_pipeline
 from vae_anomaly import sample_parquet, sample_series_parquet, tracking
 from vae_anomaly.cli import json_object
 from vae_anomaly.parquet_sample import column_kinds
+from vae_anomaly.pipelines import tabular_pipeline, timeseries_pipeline
 from vae_anomaly.windowing import auto_window
 
 from arguments import (

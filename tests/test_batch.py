@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import tabular_pipeline
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
 from vae_anomaly.batch import SchemaError, score_parquet
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.cli import main
 from vae_anomaly.frames import score_frame
+from vae_anomaly.pipelines import tabular_pipeline
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -12,13 +12,13 @@ import skops.io
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from pipelines import tabular_pipeline
 from vae_anomaly import ModelFileError, VAEAnomalyDetector
 from vae_anomaly.bundle import PREPROCESSING_FILE, load_bundle, save_bundle
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import score_frame
 from vae_anomaly.manifests import write_manifest
 from vae_anomaly.model_folder import BUNDLE_FILE
+from vae_anomaly.pipelines import tabular_pipeline
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

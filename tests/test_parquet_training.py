@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines import tabular_pipeline, timeseries_pipeline
 from vae_anomaly import (
     ColumnStatistics,
     TimeSeriesVAEDetector,
@@ -20,6 +19,7 @@ from vae_anomaly import (
 )
 from vae_anomaly.batch import SchemaError
 from vae_anomaly.cli import main
+from vae_anomaly.pipelines import tabular_pipeline, timeseries_pipeline
 
 
 def correlated_rows(n_rows: int, seed: int, anomalies: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:

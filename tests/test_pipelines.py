@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-from pipelines import tabular_pipeline, timeseries_pipeline
+import vae_anomaly.pipelines
 from vae_anomaly import DetectorPipeline
 from vae_anomaly.frames import score_frame
+from vae_anomaly.pipelines import tabular_pipeline, timeseries_pipeline
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -20,6 +23,14 @@ SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 @pytest.fixture(scope="module")
 def tabular() -> pd.DataFrame:
     return pd.read_parquet(SAMPLE_DATA / "tabular.parquet")
+
+
+def test_the_old_top_level_import_still_works_and_says_where_the_pipelines_went(monkeypatch):
+    monkeypatch.delitem(sys.modules, "pipelines", raising=False)  # import it afresh, warning again
+    with pytest.warns(DeprecationWarning, match="from vae_anomaly.pipelines import tabular_pipeline"):
+        old = importlib.import_module("pipelines")
+    assert old.tabular_pipeline is vae_anomaly.pipelines.tabular_pipeline
+    assert old.timeseries_pipeline is vae_anomaly.pipelines.timeseries_pipeline
 
 
 def test_tabular_pipeline_finds_the_planted_anomalies(tabular):

@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import seasonal_series
 
-from pipelines import timeseries_pipeline
 from vae_anomaly import (
     TimeSeriesVAEDetector,
     VAEAnomalyDetector,
@@ -19,6 +18,7 @@ from vae_anomaly import (
     sample_series_parquet,
 )
 from vae_anomaly.batch import SchemaError
+from vae_anomaly.pipelines import timeseries_pipeline
 
 FAST = dict(window=32, epochs=30, random_state=0)
 

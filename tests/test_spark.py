@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import tabular_pipeline
 from vae_anomaly import tracking
 from vae_anomaly.batch import score_parquet
+from vae_anomaly.pipelines import tabular_pipeline
 
 pyspark_sql = pytest.importorskip("pyspark.sql")
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"

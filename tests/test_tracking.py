@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines import tabular_pipeline
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, tracking
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
+from vae_anomaly.pipelines import tabular_pipeline
 from vae_anomaly.tracking.store import ARTIFACTS_FOLDER
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"

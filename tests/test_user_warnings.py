@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import timeseries_pipeline
 from vae_anomaly import ShortSeriesWarning, TimeSeriesVAEDetector, VAEAnomalyDetector
+from vae_anomaly.pipelines import timeseries_pipeline
 from vae_anomaly.time_index import IrregularSamplingWarning
 
 

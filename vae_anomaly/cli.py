@@ -198,9 +198,9 @@ def _add_train_command(commands: Any) -> None:
 def _training_estimator(kinds: dict[str, str], params: dict[str, Any], arguments: argparse.Namespace) -> Any:
     """A TimeSeriesVAEDetector for a series; a VAEAnomalyDetector for numeric and boolean columns; else
     the tabular pipeline."""
-    from pipelines import tabular_pipeline
     from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
     from vae_anomaly.parquet_pass import NUMERIC_KINDS
+    from vae_anomaly.pipelines import tabular_pipeline
 
     if arguments.series or arguments.time_column is not None:
         return TimeSeriesVAEDetector(**{"time_column": arguments.time_column, **params})
