@@ -1,4 +1,5 @@
-"""The numpy scorer: a saved table detector scored without torch, as the detector scores it (issue 33)."""
+"""The numpy scorer: a saved table detector scored without torch, as the detector scores it (issue 33).
+A series detector's: ``test_numpy_series_scorer.py``."""
 
 from __future__ import annotations
 
@@ -160,9 +161,9 @@ def test_columns_other_than_the_fitted_ones_are_refused_by_name(training, tmp_pa
         (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", None),
         (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", "cpu"),
         (VAEAnomalyDetector(epochs=3, random_state=0), "auto", "cuda"),
-        (TimeSeriesVAEDetector(window=8, epochs=2, random_state=0), "auto", None),
+        (TimeSeriesVAEDetector(window=8, epochs=2, mc_samples=4, random_state=0), "auto", None),
     ],
-    ids=["mc-samples", "missing-skip", "saved-for-cuda", "cpu-asked", "cuda-asked", "series"],
+    ids=["mc-samples", "missing-skip", "saved-for-cuda", "cpu-asked", "cuda-asked", "series-mc-samples"],
 )
 def test_only_what_it_scores_as_torch_does_goes_to_the_numpy_scorer(
     detector, scoring_device, device, training, tmp_path

@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.model,
             trust_pickle=arguments.trust_pickle,
             device=arguments.device,
-            input_path=arguments.input,
+            input_path=None if arguments.events is not None else arguments.input,  # events: the detector's
         )
         if arguments.events is not None:
             _check_events_folder(arguments.events, arguments.output, model.whole_files)

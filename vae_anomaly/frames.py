@@ -13,7 +13,7 @@ import pandas as pd
 from vae_anomaly.composition import model_parts
 from vae_anomaly.events import EVENT_TIME_COLUMNS
 from vae_anomaly.input_columns import feature_sources
-from vae_anomaly.score_columns import ANOMALY_PROBABILITY, ANOMALY_SCORE, CONTRIBUTION_PREFIX, IS_ANOMALY
+from vae_anomaly.score_columns import ANOMALY_PROBABILITY, CONTRIBUTION_PREFIX, scored_frame
 
 
 def score_frame(
@@ -44,9 +44,7 @@ def score_frame(
     parts = model_parts(model)
     detector, features = parts.detector, parts.features(frame)
     scores = detector.anomaly_score(features)
-    output = pd.DataFrame(
-        {ANOMALY_SCORE: scores, IS_ANOMALY: scores > detector.anomaly_threshold_}, index=frame.index
-    )
+    output = scored_frame(scores, detector.anomaly_threshold_, frame.index)
     if probability:
         output[ANOMALY_PROBABILITY] = detector.probability_of_anomaly(scores)
     if contributions:

@@ -1,4 +1,4 @@
-"""A saved table detector scored with numpy alone: what ``vae-anomaly score`` runs for small inputs.
+"""A saved detector scored with numpy alone: what ``vae-anomaly score`` runs for small inputs.
 
 Importing torch and scikit-learn takes 2-3 s on a small machine, far more than scoring a small file
 (benchmarks/RESULTS.md, issue 33). For a folder saved by a ``VAEAnomalyDetector`` (or a bundle of one,
@@ -10,14 +10,15 @@ run each module (``NumpyVAE``), mix in the early checkpoint by ``early_share_``,
 ``anomaly_score`` to about 1e-6 relative (it computes in float64, the detector in float32), so a row
 within that of the threshold may be flagged by one and not the other.
 
-Every other model (a series detector, a Pipeline, ``missing="skip"``, ``mc_samples``, a GPU, or a
-folder of an older format) loads with torch as before: :func:`load_numpy_scorer` returns None for it.
+A saved ``TimeSeriesVAEDetector`` is scored the same way window by window (``NumpySeriesScorer``,
+for a series without missing points). Every other model (a Pipeline, ``missing="skip"``,
+``mc_samples``, a GPU, or a folder of an older format) loads with torch as before:
+:func:`load_numpy_scorer` returns None for it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ from safetensors.numpy import load_file
 
 from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_detector
 from vae_anomaly.model_folder import BUNDLE_FILE
-from vae_anomaly.numpy_vae import NumpyVAE, module_input
-from vae_anomaly.sample_scores import mixed_scores
-from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
-from vae_anomaly.value_checks import FLOAT32_MAX, TABLE_NON_FINITE_ADVICE, check_finite
+from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
+from vae_anomaly.numpy_vae import NumpyScoringPass, NumpyVAE, module_input
+from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite
+from vae_anomaly.windowing import WINDOW_RULES
 
 # The scoring devices the numpy scorer stands in for: "auto" finds the CPU on most machines, and for the
 # small inputs it is used for a GPU would not repay torch's start-up.
@@ -53,11 +55,8 @@ class NumpyTableScorer:
         The detector's ``feature_names_in_``, the columns it scores, in order.
     mean, scale : ndarray of shape (n_features,)
         Its fitted standardization.
-    modules : list of NumpyVAE
-        Its final module, and its early checkpoint where it kept one.
-    early_share : mapping of {"elbo", "reconstruction"} to float, or None
-        ``early_share_``: the early checkpoint's share of each score kind (None without one).
-    score_method : {"elbo", "reconstruction"}
+    scoring_pass : NumpyScoringPass
+        Its modules, mixed and scored as it scores.
     threshold : float
         ``anomaly_threshold_``: rows scoring above it are flagged.
 
@@ -72,16 +71,13 @@ class NumpyTableScorer:
         feature_names: list[str],
         mean: np.ndarray,
         scale: np.ndarray,
-        modules: list[NumpyVAE],
-        early_share: Mapping[str, float] | None,
-        score_method: str,
+        scoring_pass: NumpyScoringPass,
         threshold: float,
     ) -> None:
         self.feature_names = feature_names
-        self._mean, self._scale = mean, scale
-        self._modules, self._early_share = modules, early_share
-        self._score_method, self.threshold = score_method, threshold
-        self.multiply_adds_per_row = sum(module.multiply_adds_per_row for module in modules)
+        self._mean, self._scale, self._pass = mean, scale, scoring_pass
+        self.threshold = threshold
+        self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each row: higher is more anomalous.
@@ -110,21 +106,9 @@ class NumpyTableScorer:
         check_finite(
             x, np.asarray(self.feature_names), allow_nan=False, advice=TABLE_NON_FINITE_ADVICE[False]
         )
-        score = np.concatenate(
-            [self._scores(x[start : start + ROWS_PER_PASS]) for start in range(0, len(x), ROWS_PER_PASS)]
-            or [np.empty(0)]
-        )
-        # The detector scores in float32: what overflows there is the most anomalous row, never NaN.
-        score[~(np.abs(score) <= FLOAT32_MAX)] = np.inf
-        return score
-
-    def _scores(self, x: np.ndarray) -> np.ndarray:
-        """The ``score_method`` score of checked rows, both modules mixed as the detector mixes them."""
-        rows = module_input(x, self._mean, self._scale, complete=True)
-        with np.errstate(over="ignore", invalid="ignore"):
-            final, *early = (module.scores(rows) for module in self._modules)
-            scores = final if not early else mixed_scores(final, early[0], self._early_share)
-            return scores.of_kind(self._score_method)
+        passes = (x[start : start + ROWS_PER_PASS] for start in range(0, len(x), ROWS_PER_PASS))
+        rows = (module_input(part, self._mean, self._scale, complete=True) for part in passes)
+        return np.concatenate([self._pass.scores(part) for part in rows] or [np.empty(0)])
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
@@ -139,11 +123,12 @@ class NumpyTableScorer:
         -------
         DataFrame
         """
-        scores = self.anomaly_score(frame)
-        return pd.DataFrame({ANOMALY_SCORE: scores, IS_ANOMALY: scores > self.threshold}, index=frame.index)
+        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
 
 
-def load_numpy_scorer(path: str | os.PathLike[str], device: str | None = None) -> NumpyTableScorer | None:
+def load_numpy_scorer(
+    path: str | os.PathLike[str], device: str | None = None
+) -> NumpyTableScorer | NumpySeriesScorer | None:
     """The numpy scorer of a saved detector or bundle folder, or None where it takes torch to score.
 
     Parameters
@@ -155,12 +140,13 @@ def load_numpy_scorer(path: str | os.PathLike[str], device: str | None = None) -
 
     Returns
     -------
-    NumpyTableScorer or None
-        None unless the folder holds a bare ``VAEAnomalyDetector`` fitted on named columns that
-        refuses missing values (``missing="error"``), scores at the posterior mean (``mc_samples``
-        None) and is to score on the CPU (``device``, or where it is None the detector's
-        ``scoring_device``, is "auto" or "cpu"), saved in this version's format with exactly the
-        arrays it needs.
+    NumpyTableScorer, NumpySeriesScorer or None
+        None unless the folder holds a bare detector fitted on named columns that scores at the
+        posterior mean (``mc_samples`` None) and is to score on the CPU (``device``, or where it is
+        None the detector's ``scoring_device``, is "auto" or "cpu"), saved in this version's format
+        with exactly the arrays it needs: a ``VAEAnomalyDetector`` that refuses missing values
+        (``missing="error"``), or a ``TimeSeriesVAEDetector`` (whose series with missing points
+        the caller scores with the detector: ``NumpySeriesScorer.takes``).
 
     Raises
     ------
@@ -173,11 +159,12 @@ def load_numpy_scorer(path: str | os.PathLike[str], device: str | None = None) -
             return None  # a Pipeline: its preprocessing is scikit-learn's
         folder = folder / DETECTOR_FOLDER
     config, weights_file = saved_detector(folder)
+    estimator = config.get("estimator")
     params, attributes = config.get("params", {}), config.get("attributes", {})
-    if not _scores_like_numpy(config.get("estimator"), params, attributes, device):
+    if not _scores_like_numpy(estimator, params, attributes, device):
         return None
     try:
-        return _scorer(params, attributes, load_file(str(weights_file)))
+        return _scorer(estimator, params, attributes, load_file(str(weights_file)))
     except (SafetensorError, KeyError, TypeError, ValueError):
         return None  # not as this version saves it: the torch loader says what is wrong
 
@@ -185,22 +172,31 @@ def load_numpy_scorer(path: str | os.PathLike[str], device: str | None = None) -
 def _scores_like_numpy(
     estimator: Any, params: dict[str, Any], attributes: dict[str, Any], device: Any
 ) -> bool:
-    """Whether the saved detector scores as ``NumpyTableScorer`` does."""
-    return (
-        estimator == "VAEAnomalyDetector"
-        and params.get("missing") == "error"
-        and "mc_samples" in params
+    """Whether the saved detector scores as ``NumpyTableScorer`` or ``NumpySeriesScorer`` does."""
+    common = (
+        "mc_samples" in params
         and params["mc_samples"] is None
         and params.get("score_method") in ("elbo", "reconstruction")
         and (params.get("scoring_device") if device is None else device) in _CPU_DEVICES
         and isinstance(attributes.get("feature_names_in_"), list)
         and "early_share_" in attributes
     )
+    if estimator == "VAEAnomalyDetector":
+        return common and params.get("missing") == "error"
+    return (
+        estimator == "TimeSeriesVAEDetector"
+        and common
+        and params.get("aggregation") in WINDOW_RULES
+        and isinstance(attributes.get("window_"), int)
+        and isinstance(params.get("stride"), int)
+        and "time_column" in params
+        and "sampling_interval_" in attributes
+    )
 
 
 def _scorer(
-    params: dict[str, Any], attributes: dict[str, Any], arrays: dict[str, np.ndarray]
-) -> NumpyTableScorer:
+    estimator: str, params: dict[str, Any], attributes: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> NumpyTableScorer | NumpySeriesScorer:
     """The scorer of a saved detector's params, attributes and arrays; a KeyError, TypeError or
     ValueError where they are not what this version saves."""
     names = [str(name) for name in attributes["feature_names_in_"]]
@@ -218,10 +214,27 @@ def _scorer(
         )
         for prefix in kept
     ]
-    mean, scale = arrays["mean_"].astype(np.float64), arrays["scale_"].astype(np.float64)
-    if not (mean.shape == scale.shape == (len(names),) == (attributes["module_inputs"],)):
-        raise ValueError("the arrays do not fit the features")
     if shares is not None:
         shares = {kind: float(shares[kind]) for kind in ("elbo", "reconstruction")}
+    scoring_pass = NumpyScoringPass(modules, shares, params["score_method"])
+    mean, scale = arrays["mean_"].astype(np.float64), arrays["scale_"].astype(np.float64)
+    window = attributes["window_"] if estimator == "TimeSeriesVAEDetector" else 1
+    inputs = len(names) * window
+    if not (mean.shape == scale.shape == (len(names),) and inputs == attributes["module_inputs"]):
+        raise ValueError("the arrays do not fit the features")
     threshold = -float(attributes["offset_"])
-    return NumpyTableScorer(names, mean, scale, modules, shares, params["score_method"], threshold)
+    if estimator == "VAEAnomalyDetector":
+        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold)
+    interval = attributes["sampling_interval_"]
+    return NumpySeriesScorer(
+        names,
+        mean,
+        scale,
+        scoring_pass,
+        threshold,
+        window=window,
+        stride=params["stride"],
+        aggregation=params["aggregation"],
+        time_column=params["time_column"],
+        sampling_interval=None if interval is None else pd.Timedelta(interval),
+    )

@@ -12,11 +12,12 @@ torch module's too: ``model`` imports them from here.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from vae_anomaly.sample_scores import SampleScores
+from vae_anomaly.sample_scores import SampleScores, mixed_scores
+from vae_anomaly.value_checks import FLOAT32_MAX
 
 # The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
 # unbounded variance lets the NLL of a nearly constant feature go to minus infinity).
@@ -126,3 +127,39 @@ class NumpyVAE:
             reconstruction_nll=squared_error @ (0.5 * np.exp(-x_log_var)) + normalizer,
             kl=0.5 * (np.square(z_mean) + np.exp(z_log_var) - 1.0 - z_log_var).sum(axis=1),
         )
+
+
+class NumpyScoringPass:
+    """A saved detector's modules (its final weights and, where kept, its early checkpoint) scoring
+    rows as the detector does: each at the posterior mean, mixed by ``early_share_``, its
+    ``score_method`` score taken.
+
+    Parameters
+    ----------
+    modules : sequence of NumpyVAE
+        The final module, then the early checkpoint where one was kept.
+    early_share : mapping of {"elbo", "reconstruction"} to float, or None
+        ``early_share_`` (None without an early checkpoint).
+    score_method : {"elbo", "reconstruction"}
+    """
+
+    def __init__(
+        self, modules: Sequence[NumpyVAE], early_share: Mapping[str, float] | None, score_method: str
+    ) -> None:
+        self._modules, self._early_share, self._score_method = list(modules), early_share, score_method
+
+    @property
+    def multiply_adds_per_row(self) -> int:
+        """The work of scoring one row: the weights of every module's linear layers."""
+        return sum(module.multiply_adds_per_row for module in self._modules)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """The ``score_method`` score of module input rows (``module_input``), float64; a score that
+        overflows float32 (a value far beyond the training data) is +inf, as with the detector, which
+        scores in float32."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            final, *early = (module.scores(rows) for module in self._modules)
+            mixed = final if not early else mixed_scores(final, early[0], self._early_share)
+            score = mixed.of_kind(self._score_method)
+        score[~(np.abs(score) <= FLOAT32_MAX)] = np.inf
+        return score

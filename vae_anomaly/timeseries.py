@@ -24,10 +24,12 @@ from vae_anomaly.thresholds import offset_over_phases, robust_spread
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.training import MIN_VALIDATION_ROWS
 from vae_anomaly.user_warnings import ShortSeriesWarning, warn
+from vae_anomaly.value_checks import SERIES_NON_FINITE_ADVICE
 from vae_anomaly.windowing import (
     WINDOW_RULES,
     WindowRule,
     auto_window,
+    check_series_length,
     checked_segments,
     segment_window_starts,
     training_stride,
@@ -239,9 +241,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                     f"(n_timestamps, {self.n_features_in_})."
                 )
             X = np.reshape(np.asarray(X), (-1, 1))  # a univariate series
-        x, complete = checked_values(
-            self, X, reset=reset, allow_nan=True, advice="Replace them with NaN to mark missing points."
-        )
+        x, complete = checked_values(self, X, reset=reset, allow_nan=True, advice=SERIES_NON_FINITE_ADVICE)
         if reset:
             within = len(x) if lengths is None else int(min(lengths))  # a window must fit in each segment
             self.window_ = auto_window(x.shape[1], within) if self.window == "auto" else int(self.window)
@@ -250,11 +250,7 @@ class TimeSeriesVAEDetector(FindsEvents, BaseVAEDetector):
                 f"stride={self.stride} is larger than window={self.window_}: the timestamps between "
                 "two windows would be in none and get no score. Use a stride of at most the window."
             )
-        if len(x) < self.window_:
-            raise ValueError(
-                f"X has n_samples={len(x)} timestamps, but window={self.window_} needs at least "
-                f"{self.window_}."
-            )
+        check_series_length(len(x), self.window_)
         if lengths is not None and min(lengths) < self.window_:
             short = int(np.argmin(lengths))
             raise ValueError(

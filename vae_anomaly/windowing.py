@@ -83,6 +83,25 @@ def window_starts(n_timestamps: int, window: int, stride: int, phase: int = 0) -
     return starts
 
 
+def check_series_length(n_timestamps: int, window: int) -> None:
+    """Refuse a series shorter than one window, which no window can score.
+
+    Parameters
+    ----------
+    n_timestamps : int
+    window : int
+
+    Raises
+    ------
+    ValueError
+        Naming both lengths.
+    """
+    if n_timestamps < window:
+        raise ValueError(
+            f"X has n_samples={n_timestamps} timestamps, but window={window} needs at least {window}."
+        )
+
+
 def checked_segments(segments: Sequence[int], n_timestamps: int) -> tuple[int, ...]:
     """Segment lengths as ints, refused unless they are positive and add up to the series' length.
 

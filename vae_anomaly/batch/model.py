@@ -1,12 +1,14 @@
 """What the batch scorer knows of a model: how to score a frame, the input columns it reads and their kinds.
 
-A saved table detector that is to score a small input on the CPU is read by the numpy scorer
-(``numpy_scorer``), which needs neither torch nor scikit-learn; every other model is loaded with them.
+A saved bare detector that is to score a small input on the CPU is read by a numpy scorer
+(``numpy_scorer``), which needs neither torch nor scikit-learn; every other model is loaded with them
+(and so is a series detector for a series with missing points).
 So this module imports them only where such a model is loaded or described.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import pandas as pd
 from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.model_location import ModelLocation, locate_model
 from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
+from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 
 # The numpy scorer takes an input whose scoring is at most this many multiply-adds (the default
 # 4-feature detector: about 180,000 rows). Above it, torch's faster scoring repays its start-up
@@ -33,7 +36,7 @@ class BatchModel:
 
     Attributes
     ----------
-    model : detector, Pipeline ending in one, or NumpyTableScorer
+    model : detector, Pipeline ending in one, NumpyTableScorer or NumpySeriesScorer
     columns : list of str
         Input columns the model reads.
     kinds : dict of str to str
@@ -132,16 +135,35 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
     )
 
 
-def _numpy_model(scorer: NumpyTableScorer, signature_kinds: dict[str, str] | None) -> BatchModel:
-    """A BatchModel of the numpy scorer: a bare table detector's columns, no nulls, row by row."""
+def _numpy_model(
+    scorer: NumpyTableScorer | NumpySeriesScorer,
+    signature_kinds: dict[str, str] | None,
+    torch_model: Callable[[], BatchModel],
+) -> BatchModel:
+    """A BatchModel of a numpy scorer: a bare table detector's columns, no nulls, row by row; or a
+    series detector's channels and time column, each file whole, a series with missing points
+    scored by the detector itself (``torch_model``, loaded at the first such series)."""
     columns = list(scorer.feature_names)
-    kinds = _column_kinds(columns, True, None, signature_kinds)
-    return BatchModel(scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame)
+    if isinstance(scorer, NumpyTableScorer):
+        kinds = _column_kinds(columns, True, None, signature_kinds)
+        return BatchModel(
+            scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame
+        )
+    time_column = scorer.time_column
+    if time_column is not None and time_column not in columns:
+        columns.append(time_column)
+    kinds = _column_kinds(columns, True, time_column, signature_kinds)
+    with_torch = functools.cache(torch_model)
+
+    def score(frame: pd.DataFrame) -> pd.DataFrame:
+        return scorer.score_frame(frame) if scorer.takes(frame) else with_torch().score(frame)
+
+    return BatchModel(scorer, columns, kinds, allows_nulls=True, whole_files=True, score=score)
 
 
 def _small_run_scorer(
     location: ModelLocation, device: str | None, input_path: str | os.PathLike[str]
-) -> NumpyTableScorer | None:
+) -> NumpyTableScorer | NumpySeriesScorer | None:
     """The numpy scorer of a saved folder, where it can score the model and the input is small work."""
     scorer = None if location.kind != "folder" else load_numpy_scorer(location.path, device)
     if scorer is None:
@@ -177,12 +199,12 @@ def load_scoring_model(
         Where its forward passes run (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); None
         keeps the model's ``scoring_device``.
     input_path : str or PathLike or None, default=None
-        The input it is to score. A saved table detector that can score it on the CPU in at most
+        The input it is to score. A saved bare detector that can score it on the CPU in at most
         ``NUMPY_SCORING_MAX_WORK`` multiply-adds, from at most ``NUMPY_SCORING_MAX_FILES`` files,
-        is read by the numpy scorer
-        (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which starts in a fraction of the time
-        torch takes to import; its scores agree with the detector's to about 1e-6 relative. None
-        always loads the model with torch.
+        is read by a numpy scorer (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which
+        starts in a fraction of the time torch takes to import; its scores agree with the
+        detector's to about 1e-6 relative (a series with missing points is scored by the detector,
+        loaded with torch when the first such series comes). None always loads the model with torch.
 
     Returns
     -------
@@ -198,7 +220,14 @@ def load_scoring_model(
     kinds = _signature_kinds(location)
     scorer = None if input_path is None else _small_run_scorer(location, device, input_path)
     if scorer is not None:
-        return _numpy_model(scorer, kinds)
+        return _numpy_model(scorer, kinds, lambda: _torch_model(location, trust_pickle, device, kinds))
+    return _torch_model(location, trust_pickle, device, kinds)
+
+
+def _torch_model(
+    location: ModelLocation, trust_pickle: bool, device: str | None, kinds: dict[str, str] | None
+) -> BatchModel:
+    """The model at ``location`` loaded with torch (and scikit-learn), to score on ``device``."""
     from vae_anomaly.composition import model_parts
     from vae_anomaly.devices import resolve_device
     from vae_anomaly.loading import load_located

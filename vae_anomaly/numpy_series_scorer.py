@@ -1,0 +1,162 @@
+"""A saved series detector scored with numpy alone, for a series without missing points.
+
+``vae-anomaly score`` of a small series spent 3 s importing torch and scikit-learn for a fraction of a
+second of work (benchmarks/RESULTS.md, issue 33). ``NumpySeriesScorer`` scores a series as
+``TimeSeriesVAEDetector.anomaly_score`` does: split off and check its timestamps, standardize it, cut
+its windows every ``stride`` steps (and one ending at its last timestamp), score each window with the
+saved modules (``NumpyScoringPass``) and give each timestamp a score by ``aggregation``. A missing
+point (NaN) is refilled from the model's reconstruction in the detector, which this scorer does not
+do: :meth:`NumpySeriesScorer.takes` says so, and the caller scores such a series with the detector.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from vae_anomaly.numpy_vae import NumpyScoringPass, module_input
+from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.time_index import report_sampling, split_time_index
+from vae_anomaly.value_checks import SERIES_NON_FINITE_ADVICE, check_finite
+from vae_anomaly.windowing import (
+    WindowRule,
+    Windows,
+    check_series_length,
+    window_scores_to_points,
+    window_starts,
+)
+
+# Windows scored in one pass: a few float64 arrays of this many windows, as wide as a layer.
+WINDOWS_PER_PASS = 8192
+
+
+class NumpySeriesScorer:
+    """A saved ``TimeSeriesVAEDetector``'s ``anomaly_score`` and flags, computed with numpy.
+
+    Build it with :func:`vae_anomaly.numpy_scorer.load_numpy_scorer`.
+
+    Parameters
+    ----------
+    feature_names : list of str
+        The detector's ``feature_names_in_``: its channels, in order.
+    mean, scale : ndarray of shape (n_channels,)
+        Its fitted standardization.
+    scoring_pass : NumpyScoringPass
+        Its modules, mixed and scored as it scores.
+    threshold : float
+        ``anomaly_threshold_``: timestamps scoring above it are flagged.
+    window, stride : int
+        ``window_`` and ``stride``.
+    aggregation : {"last", "mean", "max", "min"}
+        How the windows' scores become each timestamp's.
+    time_column : str or None
+        The column that holds the timestamps; None: the frame's DatetimeIndex, if any.
+    sampling_interval : Timedelta or None
+        ``sampling_interval_``: a series spaced otherwise is scored with an
+        ``IrregularSamplingWarning``, as by the detector.
+
+    Attributes
+    ----------
+    multiply_adds_per_row : int
+        The work of scoring one timestamp: a window's pass over every module, per ``stride`` steps.
+    """
+
+    def __init__(
+        self,
+        feature_names: list[str],
+        mean: np.ndarray,
+        scale: np.ndarray,
+        scoring_pass: NumpyScoringPass,
+        threshold: float,
+        *,
+        window: int,
+        stride: int,
+        aggregation: WindowRule,
+        time_column: str | None,
+        sampling_interval: pd.Timedelta | None,
+    ) -> None:
+        self.feature_names = feature_names
+        self._mean, self._scale, self._pass = mean, scale, scoring_pass
+        self.threshold = threshold
+        self.window, self.stride, self.aggregation = window, stride, aggregation
+        self.time_column, self.sampling_interval = time_column, sampling_interval
+        self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
+
+    def _values(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
+        """The channels of ``frame`` and its timestamps (checked as the detector checks them)."""
+        values, index = split_time_index(frame, self.time_column, len(frame))
+        columns = [str(name) for name in values.columns]
+        if columns != self.feature_names:
+            raise ValueError(f"Expected the columns {self.feature_names}, got {columns}.")
+        return values, index
+
+    def takes(self, frame: pd.DataFrame) -> bool:
+        """Whether this scorer scores ``frame`` as the detector would: no point is missing (NaN).
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The series, as for :meth:`anomaly_score`.
+
+        Returns
+        -------
+        bool
+        """
+        channels = frame.drop(columns=self.time_column) if self.time_column in frame else frame
+        return not channels.isna().to_numpy().any()
+
+    def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """The detector's ``anomaly_score`` of each timestamp: higher is more anomalous.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The channels, ``feature_names`` in that order, and the time column where the detector
+            has one; no point missing (see :meth:`takes`).
+
+        Returns
+        -------
+        ndarray of shape (n_timestamps,), float64
+
+        Raises
+        ------
+        ValueError
+            If the columns are not the detector's, the timestamps are missing, unsorted or repeated,
+            a value is infinite or missing (see :meth:`takes`), or the series is shorter than a window.
+        """
+        values, index = self._values(frame)
+        x = values.to_numpy(dtype=np.float64)
+        check_finite(x, np.asarray(self.feature_names), allow_nan=True, advice=SERIES_NON_FINITE_ADVICE)
+        if np.isnan(x).any():
+            raise ValueError(
+                "The series has missing points (NaN), which the numpy scorer does not refill from the "
+                "model's reconstruction: score it with the detector itself."
+            )
+        check_series_length(len(x), self.window)
+        report_sampling(index, self.sampling_interval)
+        starts = window_starts(len(x), self.window, self.stride)
+        windows = Windows(module_input(x, self._mean, self._scale, complete=True), self.window, starts)
+        window_scores = np.concatenate(
+            [
+                self._pass.scores(windows[first : first + WINDOWS_PER_PASS])
+                for first in range(0, len(windows), WINDOWS_PER_PASS)
+            ]
+        )
+        return window_scores_to_points(window_scores, starts, self.window, len(x), self.aggregation)
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
+        ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            As for :meth:`anomaly_score`.
+
+        Returns
+        -------
+        DataFrame
+        """
+        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
