@@ -14,7 +14,7 @@ import pytest
 from conftest import seasonal_series
 
 from vae_anomaly import TimeSeriesVAEDetector, numpy_series_scorer
-from vae_anomaly.batch import load_scoring_model
+from vae_anomaly.batch import load_scoring_model, write_events
 from vae_anomaly.numpy_scorer import load_numpy_scorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 from vae_anomaly.time_index import IrregularSamplingWarning
@@ -156,3 +156,16 @@ def test_the_command_line_scores_a_small_series_without_torch_or_scikit_learn(tr
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no sampling warning: the series is spaced as in training
         np.testing.assert_array_equal(output["is_anomaly"], detector.predict(new_series) == -1)
+
+
+def test_events_are_refused_for_a_numpy_model_with_the_way_to_get_them(training, new_series, tmp_path):
+    detector = TimeSeriesVAEDetector(window=16, epochs=3, time_column="time", random_state=0).fit(training)
+    folder = saved(detector, tmp_path / "m")
+    new_series.to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(TypeError, match=r"load the model without input_path"):
+        write_events(
+            load_scoring_model(folder, input_path=tmp_path / "in.parquet"),
+            tmp_path / "in.parquet",
+            tmp_path / "ev",
+        )
+    assert write_events(load_scoring_model(folder), tmp_path / "in.parquet", tmp_path / "ev").failed == {}
