@@ -3,6 +3,9 @@ temp folder."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,20 @@ def planted() -> tuple[np.ndarray, np.ndarray]:
 def planted_frame(planted) -> pd.DataFrame:
     x, _ = planted
     return pd.DataFrame(x, columns=[f"f{i}" for i in range(N_FEATURES)])
+
+
+def score_without_heavy_imports(folder: Path, source: Path, output: Path) -> list[str]:
+    """Run ``vae-anomaly score folder source output`` in a fresh interpreter; assert that it succeeds
+    and return which of torch, scikit-learn, scipy and MLflow it imported."""
+    arguments = ["score", str(folder), str(source), str(output)]
+    script = (
+        f"import sys; from vae_anomaly.cli import main; code = main({arguments!r}); "
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'mlflow') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=output.parent)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
 
 
 def seasonal_series(n: int = 3000, n_channels: int = 1, period: int = 50, seed: int = 0) -> np.ndarray:

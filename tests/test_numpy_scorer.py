@@ -4,14 +4,13 @@ A series detector's: ``test_numpy_series_scorer.py``."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import score_without_heavy_imports
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -227,15 +226,7 @@ def test_the_command_line_scores_a_small_input_without_torch_or_scikit_learn(tra
     detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
     folder = saved(detector, tmp_path / "m")
     new_rows.to_parquet(tmp_path / "in.parquet")
-    arguments = ["score", str(folder), str(tmp_path / "in.parquet"), str(tmp_path / "out")]
-    script = (
-        f"import sys; from vae_anomaly.cli import main; code = main({arguments!r}); "
-        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'mlflow') if m in sys.modules)); "
-        "sys.exit(code)"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("[]")
+    assert score_without_heavy_imports(folder, tmp_path / "in.parquet", tmp_path / "out") == []
     output = pd.read_parquet(tmp_path / "out" / "in.parquet")
     np.testing.assert_allclose(output["anomaly_score"], detector.anomaly_score(new_rows), rtol=1e-6)
     np.testing.assert_array_equal(output["is_anomaly"], detector.predict(new_rows) == -1)

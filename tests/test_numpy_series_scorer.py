@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import seasonal_series
+from conftest import score_without_heavy_imports, seasonal_series
 
 from vae_anomaly import TimeSeriesVAEDetector, numpy_series_scorer
 from vae_anomaly.batch import load_scoring_model, write_events
@@ -142,15 +140,7 @@ def test_the_command_line_scores_a_small_series_without_torch_or_scikit_learn(tr
     detector = TimeSeriesVAEDetector(window=16, epochs=5, time_column="time", random_state=0).fit(training)
     folder = saved(detector, tmp_path / "m")
     new_series.to_parquet(tmp_path / "in.parquet")
-    arguments = ["score", str(folder), str(tmp_path / "in.parquet"), str(tmp_path / "out")]
-    script = (
-        f"import sys; from vae_anomaly.cli import main; code = main({arguments!r}); "
-        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'mlflow') if m in sys.modules)); "
-        "sys.exit(code)"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("[]")
+    assert score_without_heavy_imports(folder, tmp_path / "in.parquet", tmp_path / "out") == []
     output = pd.read_parquet(tmp_path / "out" / "in.parquet")
     np.testing.assert_allclose(output["anomaly_score"], detector.anomaly_score(new_series), rtol=1e-6)
     with warnings.catch_warnings():

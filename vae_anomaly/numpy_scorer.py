@@ -30,8 +30,7 @@ from safetensors.numpy import load_file
 from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_detector
 from vae_anomaly.model_folder import BUNDLE_FILE
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
-from vae_anomaly.numpy_vae import NumpyScoringPass, NumpyVAE, module_input
-from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, module_input
 from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite
 from vae_anomaly.windowing import WINDOW_RULES
 
@@ -44,40 +43,11 @@ _MODULES = ("module", "early_module")
 ROWS_PER_PASS = 8192
 
 
-class NumpyTableScorer:
+class NumpyTableScorer(NumpyScorer):
     """A saved ``VAEAnomalyDetector``'s ``anomaly_score`` and flags, computed with numpy.
 
-    Build it with :func:`load_numpy_scorer`.
-
-    Parameters
-    ----------
-    feature_names : list of str
-        The detector's ``feature_names_in_``, the columns it scores, in order.
-    mean, scale : ndarray of shape (n_features,)
-        Its fitted standardization.
-    scoring_pass : NumpyScoringPass
-        Its modules, mixed and scored as it scores.
-    threshold : float
-        ``anomaly_threshold_``: rows scoring above it are flagged.
-
-    Attributes
-    ----------
-    multiply_adds_per_row : int
-        The work of scoring one row: the weights of every module's linear layers.
+    Build it with :func:`load_numpy_scorer`; its parameters are :class:`NumpyScorer`'s.
     """
-
-    def __init__(
-        self,
-        feature_names: list[str],
-        mean: np.ndarray,
-        scale: np.ndarray,
-        scoring_pass: NumpyScoringPass,
-        threshold: float,
-    ) -> None:
-        self.feature_names = feature_names
-        self._mean, self._scale, self._pass = mean, scale, scoring_pass
-        self.threshold = threshold
-        self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each row: higher is more anomalous.
@@ -99,9 +69,7 @@ class NumpyTableScorer:
             If the columns are not ``feature_names``, or a value is NaN or infinite (naming the column
             and its first row, as the detector does).
         """
-        columns = [str(name) for name in frame.columns]
-        if columns != self.feature_names:
-            raise ValueError(f"Expected the columns {self.feature_names}, got {columns}.")
+        self._check_columns(frame)
         x = frame.to_numpy(dtype=np.float64)
         check_finite(
             x, np.asarray(self.feature_names), allow_nan=False, advice=TABLE_NON_FINITE_ADVICE[False]
@@ -109,21 +77,6 @@ class NumpyTableScorer:
         passes = (x[start : start + ROWS_PER_PASS] for start in range(0, len(x), ROWS_PER_PASS))
         rows = (module_input(part, self._mean, self._scale, complete=True) for part in passes)
         return np.concatenate([self._pass.scores(part) for part in rows] or [np.empty(0)])
-
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
-        ``frame``.
-
-        Parameters
-        ----------
-        frame : DataFrame
-            As for :meth:`anomaly_score`.
-
-        Returns
-        -------
-        DataFrame
-        """
-        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
 
 
 def load_numpy_scorer(

@@ -16,8 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from vae_anomaly.numpy_vae import NumpyScoringPass, module_input
-from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, module_input
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.value_checks import SERIES_NON_FINITE_ADVICE, check_finite
 from vae_anomaly.windowing import (
@@ -32,21 +31,15 @@ from vae_anomaly.windowing import (
 WINDOWS_PER_PASS = 8192
 
 
-class NumpySeriesScorer:
+class NumpySeriesScorer(NumpyScorer):
     """A saved ``TimeSeriesVAEDetector``'s ``anomaly_score`` and flags, computed with numpy.
 
     Build it with :func:`vae_anomaly.numpy_scorer.load_numpy_scorer`.
 
     Parameters
     ----------
-    feature_names : list of str
-        The detector's ``feature_names_in_``: its channels, in order.
-    mean, scale : ndarray of shape (n_channels,)
-        Its fitted standardization.
-    scoring_pass : NumpyScoringPass
-        Its modules, mixed and scored as it scores.
-    threshold : float
-        ``anomaly_threshold_``: timestamps scoring above it are flagged.
+    feature_names, mean, scale, scoring_pass, threshold
+        As for :class:`~vae_anomaly.numpy_vae.NumpyScorer`; the features are the channels.
     window, stride : int
         ``window_`` and ``stride``.
     aggregation : {"last", "mean", "max", "min"}
@@ -77,9 +70,7 @@ class NumpySeriesScorer:
         time_column: str | None,
         sampling_interval: pd.Timedelta | None,
     ) -> None:
-        self.feature_names = feature_names
-        self._mean, self._scale, self._pass = mean, scale, scoring_pass
-        self.threshold = threshold
+        super().__init__(feature_names, mean, scale, scoring_pass, threshold)
         self.window, self.stride, self.aggregation = window, stride, aggregation
         self.time_column, self.sampling_interval = time_column, sampling_interval
         self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
@@ -87,9 +78,7 @@ class NumpySeriesScorer:
     def _values(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
         """The channels of ``frame`` and its timestamps (checked as the detector checks them)."""
         values, index = split_time_index(frame, self.time_column, len(frame))
-        columns = [str(name) for name in values.columns]
-        if columns != self.feature_names:
-            raise ValueError(f"Expected the columns {self.feature_names}, got {columns}.")
+        self._check_columns(values)
         return values, index
 
     def takes(self, frame: pd.DataFrame) -> bool:
@@ -145,18 +134,3 @@ class NumpySeriesScorer:
             ]
         )
         return window_scores_to_points(window_scores, starts, self.window, len(x), self.aggregation)
-
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
-        ``frame``.
-
-        Parameters
-        ----------
-        frame : DataFrame
-            As for :meth:`anomaly_score`.
-
-        Returns
-        -------
-        DataFrame
-        """
-        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)

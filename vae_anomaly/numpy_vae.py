@@ -12,11 +12,14 @@ torch module's too: ``model`` imports them from here.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from vae_anomaly.sample_scores import SampleScores, mixed_scores
+from vae_anomaly.score_columns import scored_frame
 from vae_anomaly.value_checks import FLOAT32_MAX
 
 # The decoder variance is bounded below so the likelihood cannot collapse onto one feature (an
@@ -163,3 +166,62 @@ class NumpyScoringPass:
             score = mixed.of_kind(self._score_method)
         score[~(np.abs(score) <= FLOAT32_MAX)] = np.inf
         return score
+
+
+class NumpyScorer(ABC):
+    """What the numpy scorers of a saved detector share: its columns, standardization, modules and
+    threshold, and the scored table.
+
+    Parameters
+    ----------
+    feature_names : list of str
+        The detector's ``feature_names_in_``, the columns it scores, in order.
+    mean, scale : ndarray of shape (n_features,)
+        Its fitted standardization.
+    scoring_pass : NumpyScoringPass
+        Its modules, mixed and scored as it scores.
+    threshold : float
+        ``anomaly_threshold_``: samples scoring above it are flagged.
+
+    Attributes
+    ----------
+    multiply_adds_per_row : int
+        The work of scoring one input row (of a table: the weights of every module's linear layers).
+    """
+
+    def __init__(
+        self,
+        feature_names: list[str],
+        mean: np.ndarray,
+        scale: np.ndarray,
+        scoring_pass: NumpyScoringPass,
+        threshold: float,
+    ) -> None:
+        self.feature_names = feature_names
+        self._mean, self._scale, self._pass = mean, scale, scoring_pass
+        self.threshold = threshold
+        self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        columns = [str(name) for name in frame.columns]
+        if columns != self.feature_names:
+            raise ValueError(f"Expected the columns {self.feature_names}, got {columns}.")
+
+    @abstractmethod
+    def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """The detector's ``anomaly_score`` of each row of ``frame``: higher is more anomalous."""
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
+        ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            As for ``anomaly_score``.
+
+        Returns
+        -------
+        DataFrame
+        """
+        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
