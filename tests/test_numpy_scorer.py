@@ -13,6 +13,7 @@ import torch
 from conftest import score_without_heavy_imports
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_info
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_scorer
 from vae_anomaly.batch import load_scoring_model, model
@@ -243,3 +244,24 @@ def test_a_registered_detector_is_scored_with_numpy_from_its_bundle(
     assert loaded.kinds["flag"] == "boolean"  # the signature's kinds, as for the torch model
     scores = loaded.score(new_rows[loaded.columns])["anomaly_score"]
     np.testing.assert_allclose(scores, detector.anomaly_score(new_rows), rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, "auto"])
+def test_n_threads_caps_numpys_blas_threads_while_it_scores(
+    n_threads, training, new_rows, tmp_path, monkeypatch
+):
+    detector = VAEAnomalyDetector(epochs=3, n_threads=n_threads, random_state=0).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
+    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert before, "numpy's BLAS is not visible to threadpoolctl"
+    during = []
+    scores = NumpyVAE.scores
+
+    def spied(module, x):
+        during.append([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
+        return scores(module, x)
+
+    monkeypatch.setattr(NumpyVAE, "scores", spied)
+    np.testing.assert_allclose(scorer.anomaly_score(new_rows), detector.anomaly_score(new_rows), rtol=1e-6)
+    assert during and all(threads == ([1] * len(before) if n_threads == 1 else before) for threads in during)
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before

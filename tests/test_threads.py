@@ -3,10 +3,13 @@ scoring workers on Python threads for small work."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
+import vae_anomaly.cpus as cpus
 import vae_anomaly.devices as threads
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.devices import (
@@ -44,8 +47,8 @@ def test_more_threads_than_cpus_are_capped_with_a_warning(planted):
 )
 def test_a_cgroup_cpu_limit_caps_the_cpus(tmp_path, monkeypatch, cpu_max, expected):
     (tmp_path / "cpu.max").write_text(cpu_max + "\n")
-    monkeypatch.setattr(threads, "_CGROUP_V2_MAX", tmp_path / "cpu.max")
-    affinity = len(threads.os.sched_getaffinity(0))
+    monkeypatch.setattr(cpus, "_CGROUP_V2_MAX", tmp_path / "cpu.max")
+    affinity = len(os.sched_getaffinity(0))
     assert available_cpus() == (min(affinity, expected) if expected is not None else affinity)
 
 

@@ -15,16 +15,14 @@ as the process may use.
 from __future__ import annotations
 
 import copy
-import math
-import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 import torch
 
+from vae_anomaly.cpus import available_cpus
 from vae_anomaly.model import GaussianVAE
 
 # A forward pass of fewer multiply-adds than this runs on one thread under n_threads="auto". The default
@@ -36,44 +34,12 @@ SMALL_WORK_MACS = 1_000_000_000
 # 16 MiB), and the part of a batch that holds the GIL (about a tenth of it on 2 cores) caps the gain of
 # more workers near 5x at 8.
 MAX_SCORING_WORKERS = 8
-_CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
-_CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
-_CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 
 
 # device="auto" trains sets of fewer rows than this on the CPU: an epoch of one small batch costs a GPU
 # more in launches and synchronisations than in arithmetic (ADBench sets of 150-350 rows trained up to
 # 2x slower on an H200 than on its CPU; see benchmarks/RESULTS.md).
 AUTO_GPU_MIN_ROWS = 1000
-
-
-def _cgroup_quota() -> float | None:
-    """CPUs the cgroup's quota allows (a container's or Kubernetes' CPU limit), or None for no limit."""
-    try:
-        if _CGROUP_V2_MAX.is_file():
-            quota, period = _CGROUP_V2_MAX.read_text().split()[:2]
-            return None if quota == "max" else int(quota) / int(period)
-        if _CGROUP_V1_QUOTA.is_file():
-            quota_us = int(_CGROUP_V1_QUOTA.read_text())
-            return None if quota_us <= 0 else quota_us / int(_CGROUP_V1_PERIOD.read_text())
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota.
-
-    Returns
-    -------
-    int
-        At least 1.
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_quota()
-    if quota is not None:
-        cpus = min(cpus, max(1, math.floor(quota)))
-    return max(1, cpus)
 
 
 def choose_threads(n_threads: int | Literal["auto"], work_macs: float) -> int:

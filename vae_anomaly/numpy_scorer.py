@@ -76,7 +76,8 @@ class NumpyTableScorer(NumpyScorer):
         )
         passes = (x[start : start + ROWS_PER_PASS] for start in range(0, len(x), ROWS_PER_PASS))
         rows = (module_input(part, self._mean, self._scale, complete=True) for part in passes)
-        return np.concatenate([self._pass.scores(part) for part in rows] or [np.empty(0)])
+        with self._threads():
+            return np.concatenate([self._pass.scores(part) for part in rows] or [np.empty(0)])
 
 
 def load_numpy_scorer(
@@ -176,8 +177,9 @@ def _scorer(
     if not (mean.shape == scale.shape == (len(names),) and inputs == attributes["module_inputs"]):
         raise ValueError("the arrays do not fit the features")
     threshold = -float(attributes["offset_"])
+    n_threads = params["n_threads"]
     if estimator == "VAEAnomalyDetector":
-        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold)
+        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold, n_threads)
     interval = attributes["sampling_interval_"]
     return NumpySeriesScorer(
         names,
@@ -185,6 +187,7 @@ def _scorer(
         scale,
         scoring_pass,
         threshold,
+        n_threads,
         window=window,
         stride=params["stride"],
         aggregation=params["aggregation"],

@@ -12,6 +12,7 @@ do: :meth:`NumpySeriesScorer.takes` says so, and the caller scores such a series
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ class NumpySeriesScorer(NumpyScorer):
 
     Parameters
     ----------
-    feature_names, mean, scale, scoring_pass, threshold
+    feature_names, mean, scale, scoring_pass, threshold, n_threads
         As for :class:`~vae_anomaly.numpy_vae.NumpyScorer`; the features are the channels.
     window, stride : int
         ``window_`` and ``stride``.
@@ -63,6 +64,7 @@ class NumpySeriesScorer(NumpyScorer):
         scale: np.ndarray,
         scoring_pass: NumpyScoringPass,
         threshold: float,
+        n_threads: int | Literal["auto"] = "auto",
         *,
         window: int,
         stride: int,
@@ -70,7 +72,7 @@ class NumpySeriesScorer(NumpyScorer):
         time_column: str | None,
         sampling_interval: pd.Timedelta | None,
     ) -> None:
-        super().__init__(feature_names, mean, scale, scoring_pass, threshold)
+        super().__init__(feature_names, mean, scale, scoring_pass, threshold, n_threads)
         self.window, self.stride, self.aggregation = window, stride, aggregation
         self.time_column, self.sampling_interval = time_column, sampling_interval
         self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
@@ -127,10 +129,11 @@ class NumpySeriesScorer(NumpyScorer):
         report_sampling(index, self.sampling_interval)
         starts = window_starts(len(x), self.window, self.stride)
         windows = Windows(module_input(x, self._mean, self._scale, complete=True), self.window, starts)
-        window_scores = np.concatenate(
-            [
-                self._pass.scores(windows[first : first + WINDOWS_PER_PASS])
-                for first in range(0, len(windows), WINDOWS_PER_PASS)
-            ]
-        )
+        with self._threads():
+            window_scores = np.concatenate(
+                [
+                    self._pass.scores(windows[first : first + WINDOWS_PER_PASS])
+                    for first in range(0, len(windows), WINDOWS_PER_PASS)
+                ]
+            )
         return window_scores_to_points(window_scores, starts, self.window, len(x), self.aggregation)

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
+from vae_anomaly.cpus import available_cpus
 from vae_anomaly.sample_scores import SampleScores, mixed_scores
 from vae_anomaly.score_columns import scored_frame
 from vae_anomaly.value_checks import FLOAT32_MAX
@@ -182,6 +186,9 @@ class NumpyScorer(ABC):
         Its modules, mixed and scored as it scores.
     threshold : float
         ``anomaly_threshold_``: samples scoring above it are flagged.
+    n_threads : int or "auto", default="auto"
+        The detector's ``n_threads``: an int caps numpy's BLAS threads while it scores (at most the
+        CPUs the process may use); "auto" leaves them as numpy set them.
 
     Attributes
     ----------
@@ -196,11 +203,21 @@ class NumpyScorer(ABC):
         scale: np.ndarray,
         scoring_pass: NumpyScoringPass,
         threshold: float,
+        n_threads: int | Literal["auto"] = "auto",
     ) -> None:
         self.feature_names = feature_names
         self._mean, self._scale, self._pass = mean, scale, scoring_pass
-        self.threshold = threshold
+        self.threshold, self.n_threads = threshold, n_threads
         self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """The body's BLAS threads capped by ``n_threads``."""
+        if self.n_threads == "auto":
+            yield
+            return
+        with threadpool_limits(limits=min(int(self.n_threads), available_cpus()), user_api="blas"):
+            yield
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
         columns = [str(name) for name in frame.columns]
