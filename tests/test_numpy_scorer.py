@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info
 
-from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_scorer
+from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_vae
 from vae_anomaly.batch import load_scoring_model, model
 from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.bundle import save_bundle
@@ -116,7 +116,7 @@ def test_a_row_scores_the_same_alone_as_among_others_and_in_any_pass(
     together = scorer.anomaly_score(new_rows)
     alone = np.concatenate([scorer.anomaly_score(new_rows.iloc[[i]]) for i in range(0, 300, 37)])
     np.testing.assert_allclose(alone, together[::37], rtol=1e-12)
-    monkeypatch.setattr(numpy_scorer, "ROWS_PER_PASS", 7)
+    monkeypatch.setattr(numpy_vae, "ROWS_PER_PASS", 7)
     np.testing.assert_allclose(scorer.anomaly_score(new_rows), together, rtol=1e-12)
 
 

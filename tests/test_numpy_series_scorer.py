@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import score_without_heavy_imports, seasonal_series
 
-from vae_anomaly import TimeSeriesVAEDetector, numpy_series_scorer
+from vae_anomaly import TimeSeriesVAEDetector, numpy_vae
 from vae_anomaly.batch import load_scoring_model, write_events
 from vae_anomaly.numpy_scorer import load_numpy_scorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
@@ -82,7 +82,7 @@ def test_the_windows_score_the_same_in_any_pass(training, new_series, tmp_path, 
     detector = TimeSeriesVAEDetector(window=16, epochs=5, time_column="time", random_state=0).fit(training)
     scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
     together = scorer.anomaly_score(new_series)
-    monkeypatch.setattr(numpy_series_scorer, "WINDOWS_PER_PASS", 5)
+    monkeypatch.setattr(numpy_vae, "ROWS_PER_PASS", 5)
     np.testing.assert_allclose(scorer.anomaly_score(new_series), together, rtol=1e-12)
 
 

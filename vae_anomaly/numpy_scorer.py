@@ -38,9 +38,6 @@ from vae_anomaly.windowing import WINDOW_RULES
 # small inputs it is used for a GPU would not repay torch's start-up.
 _CPU_DEVICES = ("auto", "cpu")
 _MODULES = ("module", "early_module")
-# Rows scored in one pass: a few float64 arrays of this many rows, as wide as a layer, stay small
-# however wide the table (the float64 pass makes a row's score the same in any pass).
-ROWS_PER_PASS = 8192
 
 
 class NumpyTableScorer(NumpyScorer):
@@ -74,10 +71,9 @@ class NumpyTableScorer(NumpyScorer):
         check_finite(
             x, np.asarray(self.feature_names), allow_nan=False, advice=TABLE_NON_FINITE_ADVICE[False]
         )
-        passes = (x[start : start + ROWS_PER_PASS] for start in range(0, len(x), ROWS_PER_PASS))
-        rows = (module_input(part, self._mean, self._scale, complete=True) for part in passes)
-        with self._threads():
-            return np.concatenate([self._pass.scores(part) for part in rows] or [np.empty(0)])
+        return self._scores_in_passes(
+            len(x), lambda part: module_input(x[part], self._mean, self._scale, complete=True)
+        )
 
 
 def load_numpy_scorer(

@@ -28,9 +28,6 @@ from vae_anomaly.windowing import (
     window_starts,
 )
 
-# Windows scored in one pass: a few float64 arrays of this many windows, as wide as a layer.
-WINDOWS_PER_PASS = 8192
-
 
 class NumpySeriesScorer(NumpyScorer):
     """A saved ``TimeSeriesVAEDetector``'s ``anomaly_score`` and flags, computed with numpy.
@@ -77,12 +74,6 @@ class NumpySeriesScorer(NumpyScorer):
         self.time_column, self.sampling_interval = time_column, sampling_interval
         self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
 
-    def _values(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
-        """The channels of ``frame`` and its timestamps (checked as the detector checks them)."""
-        values, index = split_time_index(frame, self.time_column, len(frame))
-        self._check_columns(values)
-        return values, index
-
     def takes(self, frame: pd.DataFrame) -> bool:
         """Whether this scorer scores ``frame`` as the detector would: no point is missing (NaN).
 
@@ -117,7 +108,8 @@ class NumpySeriesScorer(NumpyScorer):
             If the columns are not the detector's, the timestamps are missing, unsorted or repeated,
             a value is infinite or missing (see :meth:`takes`), or the series is shorter than a window.
         """
-        values, index = self._values(frame)
+        values, index = split_time_index(frame, self.time_column, len(frame))
+        self._check_columns(values)
         x = values.to_numpy(dtype=np.float64)
         check_finite(x, np.asarray(self.feature_names), allow_nan=True, advice=SERIES_NON_FINITE_ADVICE)
         if np.isnan(x).any():
@@ -129,11 +121,5 @@ class NumpySeriesScorer(NumpyScorer):
         report_sampling(index, self.sampling_interval)
         starts = window_starts(len(x), self.window, self.stride)
         windows = Windows(module_input(x, self._mean, self._scale, complete=True), self.window, starts)
-        with self._threads():
-            window_scores = np.concatenate(
-                [
-                    self._pass.scores(windows[first : first + WINDOWS_PER_PASS])
-                    for first in range(0, len(windows), WINDOWS_PER_PASS)
-                ]
-            )
+        window_scores = self._scores_in_passes(len(windows), windows.__getitem__)
         return window_scores_to_points(window_scores, starts, self.window, len(x), self.aggregation)

@@ -11,10 +11,10 @@ torch module's too: ``model`` imports them from here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -32,6 +32,10 @@ MIN_DECODER_VARIANCE = 1e-3
 # The encoder log-variance is clamped so exp() cannot overflow early in training.
 ENCODER_LOG_VARIANCE_RANGE = (-12.0, 8.0)
 LOG_2PI = math.log(2.0 * math.pi)
+# Rows (a table's rows, a series' windows) scored in one pass: a few float64 arrays of this many rows,
+# as wide as a layer, stay small however wide the input (the float64 pass makes a row's score the same
+# in any pass).
+ROWS_PER_PASS = 8192
 _HEADS = ("to_z_mean", "to_z_log_var", "to_x_mean")
 
 
@@ -210,14 +214,22 @@ class NumpyScorer(ABC):
         self.threshold, self.n_threads = threshold, n_threads
         self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
 
-    @contextmanager
-    def _threads(self) -> Iterator[None]:
-        """The body's BLAS threads capped by ``n_threads``."""
-        if self.n_threads == "auto":
-            yield
-            return
-        with threadpool_limits(limits=min(int(self.n_threads), available_cpus()), user_api="blas"):
-            yield
+    def _scores_in_passes(self, n_rows: int, rows_of: Callable[[slice], np.ndarray]) -> np.ndarray:
+        """The scores of ``n_rows`` module input rows, ``ROWS_PER_PASS`` at a time (``rows_of`` gives
+        the rows of each slice), with numpy's BLAS threads capped by ``n_threads``."""
+        threads = (
+            contextlib.nullcontext()
+            if self.n_threads == "auto"
+            else threadpool_limits(limits=min(int(self.n_threads), available_cpus()), user_api="blas")
+        )
+        with threads:
+            return np.concatenate(
+                [
+                    self._pass.scores(rows_of(slice(start, start + ROWS_PER_PASS)))
+                    for start in range(0, n_rows, ROWS_PER_PASS)
+                ]
+                or [np.empty(0)]
+            )
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
         columns = [str(name) for name in frame.columns]
