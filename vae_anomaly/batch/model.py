@@ -74,16 +74,21 @@ _SIGNATURE_KINDS = {
 }
 
 
-def _column_kinds(
-    columns: list[str], bare: bool, time_column: str | None, signature_kinds: dict[str, str] | None
-) -> dict[str, str]:
-    """Each column's expected kind: numeric for a bare detector's features, any for a Pipeline's
-    (its preprocessing reads them), datetime for a time column, then what an MLflow signature says."""
+def _columns_and_kinds(
+    names: Any, bare: bool, time_column: str | None, signature_kinds: dict[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """The input columns a model reads (its feature ``names``, then its time column where that is not
+    one of them) and each one's expected kind: numeric for a bare detector's features, any for a
+    Pipeline's (its preprocessing reads them), datetime for a time column, then what an MLflow
+    signature says."""
+    columns = [str(name) for name in names]
+    if time_column is not None and time_column not in columns:
+        columns.append(time_column)
     kinds = {name: "numeric" if bare else "any" for name in columns}
     if time_column is not None:
         kinds[time_column] = "datetime"
     kinds.update({k: v for k, v in (signature_kinds or {}).items() if k in kinds})
-    return kinds
+    return columns, kinds
 
 
 def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> BatchModel:
@@ -117,12 +122,8 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
             "The model was fitted on an array without column names, so parquet columns cannot be matched "
             "to its features: fit it on a DataFrame."
         )
-    columns = [str(name) for name in names]
-    time_column = detector.time_column
-    if time_column is not None and time_column not in columns:
-        columns.append(time_column)
     bare = parts.preprocessing is None
-    kinds = _column_kinds(columns, bare, time_column, signature_kinds)
+    columns, kinds = _columns_and_kinds(names, bare, detector.time_column, signature_kinds)
     # A Pipeline's preprocessing may take nulls; a bare detector takes them when its tags say so.
     allows_nulls = not bare or get_tags(detector).input_tags.allow_nan
     return BatchModel(
@@ -143,16 +144,12 @@ def _numpy_model(
     """A BatchModel of a numpy scorer: a bare table detector's columns, no nulls, row by row; or a
     series detector's channels and time column, each file whole, a series with missing points
     scored by the detector itself (``torch_model``, loaded at the first such series)."""
-    columns = list(scorer.feature_names)
     if isinstance(scorer, NumpyTableScorer):
-        kinds = _column_kinds(columns, True, None, signature_kinds)
+        columns, kinds = _columns_and_kinds(scorer.feature_names, True, None, signature_kinds)
         return BatchModel(
             scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame
         )
-    time_column = scorer.time_column
-    if time_column is not None and time_column not in columns:
-        columns.append(time_column)
-    kinds = _column_kinds(columns, True, time_column, signature_kinds)
+    columns, kinds = _columns_and_kinds(scorer.feature_names, True, scorer.time_column, signature_kinds)
     with_torch = functools.cache(torch_model)
 
     def score(frame: pd.DataFrame) -> pd.DataFrame:
