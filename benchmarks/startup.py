@@ -21,8 +21,9 @@ Each step is a fresh interpreter, timed from start to exit, median of ``--repeat
   score series    a ``TimeSeriesVAEDetector`` (5 channels of ``sample_data/timeseries_multivariate``,
                   fitted on 4,000 points) scoring the next 400 points, with numpy
                   (``vae_anomaly.numpy_series_scorer``) and with torch
-  score Pipeline  ``tabular_pipeline`` saved with ``save`` (skops), 100 rows: torch and scikit-learn
-                  both times (its preprocessing is scikit-learn's)
+  score Pipeline  ``tabular_pipeline`` saved with ``save``, 100 rows of the sample table: with numpy
+                  (the preprocessing's saved plan, ``vae_anomaly.numpy_preprocessing``, then the
+                  detector's numpy scorer) and with torch, scikit-learn and skops
 
 The issue's targets: under 1.5 s from start to the first row scored for a saved folder, under 3 s
 for a ``models:/`` URI.

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import score_without_heavy_imports
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_info
 
 from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_vae
@@ -130,6 +130,48 @@ def test_a_value_that_overflows_float32_scores_infinite_as_with_the_detector(tra
     assert np.isinf(scores[1]) and np.isfinite(scores[[0, 2]]).all()
 
 
+def with_gaps(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    return frame.astype(float).mask(np.random.default_rng(seed).random(frame.shape) < share)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"gap_fill": "mean"}, {"score_method": "reconstruction"}, {"early_weight": 0.0}],
+    ids=["refilled", "at-the-mean", "reconstruction", "no-early-checkpoint"],
+)
+def test_rows_with_gaps_score_as_with_a_detector_that_skips_them(params, training, new_rows, tmp_path):
+    detector = VAEAnomalyDetector(epochs=5, missing="skip", random_state=0, **params)
+    detector.fit(with_gaps(training, 0.1, seed=2))
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
+    assert isinstance(scorer, NumpyTableScorer) and scorer.skips_missing
+    gapped = with_gaps(new_rows, 0.25, seed=3)
+    gapped.iloc[0] = np.nan
+    gapped.iloc[0, 0] = 1.5  # one observed value
+    assert gapped.isna().any(axis=1).mean() > 0.5
+    expected = detector.anomaly_score(gapped)
+    np.testing.assert_allclose(scorer.anomaly_score(gapped), expected, rtol=1e-6)
+    np.testing.assert_array_equal(scorer.score_frame(gapped)["is_anomaly"], detector.predict(gapped) == -1)
+    alone = [scorer.anomaly_score(gapped.iloc[[i]])[0] for i in range(0, 300, 41)]
+    np.testing.assert_allclose(alone, expected[::41], rtol=1e-6)  # a row's refill is its own
+    complete = new_rows.head(20)  # no gap: the plain pass, as the detector scores it
+    np.testing.assert_allclose(scorer.anomaly_score(complete), detector.anomaly_score(complete), rtol=1e-6)
+
+
+def test_a_skipping_detectors_scorer_refuses_what_the_detector_refuses(training, tmp_path):
+    detector = VAEAnomalyDetector(epochs=3, missing="skip", random_state=0).fit(training)
+    scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
+    rows = training.head(4).astype(float)
+    rows.iloc[2] = np.nan
+    for scoring in (detector, scorer):
+        with pytest.raises(ValueError, match=r"no observed value.*\b2\b"):
+            scoring.anomaly_score(rows)
+    rows.iloc[2] = 0.0
+    rows.iloc[1, 0] = np.inf
+    for scoring in (detector, scorer):
+        with pytest.raises(ValueError, match=r"infinite values.*'cpu'.*Replace them with NaN"):
+            scoring.anomaly_score(rows)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_inf_is_refused_with_the_detectors_message(bad, training, tmp_path):
     detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
@@ -157,13 +199,12 @@ def test_columns_other_than_the_fitted_ones_are_refused_by_name(training, tmp_pa
     "detector, scoring_device, device",
     [
         (VAEAnomalyDetector(epochs=3, mc_samples=4, random_state=0), "auto", None),
-        (VAEAnomalyDetector(epochs=3, missing="skip", random_state=0), "auto", None),
         (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", None),
         (VAEAnomalyDetector(epochs=3, random_state=0), "cuda", "cpu"),
         (VAEAnomalyDetector(epochs=3, random_state=0), "auto", "cuda"),
         (TimeSeriesVAEDetector(window=8, epochs=2, mc_samples=4, random_state=0), "auto", None),
     ],
-    ids=["mc-samples", "missing-skip", "saved-for-cuda", "cpu-asked", "cuda-asked", "series-mc-samples"],
+    ids=["mc-samples", "saved-for-cuda", "cpu-asked", "cuda-asked", "series-mc-samples"],
 )
 def test_only_what_it_scores_as_torch_does_goes_to_the_numpy_scorer(
     detector, scoring_device, device, training, tmp_path
@@ -173,12 +214,17 @@ def test_only_what_it_scores_as_torch_does_goes_to_the_numpy_scorer(
     assert (scorer is not None) == (device == "cpu")  # --device cpu overrides a model saved for CUDA
 
 
-def test_a_bundle_of_a_detector_is_read_and_a_pipelines_is_left_to_torch(training, new_rows, tmp_path):
+def test_a_bundle_of_a_detector_is_read_and_a_pipeline_of_other_steps_is_left_to_torch(
+    training, new_rows, tmp_path
+):
     detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(training)
     scorer = load_numpy_scorer(save_bundle(detector, tmp_path / "bare"))
     np.testing.assert_allclose(scorer.anomaly_score(new_rows), detector.anomaly_score(new_rows), rtol=1e-6)
-    pipeline = make_pipeline(StandardScaler(), VAEAnomalyDetector(epochs=3, random_state=0)).fit(training)
-    assert load_numpy_scorer(save_bundle(pipeline, tmp_path / "pipeline")) is None
+    minmax = MinMaxScaler().set_output(transform="pandas")  # a step numpy_preprocessing does not run
+    pipeline = make_pipeline(minmax, VAEAnomalyDetector(epochs=3, random_state=0)).fit(training)
+    folder = save_bundle(pipeline, tmp_path / "pipeline")
+    assert not (folder / "preprocessing.json").exists()
+    assert load_numpy_scorer(folder) is None
 
 
 def test_a_tampered_folder_is_refused_as_torch_refuses_it(training, tmp_path):
@@ -257,9 +303,9 @@ def test_n_threads_caps_numpys_blas_threads_while_it_scores(
     during = []
     scores = NumpyVAE.scores
 
-    def spied(module, x):
+    def spied(module, *args):
         during.append([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
-        return scores(module, x)
+        return scores(module, *args)
 
     monkeypatch.setattr(NumpyVAE, "scores", spied)
     np.testing.assert_allclose(scorer.anomaly_score(new_rows), detector.anomaly_score(new_rows), rtol=1e-6)

@@ -2,7 +2,10 @@
 
 A bundle folder holds ``bundle.json`` (format version, detector class, pipeline step names and the
 checksum of every file), the detector saved by its ``save`` method in ``detector/`` (JSON +
-safetensors), and, for a Pipeline, the steps before the detector in ``preprocessing.skops``. skops
+safetensors), and, for a Pipeline, the steps before the detector in ``preprocessing.skops`` and, where
+numpy can run them (``numpy_preprocessing.describe_preprocessing``: the shipped pipelines' scaling,
+one-hot encoding and column selection), their fitted numbers in ``preprocessing.json``, which the
+numpy scorer reads without scikit-learn. skops
 rebuilds those steps from their recorded types and refuses to load a type that is not on the trusted
 list, so a bundle cannot run arbitrary code. skops is imported only when a Pipeline is saved or
 loaded: a bare detector loads where skops is not installed (an MLflow model of a detector does not
@@ -12,6 +15,7 @@ when complete.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -31,6 +35,7 @@ from vae_anomaly.manifests import (
     write_manifest,
 )
 from vae_anomaly.model_folder import BUNDLE_FILE, write_model_folder
+from vae_anomaly.numpy_preprocessing import PLAN_FILE, describe_preprocessing
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
 
 PREPROCESSING_FILE = "preprocessing.skops"
@@ -67,7 +72,7 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
     """
     parts = model_parts(model)
     detector = parts.detector
-    preprocessing = steps = None
+    preprocessing = steps = plan = None
     if parts.preprocessing is not None:
         import skops.io
 
@@ -79,10 +84,13 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
                 "Use scikit-learn's own transformers, or save the detector alone."
             )
         steps = [name for name, _ in model.steps]
+        plan = describe_preprocessing(parts.preprocessing, _detector_columns(detector))
 
     def write(folder: Path) -> None:
         if preprocessing is not None:
             (folder / PREPROCESSING_FILE).write_bytes(preprocessing)
+        if plan is not None:
+            (folder / PLAN_FILE).write_text(json.dumps(plan, allow_nan=False))
         detector.save(folder / DETECTOR_FOLDER)
         manifest = {
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -92,6 +100,13 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
         write_manifest(folder, BUNDLE_FILE, manifest)
 
     return write_model_folder(path, write)
+
+
+def _detector_columns(detector: BaseVAEDetector) -> list[str]:
+    """The columns a detector was fitted on (a series': its channels, then its time column)."""
+    names = [str(name) for name in getattr(detector, "feature_names_in_", [])]
+    time_column = getattr(detector, "time_column", None)
+    return names if time_column is None or time_column in names else [*names, time_column]
 
 
 def load_detector(path: str | os.PathLike[str]) -> BaseVAEDetector:

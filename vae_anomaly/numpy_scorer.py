@@ -11,13 +11,15 @@ run each module (``NumpyVAE``), mix in the early checkpoint by ``early_share_``,
 within that of the threshold may be flagged by one and not the other.
 
 A saved ``TimeSeriesVAEDetector`` is scored the same way window by window (``NumpySeriesScorer``,
-for a series without missing points). Every other model (a Pipeline, ``missing="skip"``,
-``mc_samples``, a GPU, or a folder of an older format) loads with torch as before:
-:func:`load_numpy_scorer` returns None for it.
+for a series without missing points), and a saved Pipeline whose preprocessing numpy can run (its
+plan saved beside it, ``numpy_preprocessing``) by its preprocessing and then its detector's scorer
+(``NumpyPipelineScorer``). Every other model (``mc_samples``, a GPU, a Pipeline of other steps, or a
+folder of an older format) loads with torch as before: :func:`load_numpy_scorer` returns None for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -29,22 +31,38 @@ from safetensors.numpy import load_file
 
 from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_detector
 from vae_anomaly.model_folder import BUNDLE_FILE
+from vae_anomaly.numpy_preprocessing import PLAN_FILE, NumpyPreprocessing
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, module_input
-from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite
+from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite, check_rows_observed
 from vae_anomaly.windowing import WINDOW_RULES
 
 # The scoring devices the numpy scorer stands in for: "auto" finds the CPU on most machines, and for the
 # small inputs it is used for a GPU would not repay torch's start-up.
 _CPU_DEVICES = ("auto", "cpu")
 _MODULES = ("module", "early_module")
+# How a skipping detector's gaps enter the encoder: refilled from the reconstruction, or at the mean.
+_GAP_FILLS = ("reconstruction", "mean")
 
 
 class NumpyTableScorer(NumpyScorer):
     """A saved ``VAEAnomalyDetector``'s ``anomaly_score`` and flags, computed with numpy.
 
-    Build it with :func:`load_numpy_scorer`; its parameters are :class:`NumpyScorer`'s.
+    Build it with :func:`load_numpy_scorer`.
+
+    Parameters
+    ----------
+    feature_names, mean, scale, scoring_pass, threshold, n_threads
+        As for :class:`~vae_anomaly.numpy_vae.NumpyScorer`.
+    skips_missing : bool, default=False
+        The detector's ``missing="skip"``: a missing value (NaN) is left out of the score (the
+        ``scoring_pass`` refills it where ``gap_fill`` says so) instead of refused.
     """
+
+    def __init__(self, *args: Any, skips_missing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skips_missing = skips_missing
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each row: higher is more anomalous.
@@ -52,7 +70,8 @@ class NumpyTableScorer(NumpyScorer):
         Parameters
         ----------
         frame : DataFrame
-            Numeric columns, ``feature_names`` in that order, no missing value.
+            Numeric columns, ``feature_names`` in that order; a missing value only where the detector
+            skips them, and no row without an observed value.
 
         Returns
         -------
@@ -63,22 +82,115 @@ class NumpyTableScorer(NumpyScorer):
         Raises
         ------
         ValueError
-            If the columns are not ``feature_names``, or a value is NaN or infinite (naming the column
-            and its first row, as the detector does).
+            If the columns are not ``feature_names``, a value is infinite or (unless the detector
+            skips them) missing, naming the column and its first row, or a row has no observed value,
+            as the detector says.
         """
         self._check_columns(frame)
         x = frame.to_numpy(dtype=np.float64)
-        check_finite(
-            x, np.asarray(self.feature_names), allow_nan=False, advice=TABLE_NON_FINITE_ADVICE[False]
-        )
+        skip = self.skips_missing
+        check_finite(x, np.asarray(self.feature_names), allow_nan=skip, advice=TABLE_NON_FINITE_ADVICE[skip])
+        observed = None
+        if skip and np.isnan(x).any():
+            check_rows_observed(x)
+            observed = ~np.isnan(x)
         return self._scores_in_passes(
-            len(x), lambda part: module_input(x[part], self._mean, self._scale, complete=True)
+            len(x),
+            lambda part: module_input(x[part], self._mean, self._scale, complete=observed is None),
+            observed,
         )
+
+
+class NumpyPipelineScorer:
+    """A saved Pipeline's ``anomaly_score`` and flags: its preprocessing, then its detector's scorer.
+
+    Build it with :func:`load_numpy_scorer`.
+
+    Parameters
+    ----------
+    preprocessing : NumpyPreprocessing
+        The Pipeline's steps before the detector.
+    detector : NumpyTableScorer or NumpySeriesScorer
+        Its detector's numpy scorer.
+
+    Attributes
+    ----------
+    feature_names : list of str
+        The columns the Pipeline reads.
+    time_column : str or None
+        The series detector's time column (None for a table, or a series on its index).
+    threshold : float
+        The detector's ``anomaly_threshold_``.
+    multiply_adds_per_row : int
+        The detector's work per input row.
+    """
+
+    def __init__(
+        self, preprocessing: NumpyPreprocessing, detector: NumpyTableScorer | NumpySeriesScorer
+    ) -> None:
+        self.preprocessing, self.detector = preprocessing, detector
+        self.feature_names = preprocessing.input_columns
+        self.time_column = getattr(detector, "time_column", None)
+        self.threshold = detector.threshold
+        self.multiply_adds_per_row = detector.multiply_adds_per_row
+
+    def takes(self, frame: pd.DataFrame) -> bool:
+        """Whether the numpy scorer scores ``frame`` exactly as the Pipeline does: its preprocessing
+        takes it (:meth:`NumpyPreprocessing.takes`) and, for a series, no point is missing.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Input as the Pipeline's ``fit`` took it.
+
+        Returns
+        -------
+        bool
+        """
+        if not self.preprocessing.takes(frame):
+            return False
+        return not isinstance(self.detector, NumpySeriesScorer) or self.detector.takes(
+            self.preprocessing.transform(frame)
+        )
+
+    def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """The Pipeline's ``anomaly_score`` of each row (or timestamp): higher is more anomalous.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Input that :meth:`takes`.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), float64
+
+        Raises
+        ------
+        ValueError
+            As the detector's scorer raises it for what the preprocessing made of ``frame``.
+        """
+        return self.detector.anomaly_score(self.preprocessing.transform(frame))
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frames.score_frame`` of the Pipeline: ``anomaly_score`` and ``is_anomaly``, indexed like
+        ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Input that :meth:`takes`.
+
+        Returns
+        -------
+        DataFrame
+        """
+        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
 
 
 def load_numpy_scorer(
     path: str | os.PathLike[str], device: str | None = None
-) -> NumpyTableScorer | NumpySeriesScorer | None:
+) -> NumpyTableScorer | NumpySeriesScorer | NumpyPipelineScorer | None:
     """The numpy scorer of a saved detector or bundle folder, or None where it takes torch to score.
 
     Parameters
@@ -90,13 +202,14 @@ def load_numpy_scorer(
 
     Returns
     -------
-    NumpyTableScorer, NumpySeriesScorer or None
-        None unless the folder holds a bare detector fitted on named columns that scores at the
-        posterior mean (``mc_samples`` None) and is to score on the CPU (``device``, or where it is
-        None the detector's ``scoring_device``, is "auto" or "cpu"), saved in this version's format
-        with exactly the arrays it needs: a ``VAEAnomalyDetector`` that refuses missing values
-        (``missing="error"``), or a ``TimeSeriesVAEDetector`` (whose series with missing points
-        the caller scores with the detector: ``NumpySeriesScorer.takes``).
+    NumpyTableScorer, NumpySeriesScorer, NumpyPipelineScorer or None
+        None unless the folder holds a detector fitted on named columns that scores at the posterior
+        mean (``mc_samples`` None) and is to score on the CPU (``device``, or where it is None the
+        detector's ``scoring_device``, is "auto" or "cpu"), saved in this version's format with
+        exactly the arrays it needs: a ``VAEAnomalyDetector`` (its missing values refused or
+        skipped, as ``missing`` says), or a ``TimeSeriesVAEDetector`` (whose series with missing
+        points the caller scores with the detector: ``NumpySeriesScorer.takes``); alone, or at the
+        end of a Pipeline whose preprocessing plan was saved beside it (``preprocessing.json``).
 
     Raises
     ------
@@ -104,9 +217,14 @@ def load_numpy_scorer(
         If the folder's manifest or a file fails its checksum, as loading it with torch would.
     """
     folder = Path(path)
+    preprocessing = None
     if (folder / BUNDLE_FILE).is_file():
         if read_bundle_manifest(folder).get("steps") is not None:
-            return None  # a Pipeline: its preprocessing is scikit-learn's
+            if not (folder / PLAN_FILE).is_file():
+                return None  # a Pipeline of steps numpy does not run
+            preprocessing = _plan(folder / PLAN_FILE)
+            if preprocessing is None:
+                return None
         folder = folder / DETECTOR_FOLDER
     config, weights_file = saved_detector(folder)
     estimator = config.get("estimator")
@@ -114,9 +232,22 @@ def load_numpy_scorer(
     if not _scores_like_numpy(estimator, params, attributes, device):
         return None
     try:
-        return _scorer(estimator, params, attributes, load_file(str(weights_file)))
+        scorer = _scorer(estimator, params, attributes, load_file(str(weights_file)))
     except (SafetensorError, KeyError, TypeError, ValueError):
         return None  # not as this version saves it: the torch loader says what is wrong
+    if preprocessing is None:
+        return scorer
+    made = scorer.feature_names + ([scorer.time_column] if getattr(scorer, "time_column", None) else [])
+    return NumpyPipelineScorer(preprocessing, scorer) if preprocessing.output_columns == made else None
+
+
+def _plan(path: Path) -> NumpyPreprocessing | None:
+    """The preprocessing plan saved at ``path`` (checksummed with the bundle), or None where it is not
+    one this version writes."""
+    try:
+        return NumpyPreprocessing(json.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _scores_like_numpy(
@@ -132,7 +263,8 @@ def _scores_like_numpy(
         and "early_share_" in attributes
     )
     if estimator == "VAEAnomalyDetector":
-        return common and params.get("missing") == "error"
+        missing = params.get("missing")
+        return common and (missing == "error" or (missing == "skip" and params.get("gap_fill") in _GAP_FILLS))
     return (
         estimator == "TimeSeriesVAEDetector"
         and common
@@ -166,7 +298,8 @@ def _scorer(
     ]
     if shares is not None:
         shares = {kind: float(shares[kind]) for kind in ("elbo", "reconstruction")}
-    scoring_pass = NumpyScoringPass(modules, shares, params["score_method"])
+    refill = params.get("missing") == "skip" and params["gap_fill"] == "reconstruction"
+    scoring_pass = NumpyScoringPass(modules, shares, params["score_method"], refill)
     mean, scale = arrays["mean_"].astype(np.float64), arrays["scale_"].astype(np.float64)
     window = attributes["window_"] if estimator == "TimeSeriesVAEDetector" else 1
     inputs = len(names) * window
@@ -175,7 +308,8 @@ def _scorer(
     threshold = -float(attributes["offset_"])
     n_threads = params["n_threads"]
     if estimator == "VAEAnomalyDetector":
-        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold, n_threads)
+        skips = params["missing"] == "skip"
+        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold, n_threads, skips_missing=skips)
     interval = attributes["sampling_interval_"]
     return NumpySeriesScorer(
         names,

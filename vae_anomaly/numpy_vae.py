@@ -1,8 +1,10 @@
 """``GaussianVAE``'s scoring pass in numpy: what the numpy scorer runs where torch is not loaded.
 
 It reads the weights under the names ``GaussianVAE.state_dict`` gives them (``encoder.0.weight``,
-``to_z_mean.bias``, ...) and computes what ``scoring.score_rows`` computes for rows without gaps at the
-posterior mean (no latent draws): the reconstruction error, the reconstruction term and the KL term.
+``to_z_mean.bias``, ...) and computes what ``scoring.score_rows`` computes at the posterior mean (no
+latent draws): the reconstruction error, the reconstruction term and the KL term, of rows with gaps
+too (``missing="skip"``: the gaps refilled from the reconstruction where ``gap_fill`` says so, left
+out of the reconstruction terms, which are scaled from the observed values to all of them).
 It computes in float64, so a row's scores do not depend on the rows batched with it (numpy's float32
 matrix products round a few rows differently from many); they agree with torch's float32 scores to
 about 1e-6 relative (``tests/test_numpy_scorer.py`` holds them to it). The variance bounds are the
@@ -110,32 +112,54 @@ class NumpyVAE:
             x = _silu(self._linear(f"{name}.{2 * i}", x))
         return x
 
-    def scores(self, x: np.ndarray) -> SampleScores:
+    def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hidden = self._mlp("encoder", x)
+        z_log_var = np.clip(self._linear("to_z_log_var", hidden), *ENCODER_LOG_VARIANCE_RANGE)
+        return self._linear("to_z_mean", hidden), z_log_var
+
+    def _decode(self, z: np.ndarray) -> np.ndarray:
+        return self._linear("to_x_mean", self._mlp("decoder", z))
+
+    def scores(self, x: np.ndarray, observed: np.ndarray | None = None, refill: bool = False) -> SampleScores:
         """Score standardized rows at the posterior mean z = mu.
 
         Parameters
         ----------
         x : ndarray of shape (n_rows, n_features)
-            Standardized rows (float32, as the torch module takes them), no value missing.
+            Standardized rows (float32, as the torch module takes them), a missing value at 0.
+        observed : ndarray of bool, shape (n_rows, n_features), or None, default=None
+            Which values were observed; None: all of them.
+        refill : bool, default=False
+            Replace the missing values of a row by its reconstruction before scoring it
+            (``GaussianVAE.fill_gaps``: ``gap_fill="reconstruction"``).
 
         Returns
         -------
         SampleScores
             Without feature parts, in float64. The reconstruction term is the Gaussian negative
             log-likelihood summed over features, the KL term KL(q(z|x) || N(0, I)) in closed form
-            (see ``model.neg_elbo_terms``).
+            (see ``model.neg_elbo_terms``); over the observed values of a row with gaps, its data part
+            scaled by n_features / n_observed, as ``scoring.score_rows`` scales it.
         """
         x = x.astype(np.float64)
-        hidden = self._mlp("encoder", x)
-        z_mean = self._linear("to_z_mean", hidden)
-        z_log_var = np.clip(self._linear("to_z_log_var", hidden), *ENCODER_LOG_VARIANCE_RANGE)
-        x_mean = self._linear("to_x_mean", self._mlp("decoder", z_mean))
+        gapped = None if observed is None or not refill else ~observed.all(axis=1)
+        if gapped is not None and gapped.any():
+            given = x[gapped]
+            x[gapped] = np.where(observed[gapped], given, self._decode(self._encode(given)[0]))
+        z_mean, z_log_var = self._encode(x)
         x_log_var = np.logaddexp(self._weights["x_log_var_raw"], math.log(MIN_DECODER_VARIANCE))
-        squared_error = np.square(x - x_mean)
+        squared_error = np.square(x - self._decode(z_mean))
+        n_features = x.shape[1]
+        if observed is None:
+            n_observed = np.full(len(x), float(n_features))
+        else:
+            squared_error *= observed
+            n_observed = np.maximum(observed.sum(axis=1), 1).astype(np.float64)
         normalizer = (0.5 * (x_log_var + LOG_2PI)).sum()
         return SampleScores(
-            reconstruction_error=squared_error.mean(axis=1),
-            reconstruction_nll=squared_error @ (0.5 * np.exp(-x_log_var)) + normalizer,
+            reconstruction_error=squared_error.sum(axis=1) / n_observed,
+            reconstruction_nll=(squared_error @ (0.5 * np.exp(-x_log_var))) * (n_features / n_observed)
+            + normalizer,
             kl=0.5 * (np.square(z_mean) + np.exp(z_log_var) - 1.0 - z_log_var).sum(axis=1),
         )
 
@@ -152,24 +176,32 @@ class NumpyScoringPass:
     early_share : mapping of {"elbo", "reconstruction"} to float, or None
         ``early_share_`` (None without an early checkpoint).
     score_method : {"elbo", "reconstruction"}
+    refill_gaps : bool, default=False
+        Refill a row's missing values from each module's reconstruction before it scores the row
+        (``gap_fill="reconstruction"``).
     """
 
     def __init__(
-        self, modules: Sequence[NumpyVAE], early_share: Mapping[str, float] | None, score_method: str
+        self,
+        modules: Sequence[NumpyVAE],
+        early_share: Mapping[str, float] | None,
+        score_method: str,
+        refill_gaps: bool = False,
     ) -> None:
         self._modules, self._early_share, self._score_method = list(modules), early_share, score_method
+        self._refill_gaps = refill_gaps
 
     @property
     def multiply_adds_per_row(self) -> int:
         """The work of scoring one row: the weights of every module's linear layers."""
         return sum(module.multiply_adds_per_row for module in self._modules)
 
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-        """The ``score_method`` score of module input rows (``module_input``), float64; a score that
-        overflows float32 (a value far beyond the training data) is +inf, as with the detector, which
-        scores in float32."""
+    def scores(self, rows: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+        """The ``score_method`` score of module input rows (``module_input``; ``observed`` says which
+        of their values were observed, None: all), float64; a score that overflows float32 (a value
+        far beyond the training data) is +inf, as with the detector, which scores in float32."""
         with np.errstate(over="ignore", invalid="ignore"):
-            final, *early = (module.scores(rows) for module in self._modules)
+            final, *early = (module.scores(rows, observed, self._refill_gaps) for module in self._modules)
             mixed = final if not early else mixed_scores(final, early[0], self._early_share)
             score = mixed.of_kind(self._score_method)
         score[~(np.abs(score) <= FLOAT32_MAX)] = np.inf
@@ -214,9 +246,12 @@ class NumpyScorer(ABC):
         self.threshold, self.n_threads = threshold, n_threads
         self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
 
-    def _scores_in_passes(self, n_rows: int, rows_of: Callable[[slice], np.ndarray]) -> np.ndarray:
+    def _scores_in_passes(
+        self, n_rows: int, rows_of: Callable[[slice], np.ndarray], observed: np.ndarray | None = None
+    ) -> np.ndarray:
         """The scores of ``n_rows`` module input rows, ``ROWS_PER_PASS`` at a time (``rows_of`` gives
-        the rows of each slice), with numpy's BLAS threads capped by ``n_threads``."""
+        the rows of each slice; ``observed``, None or one bool per value of every row, which values
+        were observed), with numpy's BLAS threads capped by ``n_threads``."""
         threads = (
             contextlib.nullcontext()
             if self.n_threads == "auto"
@@ -225,8 +260,10 @@ class NumpyScorer(ABC):
         with threads:
             return np.concatenate(
                 [
-                    self._pass.scores(rows_of(slice(start, start + ROWS_PER_PASS)))
-                    for start in range(0, n_rows, ROWS_PER_PASS)
+                    self._pass.scores(rows_of(part), None if observed is None else observed[part])
+                    for part in (
+                        slice(start, start + ROWS_PER_PASS) for start in range(0, n_rows, ROWS_PER_PASS)
+                    )
                 ]
                 or [np.empty(0)]
             )

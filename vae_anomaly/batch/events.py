@@ -23,6 +23,7 @@ from vae_anomaly.batch.model import BatchModel, resolve_model
 from vae_anomaly.batch.run import failure_lines, model_input
 from vae_anomaly.batch.schema import check_schemas
 from vae_anomaly.frames import event_frame
+from vae_anomaly.numpy_scorer import NumpyPipelineScorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 
 # An events file records the row count of the input it was found in under this key (its own rows
@@ -118,7 +119,7 @@ def write_events(
     batch_model = resolve_model(model, trust_pickle=trust_pickle)
     if not batch_model.whole_files:
         raise TypeError("Events are found in time series; this model scores independent rows.")
-    if isinstance(batch_model.model, NumpySeriesScorer):
+    if isinstance(batch_model.model, NumpySeriesScorer | NumpyPipelineScorer):
         raise TypeError(
             "This BatchModel scores with numpy, which finds no events: load the model without "
             "input_path (load_scoring_model(source)) to write events."

@@ -1,8 +1,9 @@
 """What the batch scorer knows of a model: how to score a frame, the input columns it reads and their kinds.
 
-A saved bare detector that is to score a small input on the CPU is read by a numpy scorer
-(``numpy_scorer``), which needs neither torch nor scikit-learn; every other model is loaded with them
-(and so is a series detector for a series with missing points).
+A saved detector (or a Pipeline whose preprocessing plan was saved with it) that is to score a small
+input on the CPU is read by a numpy scorer (``numpy_scorer``), which needs neither torch nor
+scikit-learn; every other model is loaded with them (and so is a series detector for a series with
+missing points, or a Pipeline for input its plan does not take exactly as scikit-learn would).
 So this module imports them only where such a model is loaded or described.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.model_location import ModelLocation, locate_model
-from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
+from vae_anomaly.numpy_scorer import NumpyPipelineScorer, NumpyTableScorer, load_numpy_scorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 
 # The numpy scorer takes an input whose scoring is at most this many multiply-adds (the default
@@ -36,7 +37,8 @@ class BatchModel:
 
     Attributes
     ----------
-    model : detector, Pipeline ending in one, NumpyTableScorer or NumpySeriesScorer
+    model : detector, Pipeline ending in one, or a numpy scorer of a saved one
+        (``NumpyTableScorer``, ``NumpySeriesScorer``, ``NumpyPipelineScorer``)
     columns : list of str
         Input columns the model reads.
     kinds : dict of str to str
@@ -137,30 +139,35 @@ def prepare_model(model: Any, signature_kinds: dict[str, str] | None = None) -> 
 
 
 def _numpy_model(
-    scorer: NumpyTableScorer | NumpySeriesScorer,
+    scorer: NumpyTableScorer | NumpySeriesScorer | NumpyPipelineScorer,
     signature_kinds: dict[str, str] | None,
     torch_model: Callable[[], BatchModel],
 ) -> BatchModel:
-    """A BatchModel of a numpy scorer: a bare table detector's columns, no nulls, row by row; or a
-    series detector's channels and time column, each file whole, a series with missing points
-    scored by the detector itself (``torch_model``, loaded at the first such series)."""
+    """A BatchModel of a numpy scorer: a bare table detector's columns, nulls where it skips them, row
+    by row; a series detector's channels and time column, each file whole; a Pipeline's input
+    columns, as its detector scores. Input the numpy scorer does not take (a series with missing
+    points; for a Pipeline, values its plan does not transform exactly as scikit-learn) is scored by
+    the model itself (``torch_model``, loaded at the first such input)."""
     if isinstance(scorer, NumpyTableScorer):
         columns, kinds = _columns_and_kinds(scorer.feature_names, True, None, signature_kinds)
         return BatchModel(
-            scorer, columns, kinds, allows_nulls=False, whole_files=False, score=scorer.score_frame
+            scorer, columns, kinds, scorer.skips_missing, whole_files=False, score=scorer.score_frame
         )
-    columns, kinds = _columns_and_kinds(scorer.feature_names, True, scorer.time_column, signature_kinds)
+    pipeline = isinstance(scorer, NumpyPipelineScorer)
+    bare = not pipeline
+    columns, kinds = _columns_and_kinds(scorer.feature_names, bare, scorer.time_column, signature_kinds)
     with_torch = functools.cache(torch_model)
 
     def score(frame: pd.DataFrame) -> pd.DataFrame:
         return scorer.score_frame(frame) if scorer.takes(frame) else with_torch().score(frame)
 
-    return BatchModel(scorer, columns, kinds, allows_nulls=True, whole_files=True, score=score)
+    whole_files = bare or isinstance(scorer.detector, NumpySeriesScorer)
+    return BatchModel(scorer, columns, kinds, allows_nulls=True, whole_files=whole_files, score=score)
 
 
 def _small_run_scorer(
     location: ModelLocation, device: str | None, input_path: str | os.PathLike[str]
-) -> NumpyTableScorer | NumpySeriesScorer | None:
+) -> NumpyTableScorer | NumpySeriesScorer | NumpyPipelineScorer | None:
     """The numpy scorer of a saved folder, where it can score the model and the input is small work."""
     scorer = None if location.kind != "folder" else load_numpy_scorer(location.path, device)
     if scorer is None:
@@ -196,12 +203,13 @@ def load_scoring_model(
         Where its forward passes run (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); None
         keeps the model's ``scoring_device``.
     input_path : str or PathLike or None, default=None
-        The input it is to score. A saved bare detector that can score it on the CPU in at most
-        ``NUMPY_SCORING_MAX_WORK`` multiply-adds, from at most ``NUMPY_SCORING_MAX_FILES`` files,
-        is read by a numpy scorer (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which
-        starts in a fraction of the time torch takes to import; its scores agree with the
-        detector's to about 1e-6 relative (a series with missing points is scored by the detector,
-        loaded with torch when the first such series comes). None always loads the model with torch.
+        The input it is to score. A saved detector (or Pipeline with a preprocessing plan) that can
+        score it on the CPU in at most ``NUMPY_SCORING_MAX_WORK`` multiply-adds, from at most
+        ``NUMPY_SCORING_MAX_FILES`` files, is read by a numpy scorer
+        (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which starts in a fraction of the time
+        torch takes to import; its scores agree with the model's to about 1e-6 relative (a series
+        with missing points, or input a Pipeline's plan does not take, is scored by the model, loaded
+        with torch when the first such input comes). None always loads the model with torch.
 
     Returns
     -------
