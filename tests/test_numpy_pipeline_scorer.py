@@ -117,13 +117,28 @@ def test_input_the_plan_is_not_sure_of_goes_to_the_pipeline(change, fitted, new_
     )
 
 
-def test_a_float32_column_is_scaled_in_float32_as_scikit_learn_scales_it(training, tmp_path):
-    narrow = training.assign(cpu=training.cpu.astype(np.float32))
-    model = tabular_pipeline(random_state=0, epochs=3).fit(narrow)
-    scorer = load_numpy_scorer(model.save(tmp_path / "p"))
-    assert scorer.takes(narrow)
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda f: f.assign(cpu=f.cpu.astype(np.float32)),  # with int64: the block is float64
+        lambda f: f.assign(cpu=f.cpu.astype(np.float32), requests=f.requests.astype(np.float32)),
+        lambda f: f.assign(cpu=f.cpu.astype(np.float32), requests=f.requests.astype(np.int16)),  # float32
+        lambda f: f.assign(requests=f.requests > 150, region=f.region.astype("category")),
+        lambda f: f.assign(tier=f.tier.astype("str")),
+    ],
+    ids=["float32-int64", "float32-float32", "float32-int16", "bool-category", "str-dtype"],
+)
+def test_the_plan_converts_dtypes_as_scikit_learn_does(change, fitted, new_rows, tmp_path):
+    frame = change(new_rows)
+    preprocessing = model_parts(fitted).preprocessing
+    plan = NumpyPreprocessing(describe_preprocessing(preprocessing, list(fitted[-1].feature_names_in_)))
+    assert plan.takes(frame)
+    expected = preprocessing.transform(frame)
+    pd.testing.assert_frame_equal(plan.transform(frame), expected, check_dtype=False, rtol=0, atol=0)
+    assert plan.transform(frame).dtypes.iloc[0] == expected.dtypes.iloc[0]
+    scorer = load_numpy_scorer(fitted.save(tmp_path / "p"))
     np.testing.assert_allclose(
-        scorer.anomaly_score(narrow), score_frame(model, narrow)["anomaly_score"], rtol=1e-6
+        scorer.anomaly_score(frame), score_frame(fitted, frame)["anomaly_score"], rtol=1e-6
     )
 
 

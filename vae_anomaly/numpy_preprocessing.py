@@ -237,16 +237,21 @@ class NumpyPreprocessing:
         Returns
         -------
         DataFrame
-            Scaled columns in float64 (float32 where the input column is float32, as scikit-learn
-            keeps it), NaN passed through; one-hot levels in float64 (an unknown level, or a None,
+            Scaled columns in float64 (float32 where every column a scaler takes is float32, or
+            float32 with bool or small integer columns, as scikit-learn's ``check_array`` keeps that
+            block), NaN passed through; one-hot levels in float64 (an unknown level, or a None,
             encodes as none of them); passed-through columns as they are.
         """
         columns: list[pd.Series | np.ndarray] = []
         for part in self._parts:
+            # A scaler converts its columns as one block: to their common dtype, kept if a float.
+            scaled = part["kind"] == _SCALE
+            block = np.result_type(*(frame[column].dtype for column in part["columns"])) if scaled else None
+            dtype = np.float32 if block == np.float32 else np.float64
             for position, column in enumerate(part["columns"]):
                 values = frame[column]
                 if part["kind"] == _SCALE:
-                    columns.append(_scaled(values, part, position))
+                    columns.append(_scaled(values, dtype, part, position))
                 elif part["kind"] == _ONE_HOT:
                     fill = None if part["fill"] is None else part["fill"][position]
                     columns.extend(_one_hot(values, fill, part["levels"][position]).T)
@@ -278,13 +283,14 @@ def _strings_or_missing(values: pd.Series) -> bool:
     )
 
 
-def _scaled(values: pd.Series, part: dict[str, Any], position: int) -> np.ndarray:
-    """One column standard-scaled as ``StandardScaler.transform`` does: in place, in its dtype."""
-    scaled = values.to_numpy(dtype=np.float32 if values.dtype == np.float32 else np.float64, copy=True)
+def _scaled(values: pd.Series, dtype: type, part: dict[str, Any], position: int) -> np.ndarray:
+    """One column standard-scaled as ``StandardScaler.transform`` does: in place, in its block's
+    ``dtype``."""
+    scaled = values.to_numpy(dtype=dtype, copy=True)
     if part["mean"] is not None:
-        scaled -= part["mean"][position]
+        scaled -= scaled.dtype.type(part["mean"][position])  # in the block's dtype, as scikit-learn
     if part["scale"] is not None:
-        scaled /= part["scale"][position]
+        scaled /= scaled.dtype.type(part["scale"][position])
     return scaled
 
 
