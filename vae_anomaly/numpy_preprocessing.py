@@ -242,21 +242,16 @@ class NumpyPreprocessing:
             block), NaN passed through; one-hot levels in float64 (an unknown level, or a None,
             encodes as none of them); passed-through columns as they are.
         """
-        columns: list[pd.Series | np.ndarray] = []
+        columns: list[np.ndarray] = []
         for part in self._parts:
-            # A scaler converts its columns as one block: to their common dtype, kept if a float.
-            scaled = part["kind"] == _SCALE
-            block = np.result_type(*(frame[column].dtype for column in part["columns"])) if scaled else None
-            dtype = np.float32 if block == np.float32 else np.float64
-            for position, column in enumerate(part["columns"]):
-                values = frame[column]
-                if part["kind"] == _SCALE:
-                    columns.append(_scaled(values, dtype, part, position))
-                elif part["kind"] == _ONE_HOT:
+            if part["kind"] == _SCALE:
+                columns.extend(_scaled(frame[part["columns"]], part).T)
+            elif part["kind"] == _ONE_HOT:
+                for position, column in enumerate(part["columns"]):
                     fill = None if part["fill"] is None else part["fill"][position]
-                    columns.extend(_one_hot(values, fill, part["levels"][position]).T)
-                else:
-                    columns.append(values.to_numpy())
+                    columns.extend(_one_hot(frame[column], fill, part["levels"][position]).T)
+            else:
+                columns.extend(frame[column].to_numpy() for column in part["columns"])
         return pd.DataFrame(dict(zip(self.output_columns, columns, strict=True)), index=frame.index)
 
 
@@ -283,14 +278,16 @@ def _strings_or_missing(values: pd.Series) -> bool:
     )
 
 
-def _scaled(values: pd.Series, dtype: type, part: dict[str, Any], position: int) -> np.ndarray:
-    """One column standard-scaled as ``StandardScaler.transform`` does: in place, in its block's
-    ``dtype``."""
-    scaled = values.to_numpy(dtype=dtype, copy=True)
+def _scaled(block: pd.DataFrame, part: dict[str, Any]) -> np.ndarray:
+    """A scaler's columns standard-scaled as ``StandardScaler.transform`` does: converted as one block
+    to their common dtype (kept if float32, else float64), then centred and scaled in place in it,
+    the mean and scale cast to it first."""
+    dtype = np.float32 if np.result_type(*block.dtypes) == np.float32 else np.float64
+    scaled = block.to_numpy(dtype=dtype, copy=True)
     if part["mean"] is not None:
-        scaled -= scaled.dtype.type(part["mean"][position])  # in the block's dtype, as scikit-learn
+        scaled -= part["mean"].astype(dtype)
     if part["scale"] is not None:
-        scaled /= scaled.dtype.type(part["scale"][position])
+        scaled /= part["scale"].astype(dtype)
     return scaled
 
 
