@@ -36,6 +36,7 @@ from vae_anomaly.manifests import (
 )
 from vae_anomaly.model_folder import BUNDLE_FILE, write_model_folder
 from vae_anomaly.numpy_preprocessing import PLAN_FILE, describe_preprocessing
+from vae_anomaly.time_index import with_time_column
 from vae_anomaly.timeseries import TimeSeriesVAEDetector
 
 PREPROCESSING_FILE = "preprocessing.skops"
@@ -84,7 +85,8 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
                 "Use scikit-learn's own transformers, or save the detector alone."
             )
         steps = [name for name, _ in model.steps]
-        plan = describe_preprocessing(parts.preprocessing, _detector_columns(detector))
+        names = getattr(detector, "feature_names_in_", [])
+        plan = describe_preprocessing(parts.preprocessing, with_time_column(names, detector.time_column))
 
     def write(folder: Path) -> None:
         if preprocessing is not None:
@@ -100,13 +102,6 @@ def save_bundle(model: Any, path: str | os.PathLike[str]) -> Path:
         write_manifest(folder, BUNDLE_FILE, manifest)
 
     return write_model_folder(path, write)
-
-
-def _detector_columns(detector: BaseVAEDetector) -> list[str]:
-    """The columns a detector was fitted on (a series': its channels, then its time column)."""
-    names = [str(name) for name in getattr(detector, "feature_names_in_", [])]
-    time_column = getattr(detector, "time_column", None)
-    return names if time_column is None or time_column in names else [*names, time_column]
 
 
 def load_detector(path: str | os.PathLike[str]) -> BaseVAEDetector:

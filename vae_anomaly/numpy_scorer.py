@@ -35,6 +35,7 @@ from vae_anomaly.numpy_preprocessing import PLAN_FILE, NumpyPreprocessing
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
 from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, module_input
 from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.time_index import with_time_column
 from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite, check_rows_observed
 from vae_anomaly.windowing import WINDOW_RULES
 
@@ -237,7 +238,7 @@ def load_numpy_scorer(
         return None  # not as this version saves it: the torch loader says what is wrong
     if preprocessing is None:
         return scorer
-    made = scorer.feature_names + ([scorer.time_column] if getattr(scorer, "time_column", None) else [])
+    made = with_time_column(scorer.feature_names, getattr(scorer, "time_column", None))
     return NumpyPipelineScorer(preprocessing, scorer) if preprocessing.output_columns == made else None
 
 

@@ -3,6 +3,7 @@ reporting uneven spacing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,24 @@ from vae_anomaly.user_warnings import warn
 
 class IrregularSamplingWarning(UserWarning):
     """The timestamps are not evenly spaced, or not spaced as in training."""
+
+
+def with_time_column(names: Iterable[Any], time_column: str | None) -> list[str]:
+    """The columns a detector reads: its feature ``names`` as strings, then its ``time_column`` where
+    it has one that is not among them (a series detector's timestamps, split off its channels).
+
+    Parameters
+    ----------
+    names : iterable
+        The fitted feature names (``feature_names_in_``).
+    time_column : str or None
+
+    Returns
+    -------
+    list of str
+    """
+    columns = [str(name) for name in names]
+    return columns if time_column is None or time_column in columns else [*columns, time_column]
 
 
 def check_time_index(

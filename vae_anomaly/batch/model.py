@@ -21,6 +21,7 @@ from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.model_location import ModelLocation, locate_model
 from vae_anomaly.numpy_scorer import NumpyPipelineScorer, NumpyTableScorer, load_numpy_scorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
+from vae_anomaly.time_index import with_time_column
 
 # The numpy scorer takes an input whose scoring is at most this many multiply-adds (the default
 # 4-feature detector: about 180,000 rows). Above it, torch's faster scoring repays its start-up
@@ -83,9 +84,7 @@ def _columns_and_kinds(
     one of them) and each one's expected kind: numeric for a bare detector's features, any for a
     Pipeline's (its preprocessing reads them), datetime for a time column, then what an MLflow
     signature says."""
-    columns = [str(name) for name in names]
-    if time_column is not None and time_column not in columns:
-        columns.append(time_column)
+    columns = with_time_column(names, time_column)
     kinds = {name: "numeric" if bare else "any" for name in columns}
     if time_column is not None:
         kinds[time_column] = "datetime"
