@@ -53,8 +53,8 @@ IMPORTS = ("numpy", "pandas", "sklearn", "torch", "pyarrow.dataset", "mlflow")
 CLI_IMPORTS = "import vae_anomaly.cli, vae_anomaly.batch.run, vae_anomaly.batch.model"
 # The command line with the numpy scorer turned off, as every run was scored before it.
 TORCH_CLI = (
-    "import sys, vae_anomaly.batch.model as m; m.NUMPY_SCORING_MAX_WORK = 0; "
-    "from vae_anomaly.cli import main; sys.exit(main(sys.argv[1:]))"
+    "import vae_anomaly.batch.model as m; m.NUMPY_SCORING_MAX_WORK = 0; "
+    "from vae_anomaly.cli import run; run()"
 )
 
 

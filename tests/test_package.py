@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
@@ -82,3 +83,23 @@ def test_the_batch_rows_help_shows_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["score", "--help"])
     assert f"(default: {DEFAULT_BATCH_ROWS:,})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_program_exits_with_main_s_status_and_leaves_its_objects_to_the_system():
+    # An exit handler registered before the program's runs after its gc.freeze (handlers run last in,
+    # first out): the objects alive at exit are frozen, so Python's final collections skip them.
+    script = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['vae-anomaly', 'score', 'no-such-model', 'in.parquet', 'out']\n"
+        "runpy.run_module('vae_anomaly.cli', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "no-such-model is not a model" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "frozen True"
+
+
+def test_the_installed_program_is_the_one_that_leaves_its_objects_to_the_system():
+    scripts = importlib.metadata.distribution("vae-anomaly").entry_points.select(group="console_scripts")
+    assert {entry.name: entry.value for entry in scripts} == {"vae-anomaly": "vae_anomaly.cli:run"}
