@@ -120,20 +120,30 @@ def test_a_series_spaced_unlike_training_warns_as_with_the_detector(training, ne
     assert [str(w.message) for w in from_numpy] == [str(w.message) for w in from_torch]
 
 
-def test_a_series_with_missing_points_is_scored_by_the_detector(training, new_series, tmp_path):
-    detector = TimeSeriesVAEDetector(window=16, epochs=3, time_column="time", random_state=0).fit(training)
+@pytest.mark.parametrize("gap_fill", ["reconstruction", "mean"])
+def test_a_series_with_missing_points_scores_as_with_the_detector(gap_fill, training, new_series, tmp_path):
+    detector = TimeSeriesVAEDetector(
+        window=16, epochs=3, time_column="time", gap_fill=gap_fill, early_weight=0.5, random_state=0
+    ).fit(training)
     folder = saved(detector, tmp_path / "m")
     gapped = new_series.assign(cpu=new_series.cpu.where(~new_series.index.isin(range(40, 50))))
+    gapped.loc[200:230, CHANNELS] = np.nan  # an outage longer than a window: windows with nothing observed
+    gapped.loc[5, "latency"] = np.nan
     gapped.to_parquet(tmp_path / "in.parquet")
     batch_model = load_scoring_model(folder, input_path=tmp_path / "in.parquet")
     assert isinstance(batch_model.model, NumpySeriesScorer)
-    assert batch_model.columns == [*CHANNELS, "time"] and batch_model.whole_files
-    assert not batch_model.model.takes(gapped) and batch_model.model.takes(new_series)
-    with pytest.raises(ValueError, match="missing points"):
-        batch_model.model.anomaly_score(gapped)
-    for frame in (gapped, new_series):  # the gapped one with torch, the complete one with numpy
-        scores = batch_model.score(frame[batch_model.columns])["anomaly_score"]
-        np.testing.assert_allclose(scores, detector.anomaly_score(frame), rtol=1e-6)
+    assert batch_model.columns == [*CHANNELS, "time"] and batch_model.whole_files and batch_model.allows_nulls
+    expected = detector.anomaly_score(gapped)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(batch_model.model.anomaly_score(gapped), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        batch_model.score(gapped[batch_model.columns])["anomaly_score"], expected, rtol=1e-6
+    )
+    # The gaps change the scores, and the scores of the complete series are untouched by them.
+    assert not np.allclose(expected, detector.anomaly_score(new_series), rtol=1e-3)
+    np.testing.assert_allclose(
+        batch_model.model.anomaly_score(new_series), detector.anomaly_score(new_series), rtol=1e-6
+    )
 
 
 def test_the_command_line_scores_a_small_series_without_torch_or_scikit_learn(training, new_series, tmp_path):

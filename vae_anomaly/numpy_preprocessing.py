@@ -297,5 +297,5 @@ def _one_hot(values: pd.Series, fill: str | None, levels: list[str]) -> np.ndarr
     objects = values.to_numpy(dtype=object, copy=True)
     if fill is not None:
         objects[[isinstance(value, float) for value in objects]] = fill  # the NaN: nothing else is a float
-    codes = pd.Categorical(objects, categories=levels).codes
+    codes = pd.Index(levels).get_indexer(objects)  # -1 for a level not among them
     return (codes[:, None] == np.arange(len(levels))).astype(np.float64)

@@ -11,7 +11,7 @@ run each module (``NumpyVAE``), mix in the early checkpoint by ``early_share_``,
 within that of the threshold may be flagged by one and not the other.
 
 A saved ``TimeSeriesVAEDetector`` is scored the same way window by window (``NumpySeriesScorer``,
-for a series without missing points), and a saved Pipeline whose preprocessing numpy can run (its
+missing points included), and a saved Pipeline whose preprocessing numpy can run (its
 plan saved beside it, ``numpy_preprocessing``) by its preprocessing and then its detector's scorer
 (``NumpyPipelineScorer``). Every other model (``mc_samples``, a GPU, a Pipeline of other steps, or a
 folder of an older format) loads with torch as before: :func:`load_numpy_scorer` returns None for it.
@@ -98,7 +98,7 @@ class NumpyTableScorer(NumpyScorer):
         return self._scores_in_passes(
             len(x),
             lambda part: module_input(x[part], self._mean, self._scale, complete=observed is None),
-            observed,
+            None if observed is None else observed.__getitem__,
         )
 
 
@@ -136,8 +136,8 @@ class NumpyPipelineScorer:
         self.multiply_adds_per_row = detector.multiply_adds_per_row
 
     def takes(self, frame: pd.DataFrame) -> bool:
-        """Whether the numpy scorer scores ``frame`` exactly as the Pipeline does: its preprocessing
-        takes it (:meth:`NumpyPreprocessing.takes`) and, for a series, no point is missing.
+        """Whether the numpy scorer scores ``frame`` exactly as the Pipeline does: whether its
+        preprocessing takes it (:meth:`NumpyPreprocessing.takes`).
 
         Parameters
         ----------
@@ -148,11 +148,7 @@ class NumpyPipelineScorer:
         -------
         bool
         """
-        if not self.preprocessing.takes(frame):
-            return False
-        return not isinstance(self.detector, NumpySeriesScorer) or self.detector.takes(
-            self.preprocessing.transform(frame)
-        )
+        return self.preprocessing.takes(frame)
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The Pipeline's ``anomaly_score`` of each row (or timestamp): higher is more anomalous.
@@ -208,9 +204,8 @@ def load_numpy_scorer(
         mean (``mc_samples`` None) and is to score on the CPU (``device``, or where it is None the
         detector's ``scoring_device``, is "auto" or "cpu"), saved in this version's format with
         exactly the arrays it needs: a ``VAEAnomalyDetector`` (its missing values refused or
-        skipped, as ``missing`` says), or a ``TimeSeriesVAEDetector`` (whose series with missing
-        points the caller scores with the detector: ``NumpySeriesScorer.takes``); alone, or at the
-        end of a Pipeline whose preprocessing plan was saved beside it (``preprocessing.json``).
+        skipped, as ``missing`` says), or a ``TimeSeriesVAEDetector``; alone, or at the end of a
+        Pipeline whose preprocessing plan was saved beside it (``preprocessing.json``).
 
     Raises
     ------
@@ -299,7 +294,8 @@ def _scorer(
     ]
     if shares is not None:
         shares = {kind: float(shares[kind]) for kind in ("elbo", "reconstruction")}
-    refill = params.get("missing") == "skip" and params["gap_fill"] == "reconstruction"
+    # Gaps reach the pass where missing="skip" and in a series; saved before gap_fill: at the mean.
+    refill = params.get("gap_fill") == "reconstruction"
     scoring_pass = NumpyScoringPass(modules, shares, params["score_method"], refill)
     mean, scale = arrays["mean_"].astype(np.float64), arrays["scale_"].astype(np.float64)
     window = attributes["window_"] if estimator == "TimeSeriesVAEDetector" else 1

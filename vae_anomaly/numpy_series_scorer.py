@@ -1,12 +1,13 @@
-"""A saved series detector scored with numpy alone, for a series without missing points.
+"""A saved series detector scored with numpy alone, missing points included.
 
 ``vae-anomaly score`` of a small series spent 3 s importing torch and scikit-learn for a fraction of a
 second of work (benchmarks/RESULTS.md, issue 33). ``NumpySeriesScorer`` scores a series as
 ``TimeSeriesVAEDetector.anomaly_score`` does: split off and check its timestamps, standardize it, cut
 its windows every ``stride`` steps (and one ending at its last timestamp), score each window with the
 saved modules (``NumpyScoringPass``) and give each timestamp a score by ``aggregation``. A missing
-point (NaN) is refilled from the model's reconstruction in the detector, which this scorer does not
-do: :meth:`NumpySeriesScorer.takes` says so, and the caller scores such a series with the detector.
+point (NaN) is left out of its windows' reconstruction terms and enters the encoder as the detector's
+``gap_fill`` says (refilled from each module's reconstruction, or at the channel mean), as the
+detector scores it.
 """
 
 from __future__ import annotations
@@ -74,21 +75,6 @@ class NumpySeriesScorer(NumpyScorer):
         self.time_column, self.sampling_interval = time_column, sampling_interval
         self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
 
-    def takes(self, frame: pd.DataFrame) -> bool:
-        """Whether this scorer scores ``frame`` as the detector would: no point is missing (NaN).
-
-        Parameters
-        ----------
-        frame : DataFrame
-            The series, as for :meth:`anomaly_score`.
-
-        Returns
-        -------
-        bool
-        """
-        channels = frame.drop(columns=self.time_column) if self.time_column in frame else frame
-        return not channels.isna().to_numpy().any()
-
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each timestamp: higher is more anomalous.
 
@@ -96,7 +82,7 @@ class NumpySeriesScorer(NumpyScorer):
         ----------
         frame : DataFrame
             The channels, ``feature_names`` in that order, and the time column where the detector
-            has one; no point missing (see :meth:`takes`).
+            has one; missing points (NaN) allowed.
 
         Returns
         -------
@@ -106,20 +92,18 @@ class NumpySeriesScorer(NumpyScorer):
         ------
         ValueError
             If the columns are not the detector's, the timestamps are missing, unsorted or repeated,
-            a value is infinite or missing (see :meth:`takes`), or the series is shorter than a window.
+            a value is infinite, or the series is shorter than a window.
         """
         values, index = split_time_index(frame, self.time_column, len(frame))
         self._check_columns(values)
         x = values.to_numpy(dtype=np.float64)
         check_finite(x, np.asarray(self.feature_names), allow_nan=True, advice=SERIES_NON_FINITE_ADVICE)
-        if np.isnan(x).any():
-            raise ValueError(
-                "The series has missing points (NaN), which the numpy scorer does not refill from the "
-                "model's reconstruction: score it with the detector itself."
-            )
         check_series_length(len(x), self.window)
         report_sampling(index, self.sampling_interval)
         starts = window_starts(len(x), self.window, self.stride)
-        windows = Windows(module_input(x, self._mean, self._scale, complete=True), self.window, starts)
-        window_scores = self._scores_in_passes(len(windows), windows.__getitem__)
+        missing = np.isnan(x)
+        complete = not missing.any()
+        windows = Windows(module_input(x, self._mean, self._scale, complete), self.window, starts)
+        observed = None if complete else Windows(~missing, self.window, starts).__getitem__
+        window_scores = self._scores_in_passes(len(windows), windows.__getitem__, observed)
         return window_scores_to_points(window_scores, starts, self.window, len(x), self.aggregation)

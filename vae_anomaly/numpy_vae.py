@@ -247,11 +247,14 @@ class NumpyScorer(ABC):
         self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
 
     def _scores_in_passes(
-        self, n_rows: int, rows_of: Callable[[slice], np.ndarray], observed: np.ndarray | None = None
+        self,
+        n_rows: int,
+        rows_of: Callable[[slice], np.ndarray],
+        observed_of: Callable[[slice], np.ndarray] | None = None,
     ) -> np.ndarray:
         """The scores of ``n_rows`` module input rows, ``ROWS_PER_PASS`` at a time (``rows_of`` gives
-        the rows of each slice; ``observed``, None or one bool per value of every row, which values
-        were observed), with numpy's BLAS threads capped by ``n_threads``."""
+        the rows of each slice; ``observed_of``, None or which of their values were observed), with
+        numpy's BLAS threads capped by ``n_threads``."""
         threads = (
             contextlib.nullcontext()
             if self.n_threads == "auto"
@@ -260,7 +263,7 @@ class NumpyScorer(ABC):
         with threads:
             return np.concatenate(
                 [
-                    self._pass.scores(rows_of(part), None if observed is None else observed[part])
+                    self._pass.scores(rows_of(part), None if observed_of is None else observed_of(part))
                     for part in (
                         slice(start, start + ROWS_PER_PASS) for start in range(0, n_rows, ROWS_PER_PASS)
                     )

@@ -2,8 +2,8 @@
 
 A saved detector (or a Pipeline whose preprocessing plan was saved with it) that is to score a small
 input on the CPU is read by a numpy scorer (``numpy_scorer``), which needs neither torch nor
-scikit-learn; every other model is loaded with them (and so is a series detector for a series with
-missing points, or a Pipeline for input its plan does not take exactly as scikit-learn would).
+scikit-learn; every other model is loaded with them (and so is a Pipeline for input its plan does
+not take exactly as scikit-learn would).
 So this module imports them only where such a model is loaded or described.
 """
 
@@ -144,23 +144,23 @@ def _numpy_model(
 ) -> BatchModel:
     """A BatchModel of a numpy scorer: a bare table detector's columns, nulls where it skips them, row
     by row; a series detector's channels and time column, each file whole; a Pipeline's input
-    columns, as its detector scores. Input the numpy scorer does not take (a series with missing
-    points; for a Pipeline, values its plan does not transform exactly as scikit-learn) is scored by
-    the model itself (``torch_model``, loaded at the first such input)."""
+    columns, as its detector scores. Input a Pipeline's plan does not transform exactly as
+    scikit-learn is scored by the Pipeline itself (``torch_model``, loaded at the first such input)."""
     if isinstance(scorer, NumpyTableScorer):
         columns, kinds = _columns_and_kinds(scorer.feature_names, True, None, signature_kinds)
         return BatchModel(
             scorer, columns, kinds, scorer.skips_missing, whole_files=False, score=scorer.score_frame
         )
-    pipeline = isinstance(scorer, NumpyPipelineScorer)
-    bare = not pipeline
-    columns, kinds = _columns_and_kinds(scorer.feature_names, bare, scorer.time_column, signature_kinds)
+    if isinstance(scorer, NumpySeriesScorer):
+        columns, kinds = _columns_and_kinds(scorer.feature_names, True, scorer.time_column, signature_kinds)
+        return BatchModel(scorer, columns, kinds, True, whole_files=True, score=scorer.score_frame)
+    columns, kinds = _columns_and_kinds(scorer.feature_names, False, scorer.time_column, signature_kinds)
     with_torch = functools.cache(torch_model)
 
     def score(frame: pd.DataFrame) -> pd.DataFrame:
         return scorer.score_frame(frame) if scorer.takes(frame) else with_torch().score(frame)
 
-    whole_files = bare or isinstance(scorer.detector, NumpySeriesScorer)
+    whole_files = isinstance(scorer.detector, NumpySeriesScorer)
     return BatchModel(scorer, columns, kinds, allows_nulls=True, whole_files=whole_files, score=score)
 
 
@@ -206,9 +206,9 @@ def load_scoring_model(
         score it on the CPU in at most ``NUMPY_SCORING_MAX_WORK`` multiply-adds, from at most
         ``NUMPY_SCORING_MAX_FILES`` files, is read by a numpy scorer
         (:func:`vae_anomaly.numpy_scorer.load_numpy_scorer`), which starts in a fraction of the time
-        torch takes to import; its scores agree with the model's to about 1e-6 relative (a series
-        with missing points, or input a Pipeline's plan does not take, is scored by the model, loaded
-        with torch when the first such input comes). None always loads the model with torch.
+        torch takes to import; its scores agree with the model's to about 1e-6 relative (input a
+        Pipeline's plan does not take is scored by the Pipeline, loaded with torch when the first
+        such input comes). None always loads the model with torch.
 
     Returns
     -------
