@@ -185,3 +185,19 @@ def test_train_samples_a_long_series_and_validates_on_its_last_part(store, tmp_p
     [run] = client.search_runs([client.get_experiment_by_name("project").experiment_id])
     assert run.data.params["input_rows"] == str(n_rows)
     assert run.data.metrics["validation_roc_auc"] > 0.9
+
+
+@pytest.mark.parametrize("entry", ["train", "score", "evaluate"])
+def test_each_entry_point_leaves_its_objects_to_the_system_at_exit(entry):
+    # A handler registered before the script's runs after its gc.freeze (last in, first out).
+    script = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        f"sys.path.insert(0, '.'); sys.argv = ['{entry}.py', '--help']\n"
+        f"runpy.run_path('{entry}.py', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPOSITORY / "mlflow_project", capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:") and done.stdout.strip().splitlines()[-1] == "frozen True"
