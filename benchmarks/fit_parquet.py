@@ -13,7 +13,10 @@ Every measurement runs in a fresh process, so its peak RSS is its own:
 
 - ``pyarrow read``: the 32 feature columns read in record batches with ``pyarrow.dataset`` (the
   ceiling), with its default scan options and with those ``sample_parquet`` uses; each the second of
-  two passes, so the page cache holds what it can of the folder for every measurement alike.
+  two passes, so the page cache holds what it can of the folder for every measurement alike. With
+  ``--cold`` every measurement starts with the folder's files dropped from the page cache
+  (``posix_fadvise``, Linux) and the read is one pass: the data comes from storage, as a lake's
+  partition or a folder larger than memory does.
 - ``fit``: ``vae_anomaly.fit_parquet``'s two steps, timed apart, for a ``VAEAnomalyDetector`` (the
   defaults, ``random_state=0``), the label column dropped: the streaming pass (``sample_parquet``:
   statistics and sample) and the fit on the sample (``fit_sample``). Then, in the same process (after its peak
@@ -23,6 +26,7 @@ Every measurement runs in a fresh process, so its peak RSS is its own:
   a temporary folder).
 
     python benchmarks/fit_parquet.py --data /tmp/fit-parquet               # 50M rows: ~13 GB on disk
+    python benchmarks/fit_parquet.py --data /tmp/fit-parquet --cold        # read from storage
     python benchmarks/fit_parquet.py --data /tmp/fit-parquet-small --rows 2000000
 """
 
@@ -100,9 +104,23 @@ def folder_rows(folder: Path) -> int:
     return ds.dataset(folder, format="parquet").count_rows()
 
 
-def measure_read(root: Path, params: dict, **scan_options) -> dict[str, float]:
-    """pyarrow's bare read of the feature columns, the second of two passes (the first warms the cache)."""
-    for _ in range(2):
+def evict_from_page_cache(folder: Path) -> None:
+    """Drop every file under ``folder`` from the page cache (``posix_fadvise``, Linux; written pages
+    flushed first), so that the next read of it comes from storage."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(descriptor)
+
+
+def measure_read(root: Path, params: dict, cold: bool, **scan_options) -> dict[str, float]:
+    """pyarrow's bare read of the feature columns: the second of two passes (the first warms the
+    cache), or with ``cold`` one pass from storage."""
+    for _ in range(1 if cold else 2):
         started = time.perf_counter()
         rows = 0
         dataset = ds.dataset(root / "train", format="parquet")
@@ -111,10 +129,11 @@ def measure_read(root: Path, params: dict, **scan_options) -> dict[str, float]:
     return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
 
 
-def measure_lean_read(root: Path, params: dict) -> dict[str, float]:
+def measure_lean_read(root: Path, params: dict, cold: bool) -> dict[str, float]:
     """The bare read with the scan options ``sample_parquet`` uses (less read ahead, no pre-buffering)."""
-    options = ds.ParquetFragmentScanOptions(pre_buffer=False)
-    return measure_read(root, params, batch_readahead=2, fragment_readahead=1, fragment_scan_options=options)
+    from vae_anomaly.parquet_pass import scan_options
+
+    return measure_read(root, params, cold, **scan_options())
 
 
 def test_auc(model, root: Path) -> float:
@@ -142,7 +161,7 @@ def timed_fit(read: Callable[[], Any], fit: Callable[[Any], Any]) -> tuple[Any, 
     return sample, model, timing
 
 
-def measure_fit(root: Path, params: dict) -> dict[str, float]:
+def measure_fit(root: Path, params: dict, cold: bool) -> dict[str, float]:
     from vae_anomaly import VAEAnomalyDetector, fit_sample, sample_parquet
 
     sample, detector, timing = timed_fit(
@@ -158,7 +177,7 @@ def measure_fit(root: Path, params: dict) -> dict[str, float]:
     }
 
 
-def measure_mlproject(root: Path, params: dict) -> dict[str, float]:
+def measure_mlproject(root: Path, params: dict, cold: bool) -> dict[str, float]:
     project = Path(__file__).resolve().parents[1] / "mlflow_project"
     with tempfile.TemporaryDirectory() as store:
         environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}
@@ -196,10 +215,19 @@ LABELS = {
 }
 
 
-def run_measurement(name: str, root: Path, params: str, script: str = __file__) -> dict[str, float]:
-    """Run one measurement of ``script`` in a fresh process and return what it printed."""
+def cache_note(cold: bool) -> str:
+    """How the measurements read the data, for the printed table."""
+    return "each from storage (--cold)" if cold else "each the second of two passes"
+
+
+def run_measurement(
+    name: str, root: Path, params: str, cold: bool = False, script: str = __file__
+) -> dict[str, float]:
+    """Run one measurement of ``script`` in a fresh process (``cold``: the data out of the page
+    cache first) and return what it printed."""
     output = subprocess.run(
-        [sys.executable, script, "--data", str(root), "--measure", name, "--vae-params", params],
+        [sys.executable, script, "--data", str(root), "--measure", name, "--vae-params", params]
+        + (["--cold"] if cold else []),
         check=True,
         stdout=subprocess.PIPE,
         text=True,
@@ -214,18 +242,26 @@ def parsed_arguments(
     rows_help: str,
     parser: argparse.ArgumentParser | None = None,
 ) -> argparse.Namespace | None:
-    """The benchmark's arguments (``--data``, ``--rows``, ``--vae-params``); None when the run was one
-    ``--measure`` of a fresh process, which this has run and printed as JSON."""
+    """The benchmark's arguments (``--data``, ``--rows``, ``--vae-params``, ``--cold``); None when the
+    run was one ``--measure`` of a fresh process, which this has run and printed as JSON."""
     parser = parser or argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True, help="folder of the data (written if absent)")
     parser.add_argument("--rows", type=int, default=default_rows, help=rows_help)
     parser.add_argument("--vae-params", default="{}", help="JSON of detector parameters (default: none)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the data from the page cache before each measurement (Linux): read from storage",
+    )
     parser.add_argument("--measure", choices=sorted(measurements), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure:
-        print(json.dumps(measurements[arguments.measure](arguments.data, json.loads(arguments.vae_params))))
+        if arguments.cold:
+            evict_from_page_cache(arguments.data)
+        measure = measurements[arguments.measure]
+        print(json.dumps(measure(arguments.data, json.loads(arguments.vae_params), arguments.cold)))
         return None
     return arguments
 
@@ -244,7 +280,7 @@ def main() -> None:
         return
     make_data(arguments.data, arguments.rows)
     results = {
-        name: run_measurement(name, arguments.data, arguments.vae_params)
+        name: run_measurement(name, arguments.data, arguments.vae_params, arguments.cold)
         for name in MEASUREMENTS
         if name not in arguments.skip
     }
@@ -262,7 +298,8 @@ def main() -> None:
             f"{label:<42}{result['rows']:>12,}{result['seconds']:>9.1f}{speed:>12,.0f}{share:>9}"
             f"{result['peak_rss_mb']:>13,.0f}"
         )
-    print("(of read: rows/s over the faster pyarrow read; the pass's peak RSS is the fit's)")
+    note = cache_note(arguments.cold)
+    print(f"(of read: rows/s over the faster pyarrow read, {note}; the pass's peak RSS is the fit's)")
     if "fit" in results:
         fit = results["fit"]
         print(

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from data_sources import write_once
-from fit_parquet import parsed_arguments, peak_rss_mb, run_measurement, timed_fit
+from fit_parquet import cache_note, parsed_arguments, peak_rss_mb, run_measurement, timed_fit
 from scipy.signal import lfilter
 
 N_CHANNELS = 8
@@ -129,20 +129,22 @@ def test_results(detector, n_rows: int) -> dict[str, float]:
     }
 
 
-def measure_read(root: Path, params: dict) -> dict[str, float]:
-    """pyarrow's bare read, with the sampler's scan options, the second of two passes."""
-    options = ds.ParquetFragmentScanOptions(pre_buffer=False)
-    for _ in range(2):
+def measure_read(root: Path, params: dict, cold: bool) -> dict[str, float]:
+    """pyarrow's bare read, with the sampler's scan options: the second of two passes, or with
+    ``cold`` one pass from storage."""
+    from vae_anomaly.parquet_pass import scan_options
+
+    for _ in range(1 if cold else 2):
         started, rows = time.perf_counter(), 0
         scanner = ds.dataset(root / "train", format="parquet").scanner(
-            columns=[TIME, *CHANNELS], batch_readahead=2, fragment_readahead=1, fragment_scan_options=options
+            columns=[TIME, *CHANNELS], **scan_options()
         )
         for batch in scanner.to_batches():
             rows += batch.num_rows
     return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
 
 
-def measure_fit(root: Path, params: dict) -> dict[str, float]:
+def measure_fit(root: Path, params: dict, cold: bool) -> dict[str, float]:
     from vae_anomaly import TimeSeriesVAEDetector, fit_sample, sample_series_parquet
 
     def detector() -> TimeSeriesVAEDetector:
@@ -177,7 +179,8 @@ def main() -> None:
         return
     make_data(arguments.data, arguments.rows)
     read, fit = (
-        run_measurement(name, arguments.data, arguments.vae_params, __file__) for name in ("read", "fit")
+        run_measurement(name, arguments.data, arguments.vae_params, arguments.cold, __file__)
+        for name in ("read", "fit")
     )
     speed = read["rows"] / read["seconds"]
     print(f"{'measurement':<40}{'rows':>13}{'seconds':>9}{'rows/s':>12}{'of read':>9}{'peak RSS MB':>13}")
@@ -190,6 +193,7 @@ def main() -> None:
         print(
             f"{label:<40}{read['rows']:>13,}{seconds:>9.1f}{rate:>12,.0f}{rate / speed:>9.2f}{peak:>13,.0f}"
         )
+    print(f"(of read: over the pyarrow read, {cache_note(arguments.cold)})")
     print(
         f"\n{fit['segments']} segments of {fit['segment_length']} minutes, {fit['windows']:,} training "
         f"windows; fit on them {fit['fit_seconds']:.1f} s\n"

@@ -162,12 +162,14 @@ def test_the_fit_parquet_benchmark_runs(tmp_path):
     output = _run("fit_parquet.py", "--data", str(tmp_path), "--rows", "300000")
     assert "of read" in output and "fit_parquet (pass + fit)" in output and "MLproject train" in output
     assert "difference" in output and (tmp_path / "train" / "part-0000.parquet").is_file()
+    assert "each the second of two passes" in output
 
 
 @pytest.mark.slow  # two fresh interpreters and three series fits: about 30 s
-def test_the_fit_series_parquet_benchmark_runs(tmp_path):
-    output = _run("fit_series_parquet.py", "--data", str(tmp_path), "--rows", "300000")
+def test_the_fit_series_parquet_benchmark_runs_from_storage(tmp_path):
+    output = _run("fit_series_parquet.py", "--data", str(tmp_path), "--rows", "300000", "--cold")
     assert "fit_parquet (pass + fit)" in output and "in memory, the first minutes, read whole" in output
+    assert "each from storage (--cold)" in output
     assert (tmp_path / "train" / "part-0000.parquet").is_file()
 
 

@@ -123,6 +123,25 @@ def check_metadata(
     )
 
 
+def scan_options() -> dict[str, Any]:
+    """The read-ahead of the passes over parquet input, as ``Dataset.scanner`` keywords: one file and
+    four batches ahead, each column chunk read as decoded. Pre-buffering reads a file's row groups
+    whole, and the default read-ahead holds several files (4x the memory); two batches ahead kept the
+    reads from storage waiting on the statistics (a folder out of the page cache: the pass took 16-19 s
+    against 11-12 s with four, benchmarks/RESULTS.md).
+
+    Returns
+    -------
+    dict
+        ``batch_readahead``, ``fragment_readahead`` and ``fragment_scan_options``.
+    """
+    return {
+        "batch_readahead": 4,
+        "fragment_readahead": 1,
+        "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False),
+    }
+
+
 def record_batches(
     opened: OpenedInput, batch_rows: int, progress: bool | None
 ) -> Iterator[tuple[pa.RecordBatch, str]]:
@@ -143,11 +162,7 @@ def record_batches(
     scanner = opened.dataset.scanner(
         columns=list(opened.kinds),
         batch_size=batch_rows,
-        # One file and two batches ahead, each column chunk read as decoded: pre-buffering reads a
-        # file's row groups whole, and the default read-ahead holds several files (4x the memory).
-        batch_readahead=2,
-        fragment_readahead=1,
-        fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+        **scan_options(),
     )
     with tqdm(
         total=opened.n_rows,
