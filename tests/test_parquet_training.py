@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +22,7 @@ from vae_anomaly import (
 from vae_anomaly.batch import SchemaError
 from vae_anomaly.cli import main
 from vae_anomaly.pipelines import tabular_pipeline, timeseries_pipeline
+from vae_anomaly.row_sample import RowSample
 
 
 def correlated_rows(n_rows: int, seed: int, anomalies: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -79,6 +82,29 @@ def test_the_sample_is_uniform_over_rows_and_files(tmp_path):
         sample = sample_parquet(tmp_path, max_rows=1000, random_state=seed, batch_rows=777, progress=False)
         counts += np.histogram(sample.frame["position"], bins=10, range=(0, 20_000))[0]
     assert counts.sum() == 5000 and counts.min() > 430 and counts.max() < 570  # 500 expected in each
+
+
+def test_the_sample_takes_only_its_drawn_rows_however_the_stream_is_cut():
+    table = pa.table({"position": np.arange(10_000)})
+    samples = []
+    for cuts in ([0, 10_000], [0, 1, 2, 5000, 5001, 9999, 10_000], [*range(0, 10_001, 137), 10_000]):
+        sample = RowSample(10_000, 300, np.random.default_rng(7))
+        for start, stop in itertools.pairwise(cuts):
+            sample.add(table.slice(start, stop - start))
+        rows, positions = sample.sample()
+        np.testing.assert_array_equal(rows["position"].to_numpy(), positions)
+        samples.append(positions)
+    assert len(np.unique(samples[0])) == 300 and (np.diff(samples[0]) > 0).all()
+    for other in samples[1:]:
+        np.testing.assert_array_equal(other, samples[0])
+
+
+def test_a_stream_shorter_or_longer_than_its_footers_said_is_refused():
+    for n_read in (999, 1001):
+        sample = RowSample(1000, 100, np.random.default_rng(0))
+        sample.add(pa.table({"x": np.zeros(n_read)}))
+        with pytest.raises(ValueError, match=rf"footers counted 1,000 rows, but {n_read:,} were read"):
+            sample.sample()
 
 
 def test_a_table_smaller_than_the_sample_is_read_as_it_is(lake):

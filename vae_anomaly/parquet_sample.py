@@ -1,9 +1,10 @@
 """What training needs of parquet data of any size, from one streaming pass: a sample and exact statistics.
 
 ``sample_parquet`` reads a parquet file, folder (hive-partitioned or not) or glob once, in record
-batches, and returns a ``TrainingSample``: a seeded uniform sample of at most ``max_rows`` rows (a
-bottom-k reservoir, ``reservoir``), the exact statistics of every numeric column over all rows
-(``column_statistics``), and every level of the other columns (``parquet_training`` fits on it).
+batches, and returns a ``TrainingSample``: a seeded uniform sample of at most ``max_rows`` rows (at
+positions drawn from the footers' row count before the pass, ``row_sample``), the exact statistics
+of every numeric column over all rows (``column_statistics``), and every level of the other columns
+(``parquet_training`` fits on it).
 Columns, types and nulls are checked from the files' parquet metadata before any row is read, as the
 scorer does (``parquet_pass``).
 """
@@ -27,7 +28,7 @@ from vae_anomaly.parquet_pass import (
     open_input,
     record_batches,
 )
-from vae_anomaly.reservoir import RowReservoir
+from vae_anomaly.row_sample import RowSample
 from vae_anomaly.training_sample import MAX_LEVELS, TrainingSample, sample_size
 
 
@@ -95,8 +96,7 @@ def sample_parquet(
     reader = _SampleReader(
         names,
         numeric,
-        sample_size(max_rows, len(names)),
-        np.random.default_rng(random_state),
+        RowSample(opened.n_rows, sample_size(max_rows, len(names)), np.random.default_rng(random_state)),
         allow_nulls,
     )
     for batch, file in record_batches(opened, batch_rows, progress):
@@ -131,12 +131,10 @@ def column_kinds(
 class _SampleReader:
     """The streaming pass: checks each batch, adds it to the statistics and offers it to the sample."""
 
-    def __init__(
-        self, names: list[str], numeric: list[str], capacity: int, rng: np.random.Generator, allow_nulls: bool
-    ) -> None:
+    def __init__(self, names: list[str], numeric: list[str], sample: RowSample, allow_nulls: bool) -> None:
         self._names = names
         self._statistics = CheckedStatistics(numeric, allow_nulls)
-        self._reservoir = RowReservoir(capacity, rng)
+        self._sample = sample
         self._levels: dict[str, dict[Any, int]] = {name: {} for name in names if name not in numeric}
         self._level_rows: list[tuple[np.ndarray, pa.Table]] = []  # stream positions, rows
         self._rows = 0
@@ -147,7 +145,7 @@ class _SampleReader:
         self._statistics.add(table, file)
         self._file = file
         self._add_levels(table)
-        self._reservoir.add(table)
+        self._sample.add(table)
         self._rows += table.num_rows
 
     def _add_levels(self, table: pa.Table) -> None:
@@ -169,7 +167,7 @@ class _SampleReader:
             self._level_rows.append((self._rows + positions, table.take(pa.array(positions))))
 
     def result(self, source: str | os.PathLike[str]) -> TrainingSample:
-        sampled = self._reservoir.sample()
+        sampled = self._sample.sample()
         if sampled is None:  # no row was added
             raise ValueError(f"{source} holds no rows to train on.")
         table = _with_level_rows(*sampled, self._levels, self._level_rows)
