@@ -153,7 +153,9 @@ def _numpy_model(
         )
     if isinstance(scorer, NumpySeriesScorer):
         columns, kinds = _columns_and_kinds(scorer.feature_names, True, scorer.time_column, signature_kinds)
-        return BatchModel(scorer, columns, kinds, True, whole_files=True, score=scorer.score_frame)
+        return BatchModel(
+            scorer, columns, kinds, allows_nulls=True, whole_files=True, score=scorer.score_frame
+        )
     columns, kinds = _columns_and_kinds(scorer.feature_names, False, scorer.time_column, signature_kinds)
     with_torch = functools.cache(torch_model)
 
