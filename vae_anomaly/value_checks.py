@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 _MAX_LISTED_PROBLEMS = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-# How a table's error about non-finite values ends, by whether NaN marks a missing value there.
 # What a series' inf values should become: a NaN is a missing point, which the series detector takes.
 SERIES_NON_FINITE_ADVICE = "Replace them with NaN to mark missing points."
+# How a table's error about non-finite values ends, by whether NaN marks a missing value there.
 TABLE_NON_FINITE_ADVICE = {
     True: "Replace them with NaN to mark them missing.",
     False: "Impute or drop them first, or pass missing='skip' to leave missing values out of the score.",
