@@ -10,11 +10,11 @@ from conftest import planted_anomalies
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
-from vae_anomaly import VAEAnomalyDetector, scoring
+from vae_anomaly import VAEAnomalyDetector, scoring_batches
 from vae_anomaly.holdout import held_out_rows
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
-from vae_anomaly.scoring import SCORING_BATCH_ROWS, scoring_batch_rows
+from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS, scoring_batch_rows
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_scoring_batches_are_sized_by_their_bytes():
 def test_scores_do_not_depend_on_the_scoring_batch(fitted, planted, monkeypatch):
     x, _ = planted
     whole = fitted.anomaly_score(x)
-    monkeypatch.setattr(scoring, "CPU_SCORING_BATCH_BYTES", 4 * x.shape[1] * 7)
+    monkeypatch.setattr(scoring_batches, "CPU_SCORING_BATCH_BYTES", 4 * x.shape[1] * 7)
     assert scoring_batch_rows(x.shape[1], torch.device("cpu")) == 4
     np.testing.assert_allclose(fitted.anomaly_score(x), whole, rtol=1e-6)
 

@@ -9,7 +9,8 @@ import torch
 from vae_anomaly import scaling
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.scaling import StandardizedRows
-from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
+from vae_anomaly.scoring import score_rows
+from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

@@ -21,7 +21,8 @@ from vae_anomaly.devices import (
     torch_threads,
 )
 from vae_anomaly.model import GaussianVAE
-from vae_anomaly.scoring import SCORING_BATCH_ROWS, score_rows
+from vae_anomaly.scoring import score_rows
+from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS
 
 
 def test_small_work_gets_one_thread_and_large_work_every_cpu():

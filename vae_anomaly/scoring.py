@@ -26,60 +26,12 @@ from vae_anomaly.model import (
     neg_elbo_terms,
 )
 from vae_anomaly.sample_scores import SampleScores, mixed_scores
+from vae_anomaly.scoring_batches import fixed_shape, scoring_batch_rows
 
-SCORING_BATCH_ROWS = 8192
-# On CUDA every batch is padded to one shape per model: the largest power of two of rows within this
-# many bytes of float32 input, from SCORING_BATCH_ROWS up to CUDA_SCORING_BATCH_MAX_ROWS. Larger batches
-# cut the per-batch launches, copies and synchronisations that bound scoring on a GPU.
-CUDA_SCORING_BATCH_BYTES = 128 * 2**20
-CUDA_SCORING_BATCH_MAX_ROWS = 262144
-# On the CPU a scoring batch holds at most this many bytes of float32 input (a power of two of rows, at
-# most SCORING_BATCH_ROWS): the batch's temporaries of the same size (reconstruction, squared error)
-# then stay in cache and reuse their memory, where 8,192 rows of a wide input took fresh pages every
-# batch. A 25-channel series in 32-step windows scores 1.35x faster (benchmarks/RESULTS.md, issue 14).
-CPU_SCORING_BATCH_BYTES = 4 * 2**20
-# On the CPU every batch is padded to a multiple of this many rows: torch's matrix products (MKL) take
-# other kernels for few rows, whose float32 rounding differs (by about 5e-7), so a row scored alone
-# would not score as it does among others. 4 rows sufficed on an AVX2 CPU; on an AVX-512/AMX Xeon a
-# layer of 1-3 outputs (a model's last, for 1-3 features) rounds differently below 16 rows, and at
-# 16-8,192 rows in steps of 16 agrees bit for bit (1 and 2 threads, 3-512 inputs, 1-7 outputs).
-CPU_BATCH_ROW_MULTIPLE = 16
 # Integrated gradients of the KL term use this many points between the training mean and the row.
 KL_ATTRIBUTION_STEPS = 32
 _FEATURE_PARTS = ("feature_squared_error", "feature_nll", "feature_kl")
 _PARTS = ("error", "nll", "kl", *_FEATURE_PARTS)
-
-
-def scoring_batch_rows(n_features: int, device: torch.device) -> int:
-    """Rows per batch of ``score_rows`` for ``n_features``-wide input on ``device``.
-
-    Parameters
-    ----------
-    n_features : int
-        Width of a row.
-    device : torch.device
-        Where the module runs.
-
-    Returns
-    -------
-    int
-        On CUDA (where every batch is padded to it) the largest power of two of rows within
-        ``CUDA_SCORING_BATCH_BYTES``, kept between ``SCORING_BATCH_ROWS`` and
-        ``CUDA_SCORING_BATCH_MAX_ROWS``; elsewhere the largest power of two of rows within
-        ``CPU_SCORING_BATCH_BYTES``, at most ``SCORING_BATCH_ROWS``.
-    """
-    if device.type == "cuda":
-        return min(
-            CUDA_SCORING_BATCH_MAX_ROWS,
-            max(SCORING_BATCH_ROWS, _rows_within(CUDA_SCORING_BATCH_BYTES, n_features)),
-        )
-    return min(SCORING_BATCH_ROWS, _rows_within(CPU_SCORING_BATCH_BYTES, n_features))
-
-
-def _rows_within(n_bytes: int, n_features: int) -> int:
-    """The largest power of two of float32 rows of ``n_features`` within ``n_bytes`` (at least 1)."""
-    fitting = max(1, n_bytes // (4 * max(1, n_features)))
-    return 1 << (fitting.bit_length() - 1)
 
 
 class RowSource(Protocol):
@@ -168,8 +120,8 @@ def score_rows(
         rows = slice(start, start + batch_rows)
         values = batch_tensor(x, rows)
         n_rows = len(values)
-        batch = _fixed_shape(values, batch_rows)
-        observed = None if mask is None else _fixed_shape(batch_tensor(mask, rows), batch_rows)
+        batch = fixed_shape(values, batch_rows)
+        observed = None if mask is None else fixed_shape(batch_tensor(mask, rows), batch_rows)
         # A row without gaps is its own refill: the extra pass is spent only where a value is missing
         # (padding rows, all 0 in ``observed``, count among them and are cut off with the rest).
         gapped = None if observed is None or not refill_gaps else torch.nonzero(~observed.all(dim=1))[:, 0]
@@ -361,26 +313,15 @@ def _refilled(
     """``module.fill_gaps`` of a batch, with the reconstruction run on its rows with a gap (``gapped``,
     their positions) alone.
 
-    On the CPU those rows are padded as a batch is (``_fixed_shape``), so each gets the values a pass
+    On the CPU those rows are padded as a batch is (``fixed_shape``), so each gets the values a pass
     over the whole batch gives it, at the cost of the rows with gaps; on CUDA, where every batch has
     one shape, the whole batch is passed.
     """
     if batch.device.type == "cuda" or len(gapped) == len(batch):
         return module.fill_gaps(batch, observed)
-    rows = _fixed_shape(batch[gapped], batch_rows)
-    filled = module.fill_gaps(rows, _fixed_shape(observed[gapped], batch_rows))[: len(gapped)]
+    rows = fixed_shape(batch[gapped], batch_rows)
+    filled = module.fill_gaps(rows, fixed_shape(observed[gapped], batch_rows))[: len(gapped)]
     return batch.index_copy(0, gapped, filled)
-
-
-def _fixed_shape(batch: torch.Tensor, batch_rows: int) -> torch.Tensor:
-    """Pad a batch with zero rows so that a row's score does not depend on how rows are batched: on
-    CUDA to ``batch_rows`` (cuBLAS picks its kernels by shape, so every batch gets one shape), on the
-    CPU to a multiple of ``CPU_BATCH_ROW_MULTIPLE``."""
-    if batch.device.type == "cuda":
-        rows = batch_rows
-    else:
-        rows = -(-len(batch) // CPU_BATCH_ROW_MULTIPLE) * CPU_BATCH_ROW_MULTIPLE
-    return batch if rows == len(batch) else torch.nn.functional.pad(batch, (0, 0, 0, rows - len(batch)))
 
 
 def contribution_shares(contributions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
