@@ -33,7 +33,7 @@ from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_d
 from vae_anomaly.model_folder import BUNDLE_FILE
 from vae_anomaly.numpy_preprocessing import PLAN_FILE, NumpyPreprocessing
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
-from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, module_input
+from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, SavedScoring, module_input
 from vae_anomaly.score_columns import scored_frame
 from vae_anomaly.time_index import with_time_column
 from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite, check_rows_observed
@@ -54,15 +54,15 @@ class NumpyTableScorer(NumpyScorer):
 
     Parameters
     ----------
-    feature_names, mean, scale, scoring_pass, threshold, n_threads
+    saved : SavedScoring
         As for :class:`~vae_anomaly.numpy_vae.NumpyScorer`.
     skips_missing : bool, default=False
         The detector's ``missing="skip"``: a missing value (NaN) is left out of the score (the
         ``scoring_pass`` refills it where ``gap_fill`` says so) instead of refused.
     """
 
-    def __init__(self, *args: Any, skips_missing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, saved: SavedScoring, *, skips_missing: bool = False) -> None:
+        super().__init__(saved)
         self.skips_missing = skips_missing
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
@@ -302,19 +302,12 @@ def _scorer(
     inputs = len(names) * window
     if not (mean.shape == scale.shape == (len(names),) and inputs == attributes["module_inputs"]):
         raise ValueError("the arrays do not fit the features")
-    threshold = -float(attributes["offset_"])
-    n_threads = params["n_threads"]
+    saved = SavedScoring(names, mean, scale, scoring_pass, -float(attributes["offset_"]), params["n_threads"])
     if estimator == "VAEAnomalyDetector":
-        skips = params["missing"] == "skip"
-        return NumpyTableScorer(names, mean, scale, scoring_pass, threshold, n_threads, skips_missing=skips)
+        return NumpyTableScorer(saved, skips_missing=params["missing"] == "skip")
     interval = attributes["sampling_interval_"]
     return NumpySeriesScorer(
-        names,
-        mean,
-        scale,
-        scoring_pass,
-        threshold,
-        n_threads,
+        saved,
         window=window,
         stride=params["stride"],
         aggregation=params["aggregation"],

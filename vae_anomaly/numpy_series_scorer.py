@@ -13,12 +13,11 @@ detector scores it.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, module_input
+from vae_anomaly.numpy_vae import NumpyScorer, SavedScoring, module_input
 from vae_anomaly.time_index import report_sampling, split_time_index
 from vae_anomaly.value_checks import SERIES_NON_FINITE_ADVICE, check_finite
 from vae_anomaly.windowing import (
@@ -37,7 +36,7 @@ class NumpySeriesScorer(NumpyScorer):
 
     Parameters
     ----------
-    feature_names, mean, scale, scoring_pass, threshold, n_threads
+    saved : SavedScoring
         As for :class:`~vae_anomaly.numpy_vae.NumpyScorer`; the features are the channels.
     window, stride : int
         ``window_`` and ``stride``.
@@ -57,12 +56,7 @@ class NumpySeriesScorer(NumpyScorer):
 
     def __init__(
         self,
-        feature_names: list[str],
-        mean: np.ndarray,
-        scale: np.ndarray,
-        scoring_pass: NumpyScoringPass,
-        threshold: float,
-        n_threads: int | Literal["auto"] = "auto",
+        saved: SavedScoring,
         *,
         window: int,
         stride: int,
@@ -70,10 +64,10 @@ class NumpySeriesScorer(NumpyScorer):
         time_column: str | None,
         sampling_interval: pd.Timedelta | None,
     ) -> None:
-        super().__init__(feature_names, mean, scale, scoring_pass, threshold, n_threads)
+        super().__init__(saved)
         self.window, self.stride, self.aggregation = window, stride, aggregation
         self.time_column, self.sampling_interval = time_column, sampling_interval
-        self.multiply_adds_per_row = math.ceil(scoring_pass.multiply_adds_per_row / stride)
+        self.multiply_adds_per_row = math.ceil(saved.scoring_pass.multiply_adds_per_row / stride)
 
     def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
         """The detector's ``anomaly_score`` of each timestamp: higher is more anomalous.

@@ -17,6 +17,7 @@ import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -208,9 +209,10 @@ class NumpyScoringPass:
         return score
 
 
-class NumpyScorer(ABC):
-    """What the numpy scorers of a saved detector share: its columns, standardization, modules and
-    threshold, and the scored table.
+@dataclass(frozen=True)
+class SavedScoring:
+    """What every numpy scorer reads of a saved detector: its columns, standardization, modules,
+    threshold and threads.
 
     Parameters
     ----------
@@ -225,26 +227,42 @@ class NumpyScorer(ABC):
     n_threads : int or "auto", default="auto"
         The detector's ``n_threads``: an int caps numpy's BLAS threads while it scores (at most the
         CPUs the process may use); "auto" leaves them as numpy set them.
+    """
+
+    feature_names: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    scoring_pass: NumpyScoringPass
+    threshold: float
+    n_threads: int | Literal["auto"] = "auto"
+
+
+class NumpyScorer(ABC):
+    """What the numpy scorers of a saved detector share: its columns, standardization, modules and
+    threshold, and the scored table.
+
+    Parameters
+    ----------
+    saved : SavedScoring
+        The saved detector's columns, standardization, modules, threshold and threads.
 
     Attributes
     ----------
+    feature_names : list of str
+        ``saved.feature_names``.
+    threshold : float
+        ``saved.threshold``.
+    n_threads : int or "auto"
+        ``saved.n_threads``.
     multiply_adds_per_row : int
         The work of scoring one input row (of a table: the weights of every module's linear layers).
     """
 
-    def __init__(
-        self,
-        feature_names: list[str],
-        mean: np.ndarray,
-        scale: np.ndarray,
-        scoring_pass: NumpyScoringPass,
-        threshold: float,
-        n_threads: int | Literal["auto"] = "auto",
-    ) -> None:
-        self.feature_names = feature_names
-        self._mean, self._scale, self._pass = mean, scale, scoring_pass
-        self.threshold, self.n_threads = threshold, n_threads
-        self.multiply_adds_per_row = scoring_pass.multiply_adds_per_row
+    def __init__(self, saved: SavedScoring) -> None:
+        self.feature_names = saved.feature_names
+        self._mean, self._scale, self._pass = saved.mean, saved.scale, saved.scoring_pass
+        self.threshold, self.n_threads = saved.threshold, saved.n_threads
+        self.multiply_adds_per_row = saved.scoring_pass.multiply_adds_per_row
 
     def _scores_in_passes(
         self,
