@@ -36,10 +36,10 @@ from vae_anomaly.epochs import (
     TrainingRows,
     autograd_step,
     epoch_runner,
-    optimizer_for,
     run_eager_epoch,
 )
 from vae_anomaly.model import GaussianVAE
+from vae_anomaly.optimizers import optimizer_for
 
 N_FEATURES = 32
 HIDDEN, LATENT = (64, 32), 8

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
 from vae_anomaly.devices import resolve_device, training_device
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
+from vae_anomaly.optimizers import cosine_rates
 from vae_anomaly.training import TrainingConfig, batch_size_for, epochs_for, train_vae
 
 
@@ -225,3 +229,27 @@ def test_learning_rate_decays_along_a_cosine(planted):
     rates = [r["learning_rate"] for r in history]
     expected = [0.5 * 1e-3 * (1 + np.cos(np.pi * epoch / 10)) for epoch in range(10)]
     np.testing.assert_allclose(rates, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n_epochs", [1, 2, 3, 10, 37, 500])
+def test_learning_rates_are_the_floats_torchs_cosine_annealing_gives(n_epochs):
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=3e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
+    expected = []
+    for _ in range(n_epochs):
+        expected.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    assert cosine_rates(3e-3, n_epochs) == expected
+
+
+def test_a_cpu_fit_does_not_import_torch_dynamo():
+    """Building a torch.optim optimizer imports torch._dynamo (about 1 s); a CPU fit builds none."""
+    script = (
+        "import sys; import numpy as np; from vae_anomaly import VAEAnomalyDetector; "
+        "VAEAnomalyDetector(epochs=2, random_state=0).fit(np.random.default_rng(0).normal(size=(300, 4))); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from torch.optim.adamw import adamw
 
 from vae_anomaly.gradients import neg_elbo_gradients
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, hide_values, neg_elbo_terms
+from vae_anomaly.optimizers import EagerAdamW
 
 # Norm at which gradients are clipped: keeps one bad minibatch from throwing the weights away.
 GRADIENT_CLIP_NORM = 10.0
@@ -94,50 +94,6 @@ def autograd_step(
     return torch.stack([loss, reconstruction, kl]).detach()
 
 
-class AdamWStep:
-    """``optimizer.step()`` for the AdamW of :func:`optimizer_for`, through torch's functional ``adamw``
-    on the optimizer's own state and hyperparameters (its learning rate as the schedule sets it).
-
-    The same arithmetic on the same tensors, without the method's per-call bookkeeping (hooks, profiler
-    records, the state look-ups), about 45 us of a 1 ms step on a CPU. The first call is
-    ``optimizer.step()`` itself, which creates the state.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter]) -> None:
-        self.optimizer = optimizer
-        self.parameters = parameters
-        self.state: dict[str, list[torch.Tensor]] = {}
-
-    @torch.no_grad()  # as Optimizer.step runs: the update is in place on leaf parameters
-    def __call__(self) -> None:
-        if not self.state:
-            self.optimizer.step()
-            states = [self.optimizer.state[parameter] for parameter in self.parameters]
-            self.state = {key: [state[key] for state in states] for key in ("exp_avg", "exp_avg_sq", "step")}
-            return
-        group = self.optimizer.param_groups[0]
-        beta1, beta2 = group["betas"]
-        adamw(
-            self.parameters,
-            [parameter.grad for parameter in self.parameters],
-            self.state["exp_avg"],
-            self.state["exp_avg_sq"],
-            [],  # the maxima that amsgrad keeps; optimizer_for leaves amsgrad off
-            self.state["step"],
-            foreach=group["foreach"],
-            capturable=group["capturable"],
-            differentiable=group["differentiable"],
-            fused=group["fused"],
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-        )
-
-
 def closed_form_step(
     module: GaussianVAE,
     optimizer_step: Callable[[], None],
@@ -149,9 +105,9 @@ def closed_form_step(
 ) -> torch.Tensor:
     """:func:`autograd_step` with the gradients in closed form (bit-identical, faster on a CPU).
 
-    ``optimizer_step`` applies the clipped gradients (an :class:`AdamWStep`). ``parameters`` are the
-    module's, listed once by the caller: walking the module for them at every step cost about 20 us,
-    a fifth of the clipping.
+    ``optimizer_step`` applies the clipped gradients (an :class:`~vae_anomaly.optimizers.EagerAdamW`).
+    ``parameters`` are the module's, listed once by the caller: walking the module for them at every
+    step cost about 20 us, a fifth of the clipping.
     """
     means = neg_elbo_gradients(module, batch, noise, beta, mask)
     total_norm = torch.nn.utils.get_total_norm([parameter.grad for parameter in parameters])
@@ -189,29 +145,9 @@ def run_eager_epoch(
     return (sums / train.n_rows).tolist()
 
 
-def optimizer_for(
-    module: GaussianVAE, learning_rate: float, weight_decay: float, device: torch.device
-) -> torch.optim.AdamW:
-    """AdamW for ``module``; on CUDA capturable, its rate a device tensor, so a CUDA graph can replay it."""
-    if device.type == "cuda":
-        return torch.optim.AdamW(
-            module.parameters(),
-            lr=torch.tensor(learning_rate, device=device),
-            weight_decay=weight_decay,
-            fused=True,
-            capturable=True,
-        )
-    return torch.optim.AdamW(
-        module.parameters(),
-        lr=learning_rate,
-        weight_decay=weight_decay,
-        fused=device.type == "cpu",
-    )
-
-
 def epoch_runner(
     module: GaussianVAE,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | EagerAdamW,
     train: TrainingRows,
     batch_size: int,
     generators: Generators,
@@ -219,13 +155,15 @@ def epoch_runner(
 ) -> Callable[[float], list[float]]:
     """A function that trains one epoch at a given beta and returns its mean loss, reconstruction and KL.
 
-    On CUDA the steps replay one captured graph (see ``graphed_steps``) under bf16 autocast; elsewhere
-    each minibatch is an eager step with its gradients in closed form (see ``gradients``).
+    ``optimizer`` is :func:`~vae_anomaly.optimizers.optimizer_for`'s for the rows' device. On CUDA the
+    steps replay one captured graph (see ``graphed_steps``) under bf16 autocast; elsewhere each
+    minibatch is an eager step with its gradients in closed form (see ``gradients``), applied by the
+    ``EagerAdamW``.
     """
     device = train.x.device
     if device.type != "cuda":
         parameters = list(module.parameters())
-        step = functools.partial(closed_form_step, module, AdamWStep(optimizer, parameters), parameters)
+        step = functools.partial(closed_form_step, module, optimizer, parameters)
         return functools.partial(
             run_eager_epoch,
             step,

@@ -5,6 +5,7 @@ weight and checks for divergence; the steps themselves are in ``epochs``."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from vae_anomaly.devices import training_device
-from vae_anomaly.epochs import Generators, TrainingRows, epoch_runner, gather_rows, optimizer_for, take_rows
+from vae_anomaly.epochs import Generators, TrainingRows, epoch_runner, gather_rows, take_rows
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
+from vae_anomaly.optimizers import cosine_rates, optimizer_for, set_learning_rate
 
 # Fewer validation rows than this make early stopping noise, so the loop then trains on every row.
 MIN_VALIDATION_ROWS = 16
@@ -270,16 +272,18 @@ class KeepEpoch(EpochHook):
 def _fit_loop(
     module: GaussianVAE,
     run_epoch: Callable[[float], list[float]],
-    n_epochs: int,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
+    set_rate: Callable[[float], None],
+    rates: list[float],
     validation: TrainingRows | None,
     config: TrainingConfig,
     hooks: list[EpochHook],
 ) -> list[dict[str, float]]:
-    """Train up to ``n_epochs`` epochs, telling every hook of each; returns the epochs' records."""
+    """Train up to ``len(rates)`` epochs, each at its learning rate (``set_rate`` sets it), telling every
+    hook of each; returns the epochs' records."""
     history = []
-    for epoch in range(n_epochs):
-        history.append(_run_single_epoch(module, run_epoch, epoch, schedule, validation, config))
+    for epoch, rate in enumerate(rates):
+        set_rate(rate)
+        history.append(_run_single_epoch(module, run_epoch, epoch, rate, validation, config))
         if any([hook.on_epoch_end(module, history[-1]) for hook in hooks]):  # every hook hears of it
             break
     for hook in hooks:
@@ -291,11 +295,11 @@ def _run_single_epoch(
     module: GaussianVAE,
     run_epoch: Callable[[float], list[float]],
     epoch: int,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
+    learning_rate: float,
     validation: TrainingRows | None,
     config: TrainingConfig,
 ) -> dict[str, float]:
-    """Train one epoch (0-based ``epoch``) at its beta, step the learning rate, and validate."""
+    """Train one epoch (0-based ``epoch``, at ``learning_rate``, already set) at its beta, and validate."""
     beta = _beta_at(epoch, config)
     means = run_epoch(beta)
     if not np.isfinite(means).all():
@@ -304,8 +308,7 @@ def _run_single_epoch(
             f"Lower learning_rate (now {config.learning_rate}) or check the input for huge values."
         )
     record = {"epoch": epoch + 1, "loss": means[0], "reconstruction": means[1], "kl": means[2]}
-    record.update(beta=beta, learning_rate=float(schedule.get_last_lr()[0]))
-    schedule.step()
+    record.update(beta=beta, learning_rate=learning_rate)
     if validation is not None:
         module.eval()
         record["validation_loss"] = _validation_loss(module, validation, config)
@@ -378,12 +381,13 @@ def train_vae(
     run_epoch = epoch_runner(module, optimizer, train, batch_size, generators, config.gap_injection)
     n_epochs = epochs_for(config, train.n_rows)
     # Cosine decay to zero over the planned epochs: a high early rate, then settling, in a fixed budget.
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
+    rates = cosine_rates(config.learning_rate, n_epochs)
     loop_hooks: list[EpochHook] = [*hooks, *([] if on_epoch_end is None else [_ReportEpochs(on_epoch_end)])]
     loop_hooks += [
         _ProgressBar(n_epochs, bool(config.verbose)),
         EarlyStopping(config.patience, config.kl_warmup_epochs),
     ]
-    history = _fit_loop(module, run_epoch, n_epochs, schedule, validation, config, loop_hooks)
+    set_rate = functools.partial(set_learning_rate, optimizer)
+    history = _fit_loop(module, run_epoch, set_rate, rates, validation, config, loop_hooks)
     module.to("cpu").eval()
     return history
