@@ -32,7 +32,7 @@ def test_window_starts_at_a_phase_start_with_the_first_window_and_end_with_the_l
 
 
 def test_window_starts_refuse_a_series_shorter_than_the_window():
-    with pytest.raises(ValueError, match="3 timestamps is shorter than window=4"):
+    with pytest.raises(ValueError, match="n_samples=3 timestamps, but window=4 needs at least 4"):
         window_starts(3, 4, 1)
 
 

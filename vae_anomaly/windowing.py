@@ -72,9 +72,13 @@ def window_starts(n_timestamps: int, window: int, stride: int, phase: int = 0) -
     ndarray of shape (n_windows,), int64
         Increasing starts; the first one is 0 and the last one ``n_timestamps - window``, so every
         timestamp is covered.
+
+    Raises
+    ------
+    ValueError
+        If the series is shorter than a window (:func:`check_series_length`).
     """
-    if n_timestamps < window:
-        raise ValueError(f"A series of {n_timestamps} timestamps is shorter than window={window}.")
+    check_series_length(n_timestamps, window)
     starts = np.arange(phase, n_timestamps - window + 1, stride, dtype=np.int64)
     if phase:  # the timestamps before the phase are covered too
         starts = np.insert(starts, 0, 0)
