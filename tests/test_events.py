@@ -114,6 +114,41 @@ def test_bad_options_are_named(detector, seasonal, options, message):
         detector.events(_frame(seasonal).iloc[2000:], **options)
 
 
+def test_events_from_the_scores_predict_gave_are_the_events_it_finds_itself(detector, seasonal):
+    values = seasonal.copy()
+    values[2300] += 4.0
+    values[2600:2610] += 1.5
+    frame = _frame(values).iloc[2000:]
+    events = detector.events(frame)
+    assert len(events) == 2
+    pd.testing.assert_frame_equal(detector.events(frame, scores=detector.anomaly_score(frame)), events)
+
+
+def test_events_follow_the_scores_they_are_given(detector, seasonal):
+    frame = _frame(seasonal).iloc[2000:]
+    scores = np.zeros(len(frame))
+    scores[100:104] = detector.anomaly_threshold_ + 1.0
+    events = detector.events(frame, scores=scores)
+    assert len(events) == 1
+    event = events.iloc[0]
+    assert (event["start"], event["end"]) == (frame.index[100], frame.index[103])
+    assert event["n_points"] == 4 and event["score"] == detector.anomaly_threshold_ + 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda scores: scores[:-1], r"scores has shape \(999,\), but X has 1000 timestamps"),
+        (lambda scores: np.where(np.arange(len(scores)) == 7, np.nan, scores), "holds NaN at position 7"),
+        (lambda scores: ["high"] * len(scores), "scores must be numbers, one per timestamp"),
+    ],
+)
+def test_given_scores_that_do_not_fit_the_series_are_named(detector, seasonal, change, message):
+    frame = _frame(seasonal).iloc[2000:3000]
+    with pytest.raises(ValueError, match=message):
+        detector.events(frame, scores=change(np.zeros(len(frame))))
+
+
 def test_runs_merge_across_short_gaps_only():
     flags = np.zeros(40, dtype=bool)
     flags[[2, 3, 6, 7, 20]] = True

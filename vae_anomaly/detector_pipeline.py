@@ -61,7 +61,7 @@ class DetectorPipeline(Pipeline):
         X : DataFrame
             A series as ``fit`` took it.
         **options
-            ``merge_gap`` and ``top_channels``, as for ``TimeSeriesVAEDetector.events``.
+            ``merge_gap``, ``top_channels`` and ``scores``, as for ``TimeSeriesVAEDetector.events``.
 
         Returns
         -------

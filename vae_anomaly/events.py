@@ -156,6 +156,37 @@ def check_event_options(merge_gap: Any, top_channels: Any) -> None:
             raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}.")
 
 
+def checked_scores(scores: Any, n_timestamps: int) -> np.ndarray:
+    """Given anomaly scores as float64, refused unless one per timestamp and none NaN.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_timestamps,)
+        ``anomaly_score`` of the series (+inf where a score overflowed, as the detector gives it).
+    n_timestamps : int
+        The series' length.
+
+    Returns
+    -------
+    ndarray of shape (n_timestamps,), float64
+
+    Raises
+    ------
+    ValueError
+        Naming both lengths, or the first position of a NaN or of a non-numeric value.
+    """
+    try:
+        values = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"scores must be numbers, one per timestamp: {error}") from None
+    if values.shape != (n_timestamps,):
+        raise ValueError(f"scores has shape {values.shape}, but X has {n_timestamps} timestamps.")
+    missing = np.flatnonzero(np.isnan(values))
+    if missing.size:
+        raise ValueError(f"scores holds NaN at position {missing[0]}; give anomaly_score(X) as it is.")
+    return values
+
+
 def empty_event_table(n_channel_columns: int) -> pd.DataFrame:
     """An event table without events: the columns ``events`` returns, no rows."""
     names = [*EVENT_COLUMNS]
@@ -175,7 +206,9 @@ class FindsEvents:
     _feature_names: Callable[[], list[str]]
     probability_of_anomaly: Callable[[np.ndarray], np.ndarray]
 
-    def events(self, X: Any, *, merge_gap: int | None = None, top_channels: int = 3) -> pd.DataFrame:
+    def events(
+        self, X: Any, *, merge_gap: int | None = None, top_channels: int = 3, scores: Any = None
+    ) -> pd.DataFrame:
         """The anomaly events of a series: one row per run of timestamps that ``predict`` flags.
 
         Runs at most ``merge_gap`` timestamps apart are one run. Inside a run each timestamp's own
@@ -196,6 +229,11 @@ class FindsEvents:
             ``window_``.
         top_channels : int, default=3
             How many channels to name per event (at most the number of channels).
+        scores : array-like of shape (n_timestamps,) or None, default=None
+            ``anomaly_score(X)``, where it is already at hand (the ``anomaly_score`` column that
+            ``predict`` of the logged MLflow model or a batch scoring run wrote for X): X is then not
+            scored again, and only the windows around flagged runs are, for their evidence. None
+            scores X.
 
         Returns
         -------
@@ -217,11 +255,14 @@ class FindsEvents:
         """
         check_event_options(merge_gap, top_channels)
         samples, rows = self._scored_rows(X)
+        if scores is not None:
+            scores = checked_scores(scores, len(samples.index))
         names = self._feature_names()
         n_channel_columns = min(top_channels, len(names))
         records = []
         with self._row_scorer() as score:
-            scores = rows.to_samples(score(rows.rows, mask=rows.mask).of_kind(self.score_method))
+            if scores is None:
+                scores = rows.to_samples(score(rows.rows, mask=rows.mask).of_kind(self.score_method))
             flags = scores > self.anomaly_threshold_
             for first, last in flagged_runs(flags, self.window_ if merge_gap is None else merge_gap):
                 offset, around = rows.around(first, last)

@@ -94,7 +94,7 @@ def event_frame(model: Any, frame: pd.DataFrame, *, positions: bool = False, **o
     positions : bool, default=False
         Give the events' timestamps as row positions of ``frame`` (0 for its first row).
     **options
-        ``merge_gap`` and ``top_channels``, as for ``TimeSeriesVAEDetector.events``.
+        ``merge_gap``, ``top_channels`` and ``scores``, as for ``TimeSeriesVAEDetector.events``.
 
     Returns
     -------

@@ -47,7 +47,8 @@ def evaluate_model(model_uri: str, data: pd.DataFrame, labels: Any) -> dict[str,
     metrics = detection_metrics(labels, scored[ANOMALY_SCORE], scored[IS_ANOMALY])
     model = loaded.unwrap_python_model().model  # the detector or Pipeline our pyfunc model serves
     if model_parts(model).detector.scores_whole_series:
-        events = event_frame(model, data, positions=True)
+        # The scores predict gave: the series is not scored a second time for its events.
+        events = event_frame(model, data, positions=True, scores=scored[ANOMALY_SCORE].to_numpy())
         flags = events_to_flags(events, len(data))
         metrics.update({f"event_{name}": value for name, value in event_f1(labels, flags).items()})
         metrics["range_f1"] = range_f1(labels, flags)["f1"]
