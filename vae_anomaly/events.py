@@ -173,7 +173,7 @@ def checked_scores(scores: Any, n_timestamps: int) -> np.ndarray:
     Raises
     ------
     ValueError
-        Naming both lengths, or the first position of a NaN or of a non-numeric value.
+        Naming both lengths or the first position of a NaN, or saying that a value is not a number.
     """
     try:
         values = np.asarray(scores, dtype=np.float64)
