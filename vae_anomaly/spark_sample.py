@@ -90,7 +90,7 @@ def sample_spark(
     if statistics.n_rows > capacity:
         fraction = min(1.0, (capacity + _MARGIN_SIGMAS * math.sqrt(capacity)) / statistics.n_rows)
         sampled = frame.sample(fraction=fraction, seed=seed).orderBy(F.rand(seed)).limit(capacity)
-    with _without_pandas_3_notices():
+    with _without_conversion_notices():
         sample = sampled.toPandas()
     levels: dict[str, list[Any]] = {}
     for name in names:
@@ -140,15 +140,19 @@ def _statistics(frame: DataFrame, numeric: list[str]) -> ColumnStatistics:
 
 
 @contextmanager
-def _without_pandas_3_notices() -> Iterator[None]:
-    """Silence what pyspark 4 says on every conversion to pandas 3: that it "does not yet fully support
-    pandas >= 3.0.0" (a FutureWarning) and its own use of the deprecated ``copy`` keyword (a
-    Pandas4Warning). ``sample_spark``'s one conversion, of numeric and string columns, is tested under
-    pandas 3 (``tests/test_spark.py``), so they say nothing about it; warnings from anything else,
-    and these from the user's own Spark calls, are left as they are."""
+def _without_conversion_notices() -> Iterator[None]:
+    """Silence what pyspark says of itself on every conversion to pandas: pyspark 4, that it "does not
+    yet fully support pandas >= 3.0.0" (a FutureWarning) and its own use of pandas' deprecated ``copy``
+    keyword (a Pandas4Warning); pyspark 3.5, its version checks' use of ``distutils`` (a
+    DeprecationWarning). ``sample_spark``'s one conversion, of numeric and string columns, is tested
+    under pandas 3 with both (``tests/test_spark.py``), so they say nothing about it; warnings from
+    anything else, and these from the user's own Spark calls, are left as they are."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
         warnings.filterwarnings("ignore", "The copy keyword is deprecated", module=r"pyspark\.")
+        warnings.filterwarnings(
+            "ignore", "distutils Version classes are deprecated", DeprecationWarning, module=r"pyspark\."
+        )
         yield
 
 
