@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import seasonal_series
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
-from vae_anomaly.batch import write_events
+from vae_anomaly.batch import score_parquet, write_events
 from vae_anomaly.bundle import save_bundle
 from vae_anomaly.cli import main
 
@@ -66,6 +67,24 @@ def test_cli_writes_each_files_events_once_and_redoes_a_changed_file(
     at = _series()["timestamp"].iloc[2700]
     events = pd.read_parquet(tmp_path / "ev" / "b.parquet")
     assert ((events["core_start"] <= at) & (events["core_end"] >= at)).sum() == 1
+
+
+def test_events_come_from_the_scores_a_run_just_wrote(detector, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    series = _series(spike=2500)
+    series.to_parquet(inputs / "a.parquet")
+    summary = score_parquet(detector, inputs, tmp_path / "out", progress=False)
+    [(source, scored)] = summary.outputs.items()
+    assert Path(source).name == "a.parquet" and Path(scored) == tmp_path / "out" / "a.parquet"
+    write_events(detector, inputs, tmp_path / "ev", scores_from=summary.outputs)
+    events = pd.read_parquet(tmp_path / "ev" / "a.parquet")
+    assert len(events) >= 1
+    pd.testing.assert_frame_equal(events, detector.events(series), check_dtype=False)
+    quiet = tmp_path / "quiet.parquet"  # scores that flag nothing: the file given decides, not a rescore
+    pd.DataFrame({"anomaly_score": np.zeros(len(series))}).to_parquet(quiet)
+    write_events(detector, inputs, tmp_path / "ev2", scores_from={source: quiet})
+    assert pd.read_parquet(tmp_path / "ev2" / "a.parquet").empty
 
 
 def test_events_need_a_series_model_and_a_folder_beside_the_output(

@@ -302,7 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.events is not None:
             from vae_anomaly.batch import write_events
 
-            events = write_events(model, arguments.input, arguments.events, overwrite=arguments.overwrite)
+            events = write_events(
+                model,
+                arguments.input,
+                arguments.events,
+                overwrite=arguments.overwrite,
+                scores_from=summary.outputs,  # the files just scored: their scores, not a second pass
+            )
             print(events)
             return 1 if summary.failed or events.failed else 0
     except (SchemaError, ValueError, FileNotFoundError, OutputBusyError) as error:

@@ -11,6 +11,7 @@ records the input's fingerprint, so a rerun skips the files whose events are alr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from vae_anomaly.batch.schema import check_schemas
 from vae_anomaly.frames import event_frame
 from vae_anomaly.numpy_scorer import NumpyPipelineScorer
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
+from vae_anomaly.score_columns import ANOMALY_SCORE
 
 # An events file records the row count of the input it was found in under this key (its own rows
 # are events, so the batch scorer's row-count key would not match).
@@ -65,11 +67,15 @@ def _metadata(job: FileJob) -> dict[bytes, bytes]:
     return {EVENTS_OF_ROWS_KEY: str(job.n_rows).encode(), SOURCE_KEY: job.output_metadata()[SOURCE_KEY]}
 
 
-def _write_job(job: FileJob, model: BatchModel) -> int:
-    """Find one file's events and write them into place; return how many there are."""
+def _write_job(job: FileJob, model: BatchModel, scored_file: str | os.PathLike[str] | None) -> int:
+    """Find one file's events (from the scores in ``scored_file``, where given) and write them into
+    place; return how many there are."""
     columns = [name for name in job.dataset.schema.names if name in model.columns]
     _, frame = model_input(job.dataset.to_table(columns=columns), job, model)
-    events = pa.Table.from_pandas(event_frame(model.model, frame), preserve_index=False)
+    scores = None
+    if scored_file is not None:
+        scores = pq.read_table(scored_file, columns=[ANOMALY_SCORE]).column(0).to_numpy()
+    events = pa.Table.from_pandas(event_frame(model.model, frame, scores=scores), preserve_index=False)
     partial = job.new_partial()
     try:
         pq.write_table(events.replace_schema_metadata(_metadata(job)), partial)
@@ -86,6 +92,7 @@ def write_events(
     *,
     trust_pickle: bool = False,
     overwrite: bool = False,
+    scores_from: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> EventsSummary:
     """Write the anomaly events of each parquet file of a series, to the same relative path.
 
@@ -102,6 +109,11 @@ def write_events(
         Allow a joblib/pickle model file (unpickling runs code).
     overwrite : bool, default=False
         Find again the events of files whose events file is complete.
+    scores_from : mapping of str to str or PathLike, or None, default=None
+        Input files (as ``str`` of their path) that this very model has just scored, each with the
+        file its scores went to: ``score_parquet``'s ``BatchSummary.outputs``. Their events come
+        from those ``anomaly_score`` columns, so they are not scored again (only the windows around
+        flagged runs are, for their evidence); every other file is scored.
 
     Returns
     -------
@@ -133,7 +145,7 @@ def write_events(
                 summary.skipped_files += 1
                 continue
             try:
-                summary.events += _write_job(job, batch_model)
+                summary.events += _write_job(job, batch_model, (scores_from or {}).get(str(job.source)))
             except (OSError, ValueError, pa.ArrowException) as error:
                 summary.failed[str(job.source)] = str(error)
                 continue

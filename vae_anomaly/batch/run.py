@@ -44,6 +44,9 @@ class BatchSummary:
         Wall time of the call.
     failed : dict of str to str
         Input files that could not be scored, with the reason.
+    outputs : dict of str to str
+        Each input file scored now, with the output file its scores went to (for ``write_events``'
+        ``scores_from``).
     """
 
     files: int = 0
@@ -53,6 +56,7 @@ class BatchSummary:
     anomalies: int = 0
     seconds: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         line = (
@@ -149,6 +153,7 @@ def _score_jobs(
         summary.scored_files += 1
         summary.rows += output.rows
         summary.anomalies += output.anomalies
+        summary.outputs[str(output.job.source)] = str(output.job.target)
 
     with ThreadPoolExecutor(max_workers=1) as write_behind:
         try:
