@@ -14,7 +14,7 @@ from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
 from vae_anomaly.devices import resolve_device, training_device
 from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
-from vae_anomaly.optimizers import cosine_rates
+from vae_anomaly.optimizers import cosine_rates, set_learning_rate
 from vae_anomaly.training import TrainingConfig, batch_size_for, epochs_for, train_vae
 
 
@@ -242,6 +242,16 @@ def test_learning_rates_are_the_floats_torchs_cosine_annealing_gives(n_epochs):
         optimizer.step()
         schedule.step()
     assert cosine_rates(3e-3, n_epochs) == expected
+
+
+def test_a_tensor_learning_rate_is_set_in_place_where_a_captured_cuda_graph_reads_it():
+    rate = torch.tensor(0.1)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=rate, foreach=False)
+    set_learning_rate(optimizer, 0.025)
+    assert optimizer.param_groups[0]["lr"] is rate and rate.item() == pytest.approx(0.025)
+    plain = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    set_learning_rate(plain, 0.025)
+    assert plain.param_groups[0]["lr"] == 0.025
 
 
 def test_a_cpu_fit_does_not_import_torch_dynamo():
