@@ -33,8 +33,14 @@ from vae_anomaly.manifests import DETECTOR_FOLDER, read_bundle_manifest, saved_d
 from vae_anomaly.model_folder import BUNDLE_FILE
 from vae_anomaly.numpy_preprocessing import PLAN_FILE, NumpyPreprocessing
 from vae_anomaly.numpy_series_scorer import NumpySeriesScorer
-from vae_anomaly.numpy_vae import NumpyScorer, NumpyScoringPass, NumpyVAE, SavedScoring, module_input
-from vae_anomaly.score_columns import scored_frame
+from vae_anomaly.numpy_vae import (
+    NumpyScorer,
+    NumpyScoringPass,
+    NumpyVAE,
+    SavedScoring,
+    ScoredFrames,
+    module_input,
+)
 from vae_anomaly.time_index import with_time_column
 from vae_anomaly.value_checks import TABLE_NON_FINITE_ADVICE, check_finite, check_rows_observed
 from vae_anomaly.windowing import WINDOW_RULES
@@ -102,7 +108,7 @@ class NumpyTableScorer(NumpyScorer):
         )
 
 
-class NumpyPipelineScorer:
+class NumpyPipelineScorer(ScoredFrames):
     """A saved Pipeline's ``anomaly_score`` and flags: its preprocessing, then its detector's scorer.
 
     Build it with :func:`load_numpy_scorer`.
@@ -168,21 +174,6 @@ class NumpyPipelineScorer:
             As the detector's scorer raises it for what the preprocessing made of ``frame``.
         """
         return self.detector.anomaly_score(self.preprocessing.transform(frame))
-
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frames.score_frame`` of the Pipeline: ``anomaly_score`` and ``is_anomaly``, indexed like
-        ``frame``.
-
-        Parameters
-        ----------
-        frame : DataFrame
-            Input that :meth:`takes`.
-
-        Returns
-        -------
-        DataFrame
-        """
-        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
 
 
 def load_numpy_scorer(

@@ -237,7 +237,39 @@ class SavedScoring:
     n_threads: int | Literal["auto"] = "auto"
 
 
-class NumpyScorer(ABC):
+class ScoredFrames(ABC):
+    """The scored table of a numpy scorer (a saved detector's, or a Pipeline's): its ``anomaly_score``
+    and the flags above its ``threshold``.
+
+    Attributes
+    ----------
+    threshold : float
+        The detector's ``anomaly_threshold_``: samples scoring above it are flagged.
+    """
+
+    threshold: float
+
+    @abstractmethod
+    def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's ``anomaly_score`` of each row of ``frame``: higher is more anomalous."""
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frames.score_frame`` of the model: ``anomaly_score`` and ``is_anomaly``, indexed like
+        ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            As for ``anomaly_score``.
+
+        Returns
+        -------
+        DataFrame
+        """
+        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
+
+
+class NumpyScorer(ScoredFrames):
     """What the numpy scorers of a saved detector share: its columns, standardization, modules and
     threshold, and the scored table.
 
@@ -293,22 +325,3 @@ class NumpyScorer(ABC):
         columns = [str(name) for name in frame.columns]
         if columns != self.feature_names:
             raise ValueError(f"Expected the columns {self.feature_names}, got {columns}.")
-
-    @abstractmethod
-    def anomaly_score(self, frame: pd.DataFrame) -> np.ndarray:
-        """The detector's ``anomaly_score`` of each row of ``frame``: higher is more anomalous."""
-
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frames.score_frame`` of the detector: ``anomaly_score`` and ``is_anomaly``, indexed like
-        ``frame``.
-
-        Parameters
-        ----------
-        frame : DataFrame
-            As for ``anomaly_score``.
-
-        Returns
-        -------
-        DataFrame
-        """
-        return scored_frame(self.anomaly_score(frame), self.threshold, frame.index)
