@@ -29,16 +29,14 @@ Every measurement runs in a fresh process, so its peak RSS is its own:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from data_sources import write_once
-from fit_parquet import cache_note, parsed_arguments, peak_rss_mb, run_measurement, timed_fit
+from fit_parquet import bare_read, cache_note, parsed_arguments, run_measurement, timed_fit
 from scipy.signal import lfilter
 
 N_CHANNELS = 8
@@ -134,14 +132,7 @@ def measure_read(root: Path, params: dict, cold: bool) -> dict[str, float]:
     ``cold`` one pass from storage."""
     from vae_anomaly.parquet_pass import scan_options
 
-    for _ in range(1 if cold else 2):
-        started, rows = time.perf_counter(), 0
-        scanner = ds.dataset(root / "train", format="parquet").scanner(
-            columns=[TIME, *CHANNELS], **scan_options()
-        )
-        for batch in scanner.to_batches():
-            rows += batch.num_rows
-    return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+    return bare_read(root, [TIME, *CHANNELS], cold, **scan_options())
 
 
 def measure_fit(root: Path, params: dict, cold: bool) -> dict[str, float]:
