@@ -253,3 +253,20 @@ def test_the_train_command_saves_a_model_that_scores_and_refuses_a_folder_it_wou
     bad = '{"epochs": 0, "missing": "skip"}'
     assert main(["train", str(folder), str(tmp_path / "m2"), "--params", bad]) == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_the_train_command_refuses_columns_named_as_its_scores_and_trains_once_they_are_left_out(
+    lake, tmp_path, capsys
+):
+    frame = lake[1]
+    labelled = frame.assign(is_anomaly=np.int8(0), contribution_c0=0.0)
+    labelled.to_parquet(tmp_path / "labelled.parquet")
+    command = ["train", str(tmp_path / "labelled.parquet"), str(tmp_path / "model"), "--no-progress"]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert "column(s) ['is_anomaly', 'contribution_c0'] are named as the scores" in error
+    assert "--drop-columns is_anomaly,contribution_c0" in error
+    assert not (tmp_path / "model").exists()
+    params = ["--params", '{"epochs": 1, "missing": "skip"}']
+    assert main([*command, *params, "--drop-columns", "is_anomaly,contribution_c0"]) == 0
+    assert "trained VAEAnomalyDetector on 6 columns" in capsys.readouterr().out

@@ -197,6 +197,23 @@ def _add_train_command(commands: Any) -> None:
     _add_progress_options(train)
 
 
+def _check_training_columns(names: Sequence[str]) -> None:
+    """Refuse training columns named as the scored output's (``is_anomaly``, ``anomaly_score``, ...): a
+    label or an earlier run's scores, which a model must not learn from, and which ``vae-anomaly score``
+    would then have to read and overwrite at once."""
+    from vae_anomaly.score_columns import ANOMALY_PROBABILITY, ANOMALY_SCORE, CONTRIBUTION_PREFIX, IS_ANOMALY
+
+    outputs = (ANOMALY_SCORE, IS_ANOMALY, ANOMALY_PROBABILITY)
+    clashes = [name for name in names if name in outputs or name.startswith(CONTRIBUTION_PREFIX)]
+    if clashes:
+        listed = ",".join(clashes)
+        raise ValueError(
+            f"column(s) {clashes} are named as the scores vae-anomaly writes (a label, or an earlier "
+            f"run's output), so a model must not train on them; leave them out with --drop-columns "
+            f"{listed} or choose the columns with --columns"
+        )
+
+
 def _training_estimator(kinds: dict[str, str], params: dict[str, Any], arguments: argparse.Namespace) -> Any:
     """A TimeSeriesVAEDetector for a series; a VAEAnomalyDetector for numeric and boolean columns; else
     the tabular pipeline."""
@@ -223,6 +240,7 @@ def _train(arguments: argparse.Namespace) -> int:
         check_model_path(arguments.model_dir)  # before the pass, which may take long
         columns, drop = _column_list(arguments.columns), _column_list(arguments.drop_columns) or []
         kinds = column_kinds(arguments.input, columns=columns, drop_columns=drop)
+        _check_training_columns(list(kinds))
         params = {"random_state": arguments.random_state, **arguments.params}
         estimator = _training_estimator(kinds, params, arguments)
         started = time.perf_counter()
