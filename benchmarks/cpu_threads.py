@@ -1,9 +1,10 @@
-"""CPU threads: two default fits and a scoring pass, on idle cores and beside one busy process.
+"""CPU threads: two default fits and two scoring passes, on idle cores and beside one busy process.
 
 The busy process is single-threaded numpy (a matrix product in a loop), so it takes one core of the
 machine, as a Spark executor, an ``n_jobs`` worker or a neighbour under a Kubernetes CPU limit would.
-Each workload runs with torch on 1 thread, on every core, and with ``n_threads="auto"``; the table
-gives the seconds on idle cores, beside the busy process, and their ratio.
+Each workload runs with torch (or, for the numpy scorer of a small ``vae-anomaly score`` run, numpy's
+BLAS) on 1 thread, on every core, and with ``n_threads="auto"``; the table gives the seconds on idle
+cores, beside the busy process, and their ratio.
 
     python benchmarks/cpu_threads.py
 """
@@ -14,14 +15,17 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
-from vae_anomaly.devices import available_cpus
+from vae_anomaly.cpus import available_cpus
+from vae_anomaly.numpy_scorer import load_numpy_scorer
 
 BUSY = (
     "import numpy as np\n"
@@ -40,12 +44,16 @@ def _series(n: int, channels: int) -> pd.DataFrame:
     return pd.DataFrame(values, columns=[f"c{i}" for i in range(channels)])
 
 
-def workloads(n_threads: int | str) -> dict[str, Callable[[], object]]:
-    """The timed work: the two default fits of the issue, and scoring 1M rows."""
-    table = np.random.default_rng(0).normal(size=(20_000, 16))
+def workloads(n_threads: int | str, folder: Path) -> dict[str, Callable[[], object]]:
+    """The timed work: the two default fits of the issue, scoring 1M rows, and the numpy scorer of the
+    same detector saved in ``folder`` on 150,000 rows (a small run of ``vae-anomaly score``)."""
+    names = [f"c{i}" for i in range(16)]  # the numpy scorer reads columns by name, as from parquet
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(20_000, 16)), columns=names)
     series = _series(8_640, 19)
-    scored = np.random.default_rng(1).normal(size=(1_000_000, 16))
+    scored = pd.DataFrame(np.random.default_rng(1).normal(size=(1_000_000, 16)), columns=names)
     fitted = VAEAnomalyDetector(random_state=0, n_threads=n_threads).fit(table)
+    fitted.save(folder / f"threads-{n_threads}")
+    numpy_scorer = load_numpy_scorer(folder / f"threads-{n_threads}")
     return {
         "VAEAnomalyDetector fit 20,000 x 16": lambda: VAEAnomalyDetector(
             random_state=0, n_threads=n_threads
@@ -54,6 +62,7 @@ def workloads(n_threads: int | str) -> dict[str, Callable[[], object]]:
             random_state=0, n_threads=n_threads
         ).fit(series),
         "score_samples 1,000,000 x 16": lambda: fitted.score_samples(scored),
+        "numpy scorer 150,000 x 16": lambda: numpy_scorer.anomaly_score(scored.iloc[:150_000]),
     }
 
 
@@ -73,8 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     cpus = available_cpus()
     rows = []
+    folder = Path(tempfile.mkdtemp(prefix="cpu-threads-"))
     for n_threads in (1, cpus, "auto"):
-        for name, work in workloads(n_threads).items():
+        for name, work in workloads(n_threads, folder).items():
             idle = timed(work, args.repeats)
             environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
             busy = subprocess.Popen([sys.executable, "-c", BUSY], env=environment)

@@ -15,10 +15,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_info
 
-from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, numpy_vae
+from vae_anomaly import ModelFileError, TimeSeriesVAEDetector, VAEAnomalyDetector, cpus, numpy_vae
 from vae_anomaly.batch import load_scoring_model, model
 from vae_anomaly.batch.inputs import input_files, parquet_rows
 from vae_anomaly.bundle import save_bundle
+from vae_anomaly.cpus import available_cpus
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.numpy_scorer import NumpyTableScorer, load_numpy_scorer
 from vae_anomaly.numpy_vae import NumpyVAE
@@ -292,10 +293,15 @@ def test_a_registered_detector_is_scored_with_numpy_from_its_bundle(
     np.testing.assert_allclose(scores, detector.anomaly_score(new_rows), rtol=1e-6)
 
 
-@pytest.mark.parametrize("n_threads", [1, "auto"])
+@pytest.mark.parametrize(("n_threads", "small_work_macs"), [(1, None), ("auto", None), ("auto", 0)])
 def test_n_threads_caps_numpys_blas_threads_while_it_scores(
-    n_threads, training, new_rows, tmp_path, monkeypatch
+    n_threads, small_work_macs, training, new_rows, tmp_path, monkeypatch
 ):
+    """As torch's threads: 1 and "auto" for a small model run one BLAS thread; "auto" for large work
+    (every pass counted large here) every CPU the process may use."""
+    if small_work_macs is not None:
+        monkeypatch.setattr(cpus, "SMALL_WORK_MACS", small_work_macs)
+    expected = available_cpus() if small_work_macs == 0 else 1
     detector = VAEAnomalyDetector(epochs=3, n_threads=n_threads, random_state=0).fit(training)
     scorer = load_numpy_scorer(saved(detector, tmp_path / "m"))
     before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
@@ -309,5 +315,5 @@ def test_n_threads_caps_numpys_blas_threads_while_it_scores(
 
     monkeypatch.setattr(NumpyVAE, "scores", spied)
     np.testing.assert_allclose(scorer.anomaly_score(new_rows), detector.anomaly_score(new_rows), rtol=1e-6)
-    assert during and all(threads == ([1] * len(before) if n_threads == 1 else before) for threads in during)
+    assert during and all(threads == [expected] * len(before) for threads in during)
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before

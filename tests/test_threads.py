@@ -12,14 +12,8 @@ import torch
 import vae_anomaly.cpus as cpus
 import vae_anomaly.devices as threads
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.devices import (
-    MAX_SCORING_WORKERS,
-    SMALL_WORK_MACS,
-    available_cpus,
-    choose_threads,
-    scoring_workers,
-    torch_threads,
-)
+from vae_anomaly.cpus import SMALL_WORK_MACS, available_cpus, choose_threads
+from vae_anomaly.devices import MAX_SCORING_WORKERS, scoring_workers, torch_threads
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.scoring import score_rows
 from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS

@@ -22,14 +22,9 @@ from typing import Literal
 
 import torch
 
-from vae_anomaly.cpus import available_cpus
+from vae_anomaly.cpus import SMALL_WORK_MACS, available_cpus
 from vae_anomaly.model import GaussianVAE
 
-# A forward pass of fewer multiply-adds than this runs on one thread under n_threads="auto". The default
-# time-series fit (160M a batch) ran 1.4x faster on two idle cores than on one, but 3.7x slower than on
-# one beside a single busy process (benchmarks/cpu_threads.py): below this size the idle gain is not
-# worth that risk.
-SMALL_WORK_MACS = 1_000_000_000
 # At most this many scoring batches run at once (scoring_workers): each holds a batch's temporaries (about
 # 16 MiB), and the part of a batch that holds the GIL (about a tenth of it on 2 cores) caps the gain of
 # more workers near 5x at 8.
@@ -40,27 +35,6 @@ MAX_SCORING_WORKERS = 8
 # more in launches and synchronisations than in arithmetic (ADBench sets of 150-350 rows trained up to
 # 2x slower on an H200 than on its CPU; see benchmarks/RESULTS.md).
 AUTO_GPU_MIN_ROWS = 1000
-
-
-def choose_threads(n_threads: int | Literal["auto"], work_macs: float) -> int:
-    """Torch intra-op threads for work of ``work_macs`` multiply-adds per forward pass.
-
-    Parameters
-    ----------
-    n_threads : int or "auto"
-        An int is taken as it is, up to the CPUs the process may use (``available_cpus``): more
-        threads than cores only wait for each other (5,000 slowed a fit 13x; 100,000 crashed torch).
-        "auto": one thread for work under ``SMALL_WORK_MACS``, else every CPU the process may use.
-    work_macs : float
-        Multiply-adds of one forward pass (one training batch, or one scoring batch).
-
-    Returns
-    -------
-    int
-    """
-    if n_threads != "auto":
-        return min(int(n_threads), available_cpus())
-    return 1 if work_macs < SMALL_WORK_MACS else available_cpus()
 
 
 def scoring_workers(n_threads: int | Literal["auto"], work_macs: float) -> int:

@@ -13,7 +13,6 @@ torch module's too: ``model`` imports them from here.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from vae_anomaly.cpus import available_cpus
+from vae_anomaly.cpus import choose_threads
 from vae_anomaly.sample_scores import SampleScores, mixed_scores
 from vae_anomaly.score_columns import scored_frame
 from vae_anomaly.value_checks import FLOAT32_MAX
@@ -303,14 +302,12 @@ class NumpyScorer(ScoredFrames):
         observed_of: Callable[[slice], np.ndarray] | None = None,
     ) -> np.ndarray:
         """The scores of ``n_rows`` module input rows, ``ROWS_PER_PASS`` at a time (``rows_of`` gives
-        the rows of each slice; ``observed_of``, None or which of their values were observed), with
-        numpy's BLAS threads capped by ``n_threads``."""
-        threads = (
-            contextlib.nullcontext()
-            if self.n_threads == "auto"
-            else threadpool_limits(limits=min(int(self.n_threads), available_cpus()), user_api="blas")
-        )
-        with threads:
+        the rows of each slice; ``observed_of``, None or which of their values were observed), on as
+        many BLAS threads as torch would get for a pass (``choose_threads``): under "auto" one for a
+        small model, whose BLAS threads otherwise spin against any busy neighbour (2x slower beside
+        one busy process on 2 cores)."""
+        work = min(n_rows, ROWS_PER_PASS) * self._pass.multiply_adds_per_row
+        with threadpool_limits(limits=choose_threads(self.n_threads, work), user_api="blas"):
             return np.concatenate(
                 [
                     self._pass.scores(rows_of(part), None if observed_of is None else observed_of(part))

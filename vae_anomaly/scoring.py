@@ -11,13 +11,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from vae_anomaly.devices import (
-    choose_threads,
-    device_copy,
-    resolve_device,
-    scoring_workers,
-    torch_threads,
-)
+from vae_anomaly.cpus import choose_threads
+from vae_anomaly.devices import device_copy, resolve_device, scoring_workers, torch_threads
 from vae_anomaly.model import (
     GaussianVAE,
     VAEOutput,
@@ -211,7 +206,7 @@ def fitted_scorer(
     device : str
         The scoring device, as ``devices.resolve_device`` takes it.
     n_threads : int or "auto"
-        torch's threads and the scoring workers on the CPU (see ``devices.choose_threads``).
+        torch's threads and the scoring workers on the CPU (see ``cpus.choose_threads``).
     refill_gaps : bool
         Score rows with gaps refilled from the model's reconstruction (see :func:`score_rows`).
 
