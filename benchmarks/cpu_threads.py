@@ -76,34 +76,43 @@ def timed(work: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def _timed_rows(n_threads: int | str, folder: Path, repeats: int) -> list[dict[str, object]]:
+    """Each workload's seconds with ``n_threads``, on idle cores and beside the busy process."""
+    rows = []
+    for name, work in workloads(n_threads, folder).items():
+        idle = timed(work, repeats)
+        environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        busy = subprocess.Popen([sys.executable, "-c", BUSY], env=environment)
+        try:
+            time.sleep(1.0)
+            loaded = timed(work, repeats)
+        finally:
+            busy.kill()
+            busy.wait()
+        rows.append(
+            {
+                "work": name,
+                "n_threads": str(n_threads),
+                "idle_s": idle,
+                "busy_s": loaded,
+                "ratio": loaded / idle,
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     cpus = available_cpus()
-    rows = []
-    folder = Path(tempfile.mkdtemp(prefix="cpu-threads-"))
-    for n_threads in (1, cpus, "auto"):
-        for name, work in workloads(n_threads, folder).items():
-            idle = timed(work, args.repeats)
-            environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-            busy = subprocess.Popen([sys.executable, "-c", BUSY], env=environment)
-            try:
-                time.sleep(1.0)
-                loaded = timed(work, args.repeats)
-            finally:
-                busy.kill()
-                busy.wait()
-            rows.append(
-                {
-                    "work": name,
-                    "n_threads": str(n_threads),
-                    "idle_s": idle,
-                    "busy_s": loaded,
-                    "ratio": loaded / idle,
-                }
-            )
-            print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory(prefix="cpu-threads-") as folder:
+        rows = [
+            row
+            for n_threads in (1, cpus, "auto")
+            for row in _timed_rows(n_threads, Path(folder), args.repeats)
+        ]
     frame = pd.DataFrame(rows)
     print(f"\n{cpus} CPUs available to this process\n")
     print(frame.round(2).to_markdown(index=False))
