@@ -157,19 +157,34 @@ def test_a_threshold_on_tied_scores_lies_above_their_rounding(n_scores):
     assert anomaly_threshold_from(spread, 0.5) == np.quantile(spread, 0.5)  # a spread is left as it is
 
 
-@pytest.mark.parametrize(("n_scores", "contamination"), [(26, "auto"), (50, "auto"), (26, 0.05)])
+@pytest.mark.parametrize(("n_scores", "contamination"), [(300, "auto"), (26, 0.05)])
 def test_an_extrapolated_threshold_flags_the_asked_share_of_new_scores_on_average(n_scores, contamination):
     from vae_anomaly.thresholds import AUTO_FALSE_ALARM_RATE, anomaly_threshold_from
 
-    # Held-out scores with an exponential tail, drawn 4,000 times: new scores like them exceed the
-    # threshold (exp(-threshold) of them) at the asked rate on average. The plug-in tail (c = 1)
-    # flagged 1.49%, 1.13% and 6.85% of them.
+    # Held-out scores with an exponential tail, drawn 4,000 times, the threshold within their range
+    # (1.5 and 1.3 of them expected above it): new scores like them exceed it (exp(-threshold) of
+    # them) at the asked rate on average. The plug-in tail (c = 1) flagged 6.85% at 26 and 0.05.
     rate = AUTO_FALSE_ALARM_RATE if contamination == "auto" else contamination
     rng = np.random.default_rng(0)
     exceeded = [
         np.exp(-anomaly_threshold_from(rng.exponential(size=n_scores), contamination)) for _ in range(4000)
     ]
     assert rate <= np.mean(exceeded) <= 1.25 * rate
+
+
+@pytest.mark.parametrize("n_scores", [26, 50, 199])
+def test_a_threshold_past_every_held_out_score_assumes_the_heavier_tail(n_scores):
+    from vae_anomaly.thresholds import AUTO_FALSE_ALARM_RATE, anomaly_threshold_from
+
+    # Under one of n held-out scores expected above the "auto" threshold: it comes from a Pareto tail,
+    # so new scores exceed it at most at the asked rate on average whether the tail is heavy (Pareto,
+    # P(X > t) = t^-2) or light (exponential, which the exponential rule alone held at the rate and
+    # which new rows of small, wide tables outran).
+    rng = np.random.default_rng(0)
+    light = [np.exp(-anomaly_threshold_from(rng.exponential(size=n_scores), "auto")) for _ in range(4000)]
+    heavy = [anomaly_threshold_from(1 + rng.pareto(2.0, size=n_scores), "auto") ** -2.0 for _ in range(4000)]
+    assert np.mean(light) <= 0.5 * AUTO_FALSE_ALARM_RATE
+    assert 0.35 * AUTO_FALSE_ALARM_RATE <= np.mean(heavy) <= AUTO_FALSE_ALARM_RATE
 
 
 def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):

@@ -116,8 +116,9 @@ SHARED_PARAMETERS_DOC = """\
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``. ``VAEAnomalyDetector``: the share of new rows like the held-out ones
         (``validation_fraction``) to flag, the quantile of the held-out rows' scores (extrapolated from
-        an exponential fit to their highest tenth where fewer than 5 would lie above it); "auto" is
-        0.005. The rows the model trained on score lower than new ones, so fewer of them are flagged.
+        an exponential fit to their highest tenth where fewer than 5 would lie above it, a Pareto fit
+        where fewer than 1 would); "auto" is 0.005. The rows the model trained on score lower than
+        new ones, so fewer of them are flagged.
         ``TimeSeriesVAEDetector`` (and a table with too few rows to hold out): the share of the
         training timestamps to flag; "auto" flags those whose anomaly score lies above Tukey's upper
         fence, Q3 + 1.5 * IQR of the training scores. Where a series holds out blocks, the threshold is

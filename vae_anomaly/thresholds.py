@@ -25,6 +25,11 @@ AUTO_FALSE_ALARM_RATE = 0.005
 # estimate.
 TAIL_MIN_EXCEEDANCES = 5
 TAIL_SHARE = 0.1
+# Where not even one held-out score is expected above the threshold (rate x scores < 1), it lies past
+# every score the held-out samples give, where their tail's shape is unseen; it is then extrapolated
+# from a Pareto tail (an exponential tail of the log of the excess over the median), which assumes the
+# heavier tail: new rows of small, wide tables lie farther out than an exponential tail of 20-40
+# held-out scores reaches (benchmarks/RESULTS.md, issue 31).
 # Scores are sums of float32 terms, alike to about this relative precision for samples that differ by
 # rounding alone. A threshold that falls on tied scores with no spread (a constant training series)
 # lies this far above them, so that a rounding difference (another device, a refilled gap) does not
@@ -43,7 +48,9 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
     Otherwise it is extrapolated: u, the empirical quantile of the highest ``TAIL_SHARE`` (at least
     ``TAIL_MIN_EXCEEDANCES`` scores, at most half), plus c * lambda * log(share / rate), where lambda
     is the mean excess of the scores above u (an exponential tail) and c >= 1 makes the rate hold on
-    average over the draw of the held-out scores (``_predictive_tail_factor``).
+    average over the draw of the held-out scores (``_predictive_tail_factor``). Where fewer than one
+    score is expected above it (past the highest), the same is done on the log of the scores' excess
+    over their median, a Pareto tail, which lies farther out than the exponential one on light tails.
 
     Parameters
     ----------
@@ -64,10 +71,15 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
         threshold = float(np.quantile(scores, 1.0 - rate))
         return _above_ties(threshold) if threshold == scores[-1] else threshold
     base = float(np.quantile(scores, 1.0 - share))
-    excess = scores[scores > base] - base
-    if not excess.size:
+    tail = scores[scores > base]
+    if not tail.size:
         return _above_ties(base)
-    return base + float(excess.mean()) * _predictive_tail_factor(excess.size, float(np.log(share / rate)))
+    factor = _predictive_tail_factor(tail.size, float(np.log(share / rate)))
+    median = float(np.median(scores))
+    if rate * len(scores) < 1.0 and base > median:  # past the highest score: the heavier tail
+        log_excess = np.log(tail - median) - np.log(base - median)
+        return median + (base - median) * float(np.exp(log_excess.mean() * factor))
+    return base + float((tail - base).mean()) * factor
 
 
 def _predictive_tail_factor(n_excesses: int, log_ratio: float) -> float:
