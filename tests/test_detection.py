@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,6 +199,11 @@ def test_a_pareto_threshold_lies_at_most_its_reach_past_the_held_out_scores():
     scores = np.concatenate([np.zeros(20), [1e-4], np.ones(5)])
     assert anomaly_threshold_from(scores, "auto") == pytest.approx(PARETO_MAX_REACH * 1.0)
     assert anomaly_threshold_from(scores, 0.05) == pytest.approx(1.4409, abs=1e-4)
+    # A base 1e-300 above the median: exp of the uncapped log-reach would overflow; no warning, the bound.
+    extreme = np.concatenate([np.zeros(20), [1e-300, 1e-300], np.ones(4)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert anomaly_threshold_from(extreme, "auto") == pytest.approx(PARETO_MAX_REACH * 1.0)
 
 
 def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):

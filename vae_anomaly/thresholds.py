@@ -84,11 +84,10 @@ def anomaly_threshold_from(held_out_scores: np.ndarray, contamination: float | L
     median = float(np.median(scores))
     if rate * len(scores) < 1.0 and base > median:  # past the highest score: the heavier tail
         log_excess = np.log(tail - median) - np.log(base - median)
-        reach = min(
-            float(np.exp(log_excess.mean() * factor)) * (base - median),
-            PARETO_MAX_REACH * (scores[-1] - median),
-        )
-        return median + reach
+        most = PARETO_MAX_REACH * (scores[-1] - median)
+        # On the log scale, so that a shape far too heavy reaches the bound without overflowing exp.
+        log_reach = min(float(log_excess.mean()) * factor, float(np.log(most / (base - median))))
+        return median + (base - median) * float(np.exp(log_reach))
     return base + float((tail - base).mean()) * factor
 
 
