@@ -224,8 +224,9 @@ class SavedScoring:
     threshold : float
         ``anomaly_threshold_``: samples scoring above it are flagged.
     n_threads : int or "auto", default="auto"
-        The detector's ``n_threads``: an int caps numpy's BLAS threads while it scores (at most the
-        CPUs the process may use); "auto" leaves them as numpy set them.
+        The detector's ``n_threads``: numpy's BLAS threads while it scores, as
+        :func:`~vae_anomaly.cpus.choose_threads` gives them (an int at most the CPUs the process may
+        use; "auto" one for a model of small work, else every CPU).
     """
 
     feature_names: list[str]
