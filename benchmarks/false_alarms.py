@@ -12,6 +12,9 @@ Cases:
   synthetic     series of this script's own, fit on the first 3,000 points, scored on the next 3,000:
                 a 3-channel series around an AR(1) common factor (phi 0.95, stationary), an hourly
                 traffic series with daily and weekly cycles, a 5-minute sine with noise;
+  kinds         eight more kinds of clean series, fit and scored as ``synthetic``, drawn up (2026-12-07)
+                after every setting was chosen, to check that false-alarm results carry to kinds of
+                series no setting was chosen on; not to choose settings on (``check_series``);
   multivariate  the ``train`` part of every ``--every``-th file of ``DATA/multivariate`` (assumed
                 normal): fit on its first 60%, score the rest;
   nab           each NAB series (``DATA/nab/*/*.parquet``) up to its first labelled point: fit on the
@@ -32,6 +35,7 @@ files of ``timestamp``, ``value``, ``label``.
     python benchmarks/false_alarms.py                                # every case, the defaults
     python benchmarks/false_alarms.py --cases tables --contamination 0.05
     python benchmarks/false_alarms.py --cases synthetic --vae-params '{"window": 32}'
+    python benchmarks/false_alarms.py --cases kinds --seeds 0,1,2 --methods vae,iforest_window,knn_window
     python benchmarks/false_alarms.py --cases synthetic,multivariate,nab --every 6 --methods vae,knn_window
 """
 
@@ -101,6 +105,39 @@ def synthetic_series(seed: int) -> dict[str, np.ndarray]:
     return {"ar1 sensors": sensors, "hourly traffic": traffic[:, None], "5-minute sine": sine[:, None]}
 
 
+def check_series(seed: int) -> dict[str, np.ndarray]:
+    """Eight clean series of 2 * SYNTHETIC_POINTS points, of kinds a user brings: heavy-tailed noise
+    (latency with Student-t noise, returns with GARCH(1, 1) volatility), low Poisson counts on a daily
+    cycle, a slow mean-reverting process, a machine switching between two states after 20-80 steps
+    (two channels), a sawtooth, five sensors on very different scales, and minute data with a daily
+    cycle. Their seeds differ from ``synthetic_series``'."""
+    rng = np.random.default_rng(100 + seed)
+    n = 2 * SYNTHETIC_POINTS
+    steps = np.arange(n)
+    slow, returns, variance = np.zeros(n), np.zeros(n), 1.0
+    for t in range(1, n):
+        slow[t] = 0.995 * slow[t - 1] + rng.normal(scale=0.1)
+        variance = 0.1 + 0.1 * returns[t - 1] ** 2 + 0.85 * variance
+        returns[t] = np.sqrt(variance) * rng.normal()
+    durations = rng.integers(20, 80, size=n // 20)
+    state = (np.repeat(np.arange(len(durations)) % 2, durations)[:n]).astype(np.float64)
+    machine = np.column_stack([10 * state, 2 * state]) + rng.normal(scale=[0.3, 0.1], size=(n, 2))
+    cycle, other = np.sin(2 * np.pi * steps / 96), np.cos(2 * np.pi * steps / 96)
+    noisy = 20 + 3 * cycle + rng.normal(scale=0.5, size=n)
+    sensors = np.column_stack([1000 + 50 * cycle, 0.01 * cycle, noisy, rng.normal(size=n), 5 * other])
+    series = {
+        "t3 latency": 50 + 5 * rng.standard_t(3, size=n),
+        "poisson counts": rng.poisson(3 + 2.5 * np.sin(2 * np.pi * steps / 1440)).astype(np.float64),
+        "slow mean reversion": slow,
+        "on-off machine": machine,
+        "garch returns": returns,
+        "sawtooth jobs": (steps % 60) / 60 + rng.normal(scale=0.02, size=n),
+        "5 sensors, scales": sensors + rng.normal(scale=0.05, size=(n, 5)),
+        "daily cycle, minutes": 10 + np.sin(2 * np.pi * steps / 1440) + rng.normal(scale=0.3, size=n),
+    }
+    return {name: values.reshape(n, -1) for name, values in series.items()}
+
+
 def _series_flags(method: str, values: np.ndarray, split: int, params: dict, seed: int) -> np.ndarray:
     """Flags on ``values[split:]`` from ``method`` fitted on ``values[:split]``: the detector's
     ``predict``, or a window baseline's scores of the whole series above Tukey's fence of its
@@ -115,6 +152,11 @@ def _series_flags(method: str, values: np.ndarray, split: int, params: dict, see
 def synthetic(seed: int) -> list[tuple[str, str, np.ndarray, int]]:
     """The script's own clean series: fit on the first half, score the second."""
     return [("synthetic", name, values, SYNTHETIC_POINTS) for name, values in synthetic_series(seed).items()]
+
+
+def kinds(seed: int) -> list[tuple[str, str, np.ndarray, int]]:
+    """``check_series``: fit on the first half, score the second."""
+    return [("kinds", name, values, SYNTHETIC_POINTS) for name, values in check_series(seed).items()]
 
 
 def train_part(path: Path) -> np.ndarray:
@@ -194,7 +236,8 @@ def main() -> None:
             found += tables(arguments.data / "adbench", table_params, seed)
             if arguments.embeddings:
                 found += tables(arguments.data / "adbench_embeddings", table_params, seed)
-        series = (synthetic(seed) if "synthetic" in cases else []) + recorded
+        series = (synthetic(seed) if "synthetic" in cases else []) + (kinds(seed) if "kinds" in cases else [])
+        series += recorded
         found += [
             _record(group, case, _series_flags(method, values, split, params, seed), split, method)
             for group, case, values, split in series
