@@ -202,6 +202,23 @@ def _benchmark_module(name: str, monkeypatch):
     return importlib.import_module(name)
 
 
+def test_the_check_series_are_fixed_by_the_seed_and_as_described(monkeypatch):
+    false_alarms = _benchmark_module("false_alarms", monkeypatch)
+    cases = false_alarms.kinds(0)
+    widths = {name: values.shape[1] for _, name, values, _ in cases}
+    assert len(cases) == 8 and widths["on-off machine"] == 2 and widths["5 sensors, scales"] == 5
+    assert sum(widths.values()) == 6 + 2 + 5  # six of one channel
+    for group, _, values, split in cases:
+        assert group == "kinds" and split == 3000 and len(values) == 6000 and np.isfinite(values).all()
+    again, other = false_alarms.check_series(0), false_alarms.check_series(1)
+    for _, name, values, _ in cases:
+        np.testing.assert_array_equal(values, again[name])
+        assert not np.array_equal(values, other[name])
+    machine = again["on-off machine"][:, 0] > 5
+    runs = np.diff(np.flatnonzero(np.diff(machine)))  # the states' durations, first and last left out
+    assert runs.min() >= 20 and runs.max() < 80
+
+
 def test_benchmark_data_is_never_written_through_a_planted_link(tmp_path, monkeypatch):
     fit_parquet = _benchmark_module("fit_parquet", monkeypatch)
     root, elsewhere, precious = tmp_path / "data", tmp_path / "elsewhere", tmp_path / "precious"
