@@ -138,7 +138,7 @@ def measure_lean_read(root: Path, params: dict, cold: bool) -> dict[str, float]:
     """The bare read with the scan options ``sample_parquet`` uses (less read ahead, no pre-buffering)."""
     from vae_anomaly.parquet_pass import scan_options
 
-    return measure_read(root, params, cold, **scan_options())
+    return bare_read(root, COLUMNS, cold, **scan_options())
 
 
 def test_auc(model, root: Path) -> float:
