@@ -12,6 +12,9 @@ Cases:
   synthetic     series of this script's own, fit on the first 3,000 points, scored on the next 3,000:
                 a 3-channel series around an AR(1) common factor (phi 0.95, stationary), an hourly
                 traffic series with daily and weekly cycles, a 5-minute sine with noise;
+  check         the tables kept out of every choice (``check_tables.py``: scikit-learn's bundled
+                sets, each class in turn the rare one), their normal rows fitted and scored as
+                ``tables``' are; to check, not to choose on;
   kinds         eight more kinds of clean series, fit and scored as ``synthetic``, drawn up (2026-12-07)
                 after every setting was chosen, to check that false-alarm results carry to kinds of
                 series no setting was chosen on; not to choose settings on (``check_series``);
@@ -36,6 +39,7 @@ files of ``timestamp``, ``value``, ``label``.
     python benchmarks/false_alarms.py --cases tables --contamination 0.05
     python benchmarks/false_alarms.py --cases synthetic --vae-params '{"window": 32}'
     python benchmarks/false_alarms.py --cases kinds --seeds 0,1,2 --methods vae,iforest_window,knn_window
+    python benchmarks/false_alarms.py --cases check --seeds 0,1,2
     python benchmarks/false_alarms.py --cases synthetic,multivariate,nab --every 6 --methods vae,knn_window
 """
 
@@ -50,6 +54,7 @@ from pathlib import Path
 import multivariate
 import numpy as np
 import pandas as pd
+from check_tables import check_tables
 from sklearn.model_selection import train_test_split
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector
@@ -77,13 +82,23 @@ def tables(folder: Path, params: dict, seed: int) -> list[dict]:
     for path in sorted(folder.glob("*.npz")):
         loaded = np.load(path)
         x, y = loaded["X"].astype(np.float64), loaded["y"].astype(int)
-        normal = x[y == 0]
-        if len(normal) > MAX_ROWS:
-            normal = normal[np.random.default_rng(seed).choice(len(normal), MAX_ROWS, replace=False)]
-        fit_rows, held_out = train_test_split(normal, train_size=0.7, random_state=seed)
-        detector = VAEAnomalyDetector(**{"random_state": seed, **params}).fit(fit_rows)
-        records.append(_record("tables", path.stem, detector.predict(held_out) == -1, len(fit_rows)))
+        records.append(_held_out_flags("tables", path.stem, x[y == 0], params, seed))
     return records
+
+
+def checked_tables(params: dict, seed: int) -> list[dict]:
+    """Held-out normal rows of each of ``check_tables``' tasks."""
+    return [_held_out_flags("check", name, x[y == 0], params, seed) for name, x, y in check_tables(seed)]
+
+
+def _held_out_flags(group: str, case: str, normal: np.ndarray, params: dict, seed: int) -> dict:
+    """The flagged share of 30% of the ``normal`` rows (at most MAX_ROWS), the detector fitted on the
+    other 70%."""
+    if len(normal) > MAX_ROWS:
+        normal = normal[np.random.default_rng(seed).choice(len(normal), MAX_ROWS, replace=False)]
+    fit_rows, held_out = train_test_split(normal, train_size=0.7, random_state=seed)
+    detector = VAEAnomalyDetector(**{"random_state": seed, **params}).fit(fit_rows)
+    return _record(group, case, detector.predict(held_out) == -1, len(fit_rows))
 
 
 def synthetic_series(seed: int) -> dict[str, np.ndarray]:
@@ -236,6 +251,8 @@ def main() -> None:
             found += tables(arguments.data / "adbench", table_params, seed)
             if arguments.embeddings:
                 found += tables(arguments.data / "adbench_embeddings", table_params, seed)
+        if "check" in cases and "vae" in methods:
+            found += checked_tables(table_params, seed)
         series = (synthetic(seed) if "synthetic" in cases else []) + (kinds(seed) if "kinds" in cases else [])
         series += recorded
         found += [

@@ -12,16 +12,22 @@ sorted order) and, for each Classical set over 1,000 rows, subsamples of 200 and
 anomalies in the set's share, at least 2; seed 0), each in its parent's half: small tables are what
 many users have, and where the defaults lose.
 
+``--pool check`` runs, instead, the tables kept out of every choice (``check_tables.py``: the
+scikit-learn bundled sets, each class in turn made rare), all in the half "check": to check results,
+not to choose on.
+
 ADBench: https://github.com/Minqi824/ADBench (``datasets/Classical``, ``datasets/CV_by_ResNet18``).
 
     python benchmarks/tabular.py                       # every method, both protocols
     python benchmarks/tabular.py --methods vae --half even --vae-params '{"epochs": 50}'   # tuning
     python benchmarks/tabular.py --methods vae,iforest,knn --pool wide
+    python benchmarks/tabular.py --methods vae,iforest,knn --pool check
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from check_tables import check_tables
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -118,22 +125,35 @@ def load_set(path: Path, n_rows: int | None = None) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def pool(data: Path, embeddings: Path, wide: bool) -> list[tuple[str, str, Path, int | None]]:
-    """The sets to run as (name, half, file, rows to subsample to or None): the Classical sets, and
-    with ``wide`` the embedding sets and the Classical sets' small subsamples."""
+Loader = Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
+def _given(x: np.ndarray, y: np.ndarray) -> Loader:
+    return lambda: (x, y)
+
+
+def pool(data: Path, embeddings: Path, kind: str) -> list[tuple[str, str, Loader]]:
+    """The sets to run as (name, half, a function giving X and y): the Classical sets, with ``kind``
+    "wide" also the embedding sets and the Classical sets' small subsamples; "check": the tables
+    kept out of every choice instead."""
+    if kind == "check":
+        return [(name, "check", _given(x, y)) for name, x, y in check_tables()]
     paths = sorted(data.glob("*.npz"), key=lambda p: int(p.name.split("_")[0]))
     half_of = halves(paths)
-    sets = [(path.stem, half_of[path.stem], path, None) for path in paths]
-    if not wide:
+    sets = [(path.stem, half_of[path.stem], functools.partial(load_set, path)) for path in paths]
+    if kind != "wide":
         return sets
     embedded = sorted(embeddings.glob("*.npz"))
     if not embedded:
         raise SystemExit(f"No .npz files in {embeddings}; see the docstring for where they come from.")
     embedded_half = halves(embedded)
-    sets += [(path.stem, embedded_half[path.stem], path, None) for path in embedded]
+    sets += [(path.stem, embedded_half[path.stem], functools.partial(load_set, path)) for path in embedded]
     for path in paths:
         if len(np.load(path)["y"]) > SMALL_FROM:
-            sets += [(f"{path.stem}@{n}", half_of[path.stem], path, n) for n in SMALL_ROWS]
+            sets += [
+                (f"{path.stem}@{n}", half_of[path.stem], functools.partial(load_set, path, n))
+                for n in SMALL_ROWS
+            ]
     return sets
 
 
@@ -201,9 +221,11 @@ def main() -> None:
         help="JSON of VAEAnomalyDetector parameters; random_state replaces the seed 0",
     )
     parser.add_argument("--sets", default="", help="comma-separated name fragments to run only those")
-    parser.add_argument("--half", choices=["even", "odd", "all"], default="all", help="which half to run")
+    parser.add_argument(
+        "--half", choices=["even", "odd", "all"], default="all", help="which half to run (not --pool check)"
+    )
     parser.add_argument("--csv", type=Path, help="also write every row of results here")
-    parser.add_argument("--pool", choices=["classical", "wide"], default="classical")
+    parser.add_argument("--pool", choices=["classical", "wide", "check"], default="classical")
     parser.add_argument(
         "--embeddings",
         type=Path,
@@ -211,7 +233,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     vae_params = json.loads(args.vae_params)
-    sets = pool(args.data, args.embeddings or args.data.parent / "adbench_embeddings", args.pool == "wide")
+    sets = pool(args.data, args.embeddings or args.data.parent / "adbench_embeddings", args.pool)
     if args.sets:
         sets = [entry for entry in sets if any(part in entry[0] for part in args.sets.split(","))]
     if args.half != "all":
@@ -222,8 +244,8 @@ def main() -> None:
             "there (https://github.com/Minqi824/ADBench, datasets/Classical/*.npz) or pass --data."
         )
     rows = []
-    for name, half, path, n_rows in sets:
-        x, y = load_set(path, n_rows)
+    for name, half, load in sets:
+        x, y = load()
         for protocol in args.protocols.split(","):
             x_train, x_test, y_test = split(x, y, protocol)
             for method_name in args.methods.split(","):

@@ -80,6 +80,26 @@ def test_the_tabular_benchmark_runs(tmp_path):
     assert "## unsupervised" in output and "## novelty" in output
 
 
+def test_the_tabular_benchmark_runs_the_check_tables_without_data(tmp_path):
+    output = _run("tabular.py", "--data", str(tmp_path / "absent"), "--pool", "check", "--methods", "ecod")
+    assert "### check half (18 sets)" in output and "| wine:1 " in output
+
+
+def test_the_check_tables_make_each_class_rare_in_turn(monkeypatch):
+    tasks = _benchmark_module("check_tables", monkeypatch).check_tables(0)
+    assert [name for name, _, _ in tasks][:5] == [
+        "breast_cancer:0",
+        "breast_cancer:1",
+        *(f"digits:{d}" for d in range(3)),
+    ]
+    assert len(tasks) == 2 + 10 + 3 + 3
+    for name, x, y in tasks:
+        share = y.mean()
+        assert np.isfinite(x).all() and len(x) == len(y) and 0.04 < share < 0.06, (name, share)
+    wine = {name: (x, y) for name, x, y in tasks}["wine:1"]
+    assert len(wine[0]) == 107 + 6  # classes 0 and 2 normal, 6 rows of class 1
+
+
 def test_the_missing_values_benchmark_runs(tmp_path):
     _toy_npz(tmp_path, 300, 4)
     (tmp_path / "multivariate").mkdir()
