@@ -211,10 +211,23 @@ def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):
 
 
 def test_too_few_rows_to_hold_out_warn_and_threshold_on_training_scores():
-    x = np.random.default_rng(0).normal(size=(60, 3))
-    with pytest.warns(UserWarning, match="60 samples, too few to hold out validation_fraction=0.2"):
+    x = np.random.default_rng(0).normal(size=(40, 3))  # 8 rows would be held out: fewer than 10
+    with pytest.warns(UserWarning, match="40 samples, too few to hold out validation_fraction=0.2"):
         detector = VAEAnomalyDetector(epochs=3, contamination=0.1, random_state=0).fit(x)
-    assert np.sum(detector.predict(x) == -1) == 6
+    assert np.sum(detector.predict(x) == -1) == 4
+
+
+@pytest.mark.parametrize("contamination, most", [("auto", 0.01), (0.05, 0.1)])
+def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_held_out(contamination, most):
+    # 70 rows hold out 14: too few for early stopping (16), enough for the threshold (10). Set on the
+    # 70 training rows' own scores instead, the threshold flagged 7% ("auto") and 16% (0.05) of new rows.
+    rng = np.random.default_rng(0)
+    x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2070), [70])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning that the threshold comes from the training scores
+        detector = VAEAnomalyDetector(contamination=contamination, random_state=0).fit(x)
+    assert len(detector.history_) == 500 and "validation_loss" not in detector.history_[-1]
+    assert np.mean(detector.predict(new) == -1) <= most
 
 
 def test_decision_function_is_score_samples_less_offset(fitted, planted):

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
 from vae_anomaly.base import BaseVAEDetector
-from vae_anomaly.holdout import HeldOut, held_out_rows
+from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, HeldOut, held_out_rows
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import detector_parameters, document_shared_parameters
@@ -157,9 +157,9 @@ class VAEAnomalyDetector(BaseVAEDetector):
         if held_out is None and self.validation_fraction > 0:
             warn(
                 f"VAEAnomalyDetector was fitted on {n_rows} samples, too few to hold out "
-                f"validation_fraction={self.validation_fraction} of them for early stopping and the "
-                "threshold, which is therefore set on the training scores: the model has fitted those, "
-                "so expect more of new data to be flagged than contamination says.",
+                f"validation_fraction={self.validation_fraction} of them for the threshold (it needs at "
+                f"least {MIN_THRESHOLD_ROWS}), which is therefore set on the training scores: the model has "
+                "fitted those, so expect more of new data to be flagged than contamination says.",
                 UserWarning,
             )
         return held_out

@@ -9,8 +9,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vae_anomaly.thresholds import TAIL_MIN_EXCEEDANCES
 from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
 from vae_anomaly.windowing import segment_window_starts
+
+# The fewest rows a table holds out: the upper half of their scores, which the threshold's tail is
+# fitted to where few are held out, then holds TAIL_MIN_EXCEEDANCES of them. Fewer than
+# training.MIN_VALIDATION_ROWS still set the threshold, and training then validates on none: a
+# table's own rows, which the model fits, set a threshold that flagged 24-36% of clean new rows of a
+# 74-row table (benchmarks/RESULTS.md, issue 31).
+MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
 # A series' validation blocks are this many windows long (each holds window + 1 validation windows),
 # at least this many of them, spread evenly over the series (benchmarks/RESULTS.md, issue 31).
@@ -34,7 +42,8 @@ class HeldOut(NamedTuple):
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
-    """A random ``fraction`` of a table's rows held out (None: too few to hold out).
+    """A random ``fraction`` of a table's rows held out of training to set the threshold on, and to
+    validate on where there are enough (None: too few to hold out).
 
     Parameters
     ----------
@@ -48,11 +57,13 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     Returns
     -------
     HeldOut or None
-        None when fewer than ``training.MIN_VALIDATION_ROWS`` would be held out (the count below which
-        training draws no validation rows of its own either), or none would be left to train.
+        The split's validation rows are the held-out rows; fewer than
+        ``training.MIN_VALIDATION_ROWS`` of them are left out of training without validating on
+        (:func:`vae_anomaly.training.train_vae`). None when fewer than ``MIN_THRESHOLD_ROWS`` would
+        be held out, or none would be left to train.
     """
     n_held = round(n_rows * fraction)
-    if n_held < MIN_VALIDATION_ROWS or n_held >= n_rows:
+    if n_held < MIN_THRESHOLD_ROWS or n_held >= n_rows:
         return None
     order = rng.permutation(n_rows)
     validation, train = np.sort(order[:n_held]), np.sort(order[n_held:])

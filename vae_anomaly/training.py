@@ -125,16 +125,17 @@ def _rows_on_device(
     CUDA each part is a tensor of its own, as a captured graph needs for its training rows
     (``GraphedSteps``), and the device then holds the rows once.
     """
-    train_rows, validation_rows = (
-        _split_rows(len(x), config.validation_fraction, generator)
-        if split is None
-        else (torch.from_numpy(split.train), torch.from_numpy(split.validation))
-    )
+    if split is None:
+        train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
+    else:
+        train_rows = torch.from_numpy(split.train)
+        enough = len(split.validation) >= MIN_VALIDATION_ROWS  # fewer: left out, not validated on
+        validation_rows = torch.from_numpy(split.validation) if enough else None
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     observed = (
         None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
     )
-    if validation_rows is None:
+    if split is None and validation_rows is None:  # every row trains
         return TrainingRows(data, observed), None
 
     def part(rows: torch.Tensor) -> TrainingRows:
@@ -143,7 +144,7 @@ def _rows_on_device(
             return TrainingRows(gather_rows(data, rows), take_rows(observed, rows))
         return TrainingRows(data, observed, rows)
 
-    return part(train_rows), part(validation_rows)
+    return part(train_rows), None if validation_rows is None else part(validation_rows)
 
 
 @torch.no_grad()
@@ -351,8 +352,9 @@ def train_vae(
     on_epoch_end : callable or None
         Called with each epoch's record (see Returns) as soon as the epoch ends.
     split : RowSplit or None
-        The rows to train on and to validate on; None draws ``config.validation_fraction`` of the
-        rows at random to validate on.
+        The rows to train on and to validate on (validation rows fewer than ``MIN_VALIDATION_ROWS``,
+        which would make early stopping noise, are left out and not validated on); None draws
+        ``config.validation_fraction`` of the rows at random to validate on.
     hooks : sequence of EpochHook
         Told of each epoch before the loop's own (early stopping restores the best weights after
         them), e.g. :class:`KeepEpoch`.
