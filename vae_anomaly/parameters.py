@@ -99,12 +99,13 @@ SHARED_PARAMETERS_DOC = """\
         ``contamination``); 10 to 15 rows (a table of 48 to 77) still set the threshold, but too few
         to validate on, so training runs every planned epoch; where fewer than 10 rows would be held
         out it trains on all rows and sets the threshold on their scores, with a warning (unless 0):
-        expect more false alarms on new data then. ``TimeSeriesVAEDetector`` holds out blocks of two windows' length (at least two,
-        spread evenly), and trains on no window within a window of them, so that early stopping sees
-        the model fit its training windows too closely (a window shifted by a step is nearly the same
-        window); a series too short for that (under about 10 windows' length with two blocks) validates
-        on random training windows instead (none if fewer than 16), sets its threshold on the training
-        timestamps' scores, and warns (``ShortSeriesWarning``): expect more false alarms on new data.
+        expect more false alarms on new data then. ``TimeSeriesVAEDetector`` holds out blocks of two
+        windows' length (at least two, spread evenly), and trains on no window within a window of
+        them, so that early stopping sees the model fit its training windows too closely (a window
+        shifted by a step is nearly the same window); a series too short for that (under about 10
+        windows' length with two blocks) validates on random training windows instead (none if fewer
+        than 16), sets its threshold on the training timestamps' scores, and warns
+        (``ShortSeriesWarning``): expect more false alarms on new data.
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
