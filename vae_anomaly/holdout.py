@@ -16,7 +16,7 @@ from vae_anomaly.windowing import segment_window_starts
 # The fewest rows a table holds out: the upper half of their scores, which the threshold's tail is
 # fitted to where few are held out, then holds TAIL_MIN_EXCEEDANCES of them. Fewer than
 # training.MIN_VALIDATION_ROWS still set the threshold, and training then validates on none: a
-# table's own rows, which the model fits, set a threshold that flagged 24-36% of clean new rows of a
+# table's own rows, which the model fits, set a threshold that flagged 40% of the clean new rows of a
 # 74-row table (benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
