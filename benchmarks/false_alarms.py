@@ -15,6 +15,9 @@ Cases:
   check         the tables kept out of every choice (``check_tables.py``: scikit-learn's bundled
                 sets, each class in turn the rare one), their normal rows fitted and scored as
                 ``tables``' are; to check, not to choose on;
+  small         the same tasks' normal rows, fitted on 20, 30 or 40 of them at random (groups
+                ``small@20``, ...) and scored on the rest: tables too small to hold out the default
+                fraction's 10 rows, which hold out 10 (since 2026-12-07, eighteenth session);
   kinds         eight more kinds of clean series, fit and scored as ``synthetic``, drawn up (2026-12-07)
                 after every setting was chosen, to check that false-alarm results carry to kinds of
                 series no setting was chosen on; not to choose settings on (``check_series``);
@@ -40,6 +43,7 @@ files of ``timestamp``, ``value``, ``label``.
     python benchmarks/false_alarms.py --cases synthetic --vae-params '{"window": 32}'
     python benchmarks/false_alarms.py --cases kinds --seeds 0,1,2 --methods vae,iforest_window,knn_window
     python benchmarks/false_alarms.py --cases check --seeds 0,1,2
+    python benchmarks/false_alarms.py --cases small --seeds 0,1,2 --contamination 0.05
     python benchmarks/false_alarms.py --cases synthetic,multivariate,nab --every 6 --methods vae,knn_window
 """
 
@@ -63,6 +67,7 @@ from vae_anomaly.thresholds import offset_from
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_ROWS = 10_000
 SYNTHETIC_POINTS = 3000
+SMALL_FIT_ROWS = (20, 30, 40)
 MIN_NAB_STRETCH = 1000
 
 
@@ -91,12 +96,23 @@ def checked_tables(params: dict, seed: int) -> list[dict]:
     return [_held_out_flags("check", name, x[y == 0], params, seed) for name, x, y in check_tables(seed)]
 
 
-def _held_out_flags(group: str, case: str, normal: np.ndarray, params: dict, seed: int) -> dict:
-    """The flagged share of 30% of the ``normal`` rows (at most MAX_ROWS), the detector fitted on the
-    other 70%."""
+def small_tables(params: dict, seed: int) -> list[dict]:
+    """Each of ``check_tables``' tasks fitted on ``SMALL_FIT_ROWS`` of its normal rows, the rest scored."""
+    return [
+        _held_out_flags(f"small@{n_rows}", name, x[y == 0], params, seed, train_size=n_rows)
+        for name, x, y in check_tables(seed)
+        for n_rows in SMALL_FIT_ROWS
+    ]
+
+
+def _held_out_flags(
+    group: str, case: str, normal: np.ndarray, params: dict, seed: int, train_size: float = 0.7
+) -> dict:
+    """The flagged share of the ``normal`` rows (at most MAX_ROWS) left once the detector is fitted on
+    ``train_size`` of them (a share, or a number of rows), drawn at random."""
     if len(normal) > MAX_ROWS:
         normal = normal[np.random.default_rng(seed).choice(len(normal), MAX_ROWS, replace=False)]
-    fit_rows, held_out = train_test_split(normal, train_size=0.7, random_state=seed)
+    fit_rows, held_out = train_test_split(normal, train_size=train_size, random_state=seed)
     detector = VAEAnomalyDetector(**{"random_state": seed, **params}).fit(fit_rows)
     return _record(group, case, detector.predict(held_out) == -1, len(fit_rows))
 
@@ -253,6 +269,8 @@ def main() -> None:
                 found += tables(arguments.data / "adbench_embeddings", table_params, seed)
         if "check" in cases and "vae" in methods:
             found += checked_tables(table_params, seed)
+        if "small" in cases and "vae" in methods:
+            found += small_tables(table_params, seed)
         series = (synthetic(seed) if "synthetic" in cases else []) + (kinds(seed) if "kinds" in cases else [])
         series += recorded
         found += [
