@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
 from vae_anomaly import VAEAnomalyDetector, scoring_batches
-from vae_anomaly.holdout import held_out_rows
+from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, held_out_rows
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS, scoring_batch_rows
@@ -211,10 +211,32 @@ def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):
 
 
 def test_too_few_rows_to_hold_out_warn_and_threshold_on_training_scores():
-    x = np.random.default_rng(0).normal(size=(40, 3))  # 8 rows would be held out: fewer than 10
-    with pytest.warns(UserWarning, match="40 samples, too few to hold out validation_fraction=0.2"):
+    x = np.random.default_rng(0).normal(size=(19, 3))  # 10 held out would leave 9 to train on
+    with pytest.warns(UserWarning, match="19 samples, too few to hold out validation_fraction=0.2"):
         detector = VAEAnomalyDetector(epochs=3, contamination=0.1, random_state=0).fit(x)
-    assert np.sum(detector.predict(x) == -1) == 4
+    assert np.sum(detector.predict(x) == -1) == 2
+
+
+@pytest.mark.parametrize("n_rows, fraction", [(20, 0.2), (40, 0.2), (100, 0.05)])
+def test_a_small_fraction_is_raised_to_the_fewest_rows_that_set_a_threshold(n_rows, fraction):
+    held_out = held_out_rows(n_rows, fraction, np.random.default_rng(0))
+    assert len(held_out.samples) == len(held_out.split.validation) == MIN_THRESHOLD_ROWS
+    assert len(held_out.split.train) == n_rows - MIN_THRESHOLD_ROWS
+    assert held_out_rows(n_rows, 0.0, np.random.default_rng(0)) is None
+
+
+@pytest.mark.parametrize(
+    "n_rows, contamination, most", [(20, "auto", 0.05), (20, 0.05, 0.3), (40, "auto", 0.01)]
+)
+def test_a_table_of_20_rows_sets_its_threshold_on_rows_held_out(n_rows, contamination, most):
+    # 20 rows at validation_fraction=0.2 hold out 10, not 4. Set on the training rows' own scores
+    # instead, the threshold flagged 38% ("auto") and 53% (0.05) of new rows at 20, 12% at 40 ("auto").
+    rng = np.random.default_rng(0)
+    x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2000 + n_rows), [n_rows])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning that the threshold comes from the training scores
+        detector = VAEAnomalyDetector(contamination=contamination, random_state=0).fit(x)
+    assert np.mean(detector.predict(new) == -1) <= most
 
 
 @pytest.mark.parametrize("contamination, most", [("auto", 0.01), (0.05, 0.1)])

@@ -151,15 +151,17 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return TableRows(*standardized)
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
-        """Random rows, ``validation_fraction`` of them; None, with a warning, when too few."""
+        """Random rows, ``validation_fraction`` of them and at least ``MIN_THRESHOLD_ROWS`` (see
+        ``held_out_rows``); None, with a warning, when too few."""
         n_rows = len(samples.values)
         held_out = held_out_rows(n_rows, self.validation_fraction, rng)
         if held_out is None and self.validation_fraction > 0:
             warn(
                 f"VAEAnomalyDetector was fitted on {n_rows} samples, too few to hold out "
-                f"validation_fraction={self.validation_fraction} of them for the threshold (it needs at "
-                f"least {MIN_THRESHOLD_ROWS}), which is therefore set on the training scores: the model has "
-                "fitted those, so expect more of new data to be flagged than contamination says.",
+                f"validation_fraction={self.validation_fraction} of them for the threshold (at least "
+                f"{MIN_THRESHOLD_ROWS}, with as many left to train on), which is therefore set on the "
+                "training scores: the model has fitted those, so expect more of new data to be flagged "
+                "than contamination says.",
                 UserWarning,
             )
         return held_out

@@ -14,10 +14,11 @@ from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
 from vae_anomaly.windowing import segment_window_starts
 
 # The fewest rows a table holds out: the upper half of their scores, which the threshold's tail is
-# fitted to where few are held out, then holds TAIL_MIN_EXCEEDANCES of them. Fewer than
+# fitted to where few are held out, then holds TAIL_MIN_EXCEEDANCES of them. A smaller fraction is
+# raised to this many rows wherever at least as many are left to train on. Fewer than
 # training.MIN_VALIDATION_ROWS still set the threshold, and training then validates on none: a
 # table's own rows, which the model fits, set a threshold that flagged 40% of the clean new rows of a
-# 74-row table (benchmarks/RESULTS.md, issue 31).
+# 74-row table, and nearly all of those of 20-40-row ones (benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
 # A series' validation blocks are this many windows long (each holds window + 1 validation windows),
@@ -42,15 +43,16 @@ class HeldOut(NamedTuple):
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
-    """A random ``fraction`` of a table's rows held out of training to set the threshold on, and to
-    validate on where there are enough (None: too few to hold out).
+    """A random ``fraction`` of a table's rows, at least ``MIN_THRESHOLD_ROWS``, held out of training
+    to set the threshold on, and to validate on where there are enough (None: too few to hold out).
 
     Parameters
     ----------
     n_rows : int
         Rows of the table, each one model row.
     fraction : float
-        The share to hold out, rounded to whole rows.
+        The share to hold out, rounded to whole rows and raised to ``MIN_THRESHOLD_ROWS`` where at
+        least as many rows are left to train on; 0 holds out none.
     rng : numpy.random.Generator
         Picks the rows.
 
@@ -59,10 +61,13 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     HeldOut or None
         The split's validation rows are the held-out rows; fewer than
         ``training.MIN_VALIDATION_ROWS`` of them are left out of training without validating on
-        (:func:`vae_anomaly.training.train_vae`). None when fewer than ``MIN_THRESHOLD_ROWS`` would
-        be held out, or none would be left to train.
+        (:func:`vae_anomaly.training.train_vae`). None when ``fraction`` is 0, or the table has fewer
+        than ``2 * MIN_THRESHOLD_ROWS`` rows and its fraction comes to fewer than
+        ``MIN_THRESHOLD_ROWS``, or none would be left to train.
     """
     n_held = round(n_rows * fraction)
+    if fraction > 0 and n_rows - MIN_THRESHOLD_ROWS >= MIN_THRESHOLD_ROWS:
+        n_held = max(n_held, MIN_THRESHOLD_ROWS)
     if n_held < MIN_THRESHOLD_ROWS or n_held >= n_rows:
         return None
     order = rng.permutation(n_rows)
