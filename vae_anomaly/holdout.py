@@ -66,7 +66,7 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
         ``MIN_THRESHOLD_ROWS``, or none would be left to train.
     """
     n_held = round(n_rows * fraction)
-    if fraction > 0 and n_rows - MIN_THRESHOLD_ROWS >= MIN_THRESHOLD_ROWS:
+    if fraction > 0 and n_rows >= 2 * MIN_THRESHOLD_ROWS:  # as many left to train on as held out
         n_held = max(n_held, MIN_THRESHOLD_ROWS)
     if n_held < MIN_THRESHOLD_ROWS or n_held >= n_rows:
         return None
