@@ -227,7 +227,7 @@ def test_a_small_fraction_is_raised_to_the_fewest_rows_that_set_a_threshold(n_ro
 
 @pytest.mark.parametrize(
     ("n_rows", "contamination", "most"),
-    [(20, "auto", 0.05), (20, 0.05, 0.3), (40, "auto", 0.01), (70, "auto", 0.01), (70, 0.05, 0.1)],
+    [(20, "auto", 0.1), (20, 0.05, 0.4), (40, "auto", 0.01), (70, "auto", 0.01), (70, 0.05, 0.1)],
 )
 def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_held_out(
     n_rows, contamination, most
@@ -235,7 +235,9 @@ def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_held_
     # 20 and 40 rows hold out 10 (more than validation_fraction=0.2 gives), 70 rows 14: too few for
     # early stopping (16), enough for the threshold (10). Set on the training rows' own scores instead,
     # the threshold flagged 38% ("auto") and 53% (0.05) of new rows at 20 rows, 12% ("auto") at 40,
-    # and 7% ("auto") and 16% (0.05) at 70.
+    # and 7% ("auto") and 16% (0.05) at 70. Ten held-out rows set a noisy threshold, and the 20-row
+    # fits move with the CPU's rounding (5.4% "auto" and 28% at 0.05 on an AMD EPYC, 2.6% "auto" on
+    # the eighteenth session's machine): their bounds stand clear of both and below the old failures.
     rng = np.random.default_rng(0)
     x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2000 + n_rows), [n_rows])
     with warnings.catch_warnings():
