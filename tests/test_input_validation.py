@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vae_anomaly import VAEAnomalyDetector, value_checks
+from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, value_checks
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
 from vae_anomaly.value_checks import has_no_nan, surely_finite
 
@@ -54,6 +54,24 @@ def test_non_numeric_columns_are_named(planted_frame):
     frame = planted_frame.assign(city="Oslo", day=pd.Timestamp("2026-01-01"))
     with pytest.raises(ValueError, match=r"non-numeric columns: 'city' \(.*\), 'day' \(datetime64"):
         VAEAnomalyDetector(epochs=1).fit(frame)
+
+
+def test_columns_named_as_the_scores_are_refused_in_training_and_scored_once_left_out(planted_frame):
+    labelled = planted_frame.assign(is_anomaly=False, contribution_f0=0.0)
+    with pytest.raises(
+        ValueError,
+        match=r"column\(s\) \['is_anomaly', 'contribution_f0'\] are named as the scores.*"
+        r"data\.drop\(columns=\['is_anomaly', 'contribution_f0'\]\)",
+    ):
+        VAEAnomalyDetector(epochs=1).fit(labelled)
+    series = pd.DataFrame({"load": np.sin(np.arange(300) / 5.0), "anomaly_score": 0.0})
+    with pytest.raises(ValueError, match=r"\['anomaly_score'\] are named as the scores"):
+        TimeSeriesVAEDetector(epochs=1, window=8).fit(series)
+    detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(
+        labelled.drop(columns=["is_anomaly", "contribution_f0"])
+    )
+    assert detector.feature_names_in_.tolist() == planted_frame.columns.tolist()
+    assert detector.predict(planted_frame).shape == (len(planted_frame),)  # scoring input is not refused
 
 
 def test_missing_columns_are_named(fitted_on_frame, planted_frame):

@@ -9,7 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.compose import make_column_transformer
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
 
 from vae_anomaly import (
     ColumnStatistics,
@@ -224,6 +226,33 @@ def test_a_bad_value_is_named_by_file_column_and_row(tmp_path):
     pq.write_table(pa.table({"c0": pa.array([], pa.float64())}), tmp_path / "empty.parquet")
     with pytest.raises(ValueError, match="holds no rows"):
         sample_parquet(tmp_path / "empty.parquet")
+
+
+def test_fit_parquet_refuses_a_label_column_for_a_bare_detector_before_the_pass(tmp_path):
+    frame, planted = correlated_rows(3000, seed=0, anomalies=0.02)
+    frame = frame.assign(is_anomaly=planted)
+    frame.loc[2100, "c1"] = np.inf  # the pass would refuse this row; the column name is refused first
+    frame.to_parquet(tmp_path / "labelled.parquet")
+    with pytest.raises(
+        ValueError, match=r"\['is_anomaly'\] are named as the scores.*drop_columns=\['is_anomaly'\]"
+    ):
+        fit_parquet(VAEAnomalyDetector(epochs=1), tmp_path / "labelled.parquet", progress=False)
+    frame.loc[2100, "c1"] = 0.0
+    frame.to_parquet(tmp_path / "labelled.parquet")
+    detector = fit_parquet(
+        VAEAnomalyDetector(epochs=1, random_state=0),
+        tmp_path / "labelled.parquet",
+        drop_columns=["is_anomaly"],
+        progress=False,
+    )
+    assert detector.feature_names_in_.tolist() == [f"c{i}" for i in range(6)]
+    # A Pipeline chooses its own columns, so the label may stay in the files.
+    features = [f"c{i}" for i in range(6)]
+    chosen = make_pipeline(
+        make_column_transformer(("passthrough", features)), VAEAnomalyDetector(epochs=1, random_state=0)
+    )
+    fitted = fit_parquet(chosen, tmp_path / "labelled.parquet", progress=False)
+    assert fitted[-1].n_features_in_ == 6
 
 
 def test_the_train_command_saves_a_model_that_scores_and_refuses_a_folder_it_would_clobber(

@@ -33,6 +33,14 @@ def test_the_old_top_level_import_still_works_and_says_where_the_pipelines_went(
     assert old.timeseries_pipeline is vae_anomaly.pipelines.timeseries_pipeline
 
 
+def test_a_pipeline_refuses_the_label_its_column_selection_would_train_on(tabular):
+    with pytest.raises(
+        ValueError,
+        match=r"\['numeric__is_anomaly'\] are named as the scores.*data\.drop\(columns=\['is_anomaly'\]\)",
+    ):
+        tabular_pipeline(epochs=1).fit(tabular)
+
+
 def test_tabular_pipeline_finds_the_planted_anomalies(tabular):
     features, labels = tabular.drop(columns="is_anomaly"), tabular["is_anomaly"]
     model = tabular_pipeline(random_state=0).fit(features)

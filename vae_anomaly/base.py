@@ -163,7 +163,9 @@ class BaseVAEDetector(
         X : array-like of shape (n_samples, n_features), or DataFrame
             Training samples: rows of a table (``VAEAnomalyDetector``), or a series in time order,
             shape (n_timestamps,) or (n_timestamps, n_channels) (``TimeSeriesVAEDetector``). A
-            DataFrame records ``feature_names_in_``.
+            DataFrame records ``feature_names_in_``; a column named as the scores (``is_anomaly``,
+            ``anomaly_score``, ``anomaly_probability``, ``contribution_*``, also after a
+            ColumnTransformer's ``step__`` prefix) is refused with a ValueError.
         y : Ignored
             Present for API consistency.
         feature_statistics : ColumnStatistics or None, default=None

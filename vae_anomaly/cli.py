@@ -198,20 +198,15 @@ def _add_train_command(commands: Any) -> None:
 
 
 def _check_training_columns(names: Sequence[str]) -> None:
-    """Refuse training columns named as the scored output's (``is_anomaly``, ``anomaly_score``, ...): a
-    label or an earlier run's scores, which a model must not learn from, and which ``vae-anomaly score``
-    would then have to read and overwrite at once."""
-    from vae_anomaly.score_columns import ANOMALY_PROBABILITY, ANOMALY_SCORE, CONTRIBUTION_PREFIX, IS_ANOMALY
+    """Refuse training columns named as the scored output's (``check_not_output_named``)."""
+    from vae_anomaly.score_columns import check_not_output_named
 
-    outputs = (ANOMALY_SCORE, IS_ANOMALY, ANOMALY_PROBABILITY)
-    clashes = [name for name in names if name in outputs or name.startswith(CONTRIBUTION_PREFIX)]
-    if clashes:
-        listed = ",".join(clashes)
-        raise ValueError(
-            f"column(s) {clashes} are named as the scores vae-anomaly writes (a label, or an earlier "
-            f"run's output), so a model must not train on them; leave them out with --drop-columns "
-            f"{listed} or choose the columns with --columns"
-        )
+    check_not_output_named(
+        names,
+        lambda clashes: (
+            f"leave them out with --drop-columns {','.join(clashes)} or choose the columns with --columns"
+        ),
+    )
 
 
 def _training_estimator(kinds: dict[str, str], params: dict[str, Any], arguments: argparse.Namespace) -> Any:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
 
+from vae_anomaly.score_columns import check_not_output_named
 from vae_anomaly.value_checks import check_finite, check_float32_range, has_no_nan
 
 
@@ -106,7 +107,8 @@ def checked_values(
     detector: Any, X: Any, *, reset: bool, allow_nan: bool, advice: str
 ) -> tuple[np.ndarray, bool]:
     """The one place a detector's input values are checked: numeric columns, names and shape, then
-    finiteness, and in training (``reset``) that values fit float32.
+    finiteness, and in training (``reset``) that values fit float32 and that no column is named as
+    the scores (``check_not_output_named``).
 
     Parameters
     ----------
@@ -132,6 +134,10 @@ def checked_values(
         True when no value is missing: where NaN is refused there is none, and no pass is needed.
     """
     check_numeric_columns(X)
+    if reset and isinstance(X, pd.DataFrame):
+        check_not_output_named(
+            X.columns, lambda clashes: f"leave them out of the data, e.g. data.drop(columns={clashes})"
+        )
     X = arrow_numbers_as_float(X)
     if not reset:
         check_column_order(X, getattr(detector, "feature_names_in_", None), type(detector).__name__)

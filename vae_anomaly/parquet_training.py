@@ -20,7 +20,8 @@ from sklearn.utils import get_tags
 
 from vae_anomaly.base import BaseVAEDetector
 from vae_anomaly.batch.files import DEFAULT_BATCH_ROWS
-from vae_anomaly.parquet_sample import sample_parquet
+from vae_anomaly.parquet_sample import column_kinds, sample_parquet
+from vae_anomaly.score_columns import check_not_output_named
 from vae_anomaly.series_sample import SeriesSample, sample_series_parquet
 from vae_anomaly.training_sample import TrainingSample
 
@@ -118,6 +119,13 @@ def fit_parquet(
     estimator
         Fitted.
 
+    Raises
+    ------
+    ValueError
+        For a bare detector, before the pass, if a column it would train on is named as the scores
+        (``is_anomaly``, ``anomaly_score``, ...); and as ``sample_parquet`` and the estimator's
+        ``fit`` raise.
+
     Examples
     --------
     >>> from vae_anomaly import VAEAnomalyDetector, fit_parquet
@@ -127,6 +135,11 @@ def fit_parquet(
     """
     final = _final_step(estimator)
     _check_parameters(estimator, final)
+    if isinstance(estimator, BaseVAEDetector):  # it trains on every column it reads: refuse a label now
+        check_not_output_named(
+            column_kinds(source, columns=columns, drop_columns=drop_columns),
+            lambda clashes: f"leave them out with drop_columns={clashes} or choose the columns with columns=",
+        )
     if random_state is None and isinstance(seed := final.get_params().get("random_state"), int):
         random_state = seed
     if getattr(final, "scores_whole_series", False):

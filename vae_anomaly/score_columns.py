@@ -3,6 +3,8 @@ batch scorer, the numpy scorers, the MLflow model)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,40 @@ ANOMALY_SCORE = "anomaly_score"
 IS_ANOMALY = "is_anomaly"
 ANOMALY_PROBABILITY = "anomaly_probability"
 CONTRIBUTION_PREFIX = "contribution_"
+
+
+def check_not_output_named(names: Iterable[str], leave_out: Callable[[list[str]], str]) -> None:
+    """Refuse training columns named as the scored table's (``is_anomaly``, ``anomaly_score``, ...).
+
+    Such a column is a label or an earlier run's scores: a model must not learn from it, and scoring
+    with the model would have to read it and write it at once. A name is matched as it is and after a
+    ColumnTransformer's ``step__`` prefix (``numeric__is_anomaly``), which a Pipeline's detector sees.
+
+    Parameters
+    ----------
+    names : iterable of str
+        The columns a model is about to train on.
+    leave_out : callable
+        Given the clashing input columns (without such a prefix), says how to leave them out (it ends
+        the message).
+
+    Raises
+    ------
+    ValueError
+        Naming every clashing column.
+    """
+    outputs = (ANOMALY_SCORE, IS_ANOMALY, ANOMALY_PROBABILITY)
+    clashes = [name for name in map(str, names) if _is_output_name(name.rsplit("__", 1)[-1], outputs)]
+    if clashes:
+        given = [name.rsplit("__", 1)[-1] for name in clashes]
+        raise ValueError(
+            f"column(s) {clashes} are named as the scores vae-anomaly writes (a label, or an earlier "
+            f"run's output), so a model must not train on them; {leave_out(given)}"
+        )
+
+
+def _is_output_name(name: str, outputs: tuple[str, ...]) -> bool:
+    return name in outputs or name.startswith(CONTRIBUTION_PREFIX)
 
 
 def scored_frame(scores: np.ndarray, threshold: float, index: pd.Index) -> pd.DataFrame:
