@@ -230,11 +230,14 @@ def test_a_bad_value_is_named_by_file_column_and_row(tmp_path):
 
 def test_fit_parquet_refuses_a_label_column_for_a_bare_detector_before_the_pass(tmp_path):
     frame, planted = correlated_rows(3000, seed=0, anomalies=0.02)
-    frame = frame.assign(is_anomaly=planted)
-    frame.loc[2100, "c1"] = np.inf  # the pass would refuse this row; the column name is refused first
+    # An earlier run's scores, as a ColumnTransformer would have named them, are refused as fit would.
+    frame = frame.assign(is_anomaly=planted, old__anomaly_score=0.0)
+    frame.loc[2100, "c1"] = np.inf  # the pass would refuse this row; the column names are refused first
     frame.to_parquet(tmp_path / "labelled.parquet")
     with pytest.raises(
-        ValueError, match=r"\['is_anomaly'\] are named as the scores.*drop_columns=\['is_anomaly'\]"
+        ValueError,
+        match=r"\['is_anomaly', 'old__anomaly_score'\] are named as the scores.*"
+        r"drop_columns=\['is_anomaly', 'old__anomaly_score'\]",
     ):
         fit_parquet(VAEAnomalyDetector(epochs=1), tmp_path / "labelled.parquet", progress=False)
     frame.loc[2100, "c1"] = 0.0
@@ -242,7 +245,7 @@ def test_fit_parquet_refuses_a_label_column_for_a_bare_detector_before_the_pass(
     detector = fit_parquet(
         VAEAnomalyDetector(epochs=1, random_state=0),
         tmp_path / "labelled.parquet",
-        drop_columns=["is_anomaly"],
+        drop_columns=["is_anomaly", "old__anomaly_score"],
         progress=False,
     )
     assert detector.feature_names_in_.tolist() == [f"c{i}" for i in range(6)]

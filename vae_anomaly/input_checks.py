@@ -103,6 +103,13 @@ def check_column_order(X: Any, fitted_names: np.ndarray | None, detector: str) -
         )
 
 
+def _drop_advice(clashes: list[str]) -> str:
+    """How to leave out training columns named as the scores; a Pipeline's input has them without
+    its ColumnTransformer's ``step__`` prefix."""
+    inputs = [name.rsplit("__", 1)[-1] for name in clashes]
+    return f"leave them out of the data, e.g. data.drop(columns={inputs})"
+
+
 def checked_values(
     detector: Any, X: Any, *, reset: bool, allow_nan: bool, advice: str
 ) -> tuple[np.ndarray, bool]:
@@ -135,9 +142,7 @@ def checked_values(
     """
     check_numeric_columns(X)
     if reset and isinstance(X, pd.DataFrame):
-        check_not_output_named(
-            X.columns, lambda clashes: f"leave them out of the data, e.g. data.drop(columns={clashes})"
-        )
+        check_not_output_named(X.columns, _drop_advice)
     X = arrow_numbers_as_float(X)
     if not reset:
         check_column_order(X, getattr(detector, "feature_names_in_", None), type(detector).__name__)

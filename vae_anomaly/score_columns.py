@@ -18,16 +18,17 @@ def check_not_output_named(names: Iterable[str], leave_out: Callable[[list[str]]
     """Refuse training columns named as the scored table's (``is_anomaly``, ``anomaly_score``, ...).
 
     Such a column is a label or an earlier run's scores: a model must not learn from it, and scoring
-    with the model would have to read it and write it at once. A name is matched as it is and after a
-    ColumnTransformer's ``step__`` prefix (``numeric__is_anomaly``), which a Pipeline's detector sees.
+    with the model would have to read it and write it at once. A name also matches after a
+    ColumnTransformer's ``step__`` prefix (``numeric__is_anomaly``), as a Pipeline's detector sees
+    its input's columns: one rule wherever a model trains, so nothing refused by a fit passes the
+    checks before it.
 
     Parameters
     ----------
     names : iterable of str
         The columns a model is about to train on.
     leave_out : callable
-        Given the clashing input columns (without such a prefix), says how to leave them out (it ends
-        the message).
+        Given the clashing names, says how to leave them out (it ends the message).
 
     Raises
     ------
@@ -35,17 +36,16 @@ def check_not_output_named(names: Iterable[str], leave_out: Callable[[list[str]]
         Naming every clashing column.
     """
     outputs = (ANOMALY_SCORE, IS_ANOMALY, ANOMALY_PROBABILITY)
-    clashes = [name for name in map(str, names) if _is_output_name(name.rsplit("__", 1)[-1], outputs)]
+    clashes = [
+        name
+        for name in map(str, names)
+        if (last := name.rsplit("__", 1)[-1]) in outputs or last.startswith(CONTRIBUTION_PREFIX)
+    ]
     if clashes:
-        given = [name.rsplit("__", 1)[-1] for name in clashes]
         raise ValueError(
             f"column(s) {clashes} are named as the scores vae-anomaly writes (a label, or an earlier "
-            f"run's output), so a model must not train on them; {leave_out(given)}"
+            f"run's output), so a model must not train on them; {leave_out(clashes)}"
         )
-
-
-def _is_output_name(name: str, outputs: tuple[str, ...]) -> bool:
-    return name in outputs or name.startswith(CONTRIBUTION_PREFIX)
 
 
 def scored_frame(scores: np.ndarray, threshold: float, index: pd.Index) -> pd.DataFrame:
