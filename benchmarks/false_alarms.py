@@ -15,9 +15,12 @@ Cases:
   check         the tables kept out of every choice (``check_tables.py``: scikit-learn's bundled
                 sets, each class in turn the rare one), their normal rows fitted and scored as
                 ``tables``' are; to check, not to choose on;
-  small         the same tasks' normal rows, fitted on 20, 30 or 40 of them at random (groups
-                ``small@20``, ...) and scored on the rest: tables too small to hold out the default
-                fraction's 10 rows, which hold out 10 (since 2026-12-07, eighteenth session);
+  small         the same tasks' normal rows, fitted on 10, 15, 20, 30 or 40 of them at random (groups
+                ``small@10``, ...) and scored on the rest: tables too small to hold out the default
+                fraction's 10 rows, which hold out 10 (20 rows and more; since 2026-12-07, eighteenth
+                session) or set the threshold on out-of-fold scores (10-19 rows; nineteenth session);
+  tiny          each ADBench Classical set's normal rows, fitted on 10, 15 or 19 of them at random
+                (groups ``tiny@10``, ...) and scored on the rest: the dev sets' tables of 10-19 rows;
   kinds         eight more kinds of clean series, fit and scored as ``synthetic``, drawn up (2026-12-07)
                 after every setting was chosen, to check that false-alarm results carry to kinds of
                 series no setting was chosen on; not to choose settings on (``check_series``);
@@ -44,6 +47,7 @@ files of ``timestamp``, ``value``, ``label``.
     python benchmarks/false_alarms.py --cases kinds --seeds 0,1,2 --methods vae,iforest_window,knn_window
     python benchmarks/false_alarms.py --cases check --seeds 0,1,2
     python benchmarks/false_alarms.py --cases small --seeds 0,1,2 --contamination 0.05
+    python benchmarks/false_alarms.py --cases tiny --seeds 0,1,2
     python benchmarks/false_alarms.py --cases synthetic,multivariate,nab --every 6 --methods vae,knn_window
 """
 
@@ -67,7 +71,8 @@ from vae_anomaly.thresholds import offset_from
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_ROWS = 10_000
 SYNTHETIC_POINTS = 3000
-SMALL_FIT_ROWS = (20, 30, 40)
+SMALL_FIT_ROWS = (10, 15, 20, 30, 40)
+TINY_FIT_ROWS = (10, 15, 19)
 MIN_NAB_STRETCH = 1000
 
 
@@ -81,13 +86,19 @@ def _record(group: str, case: str, flagged: np.ndarray, n_fitted: int, method: s
     }
 
 
-def tables(folder: Path, params: dict, seed: int) -> list[dict]:
-    """Held-out normal rows of each set in ``folder``."""
+def tables(folder: Path, params: dict, seed: int, fit_rows: tuple[int, ...] = ()) -> list[dict]:
+    """Held-out normal rows of each set in ``folder``; with ``fit_rows``, of each set fitted on each of
+    those numbers of its normal rows (groups ``tiny@N``)."""
     records = []
     for path in sorted(folder.glob("*.npz")):
         loaded = np.load(path)
         x, y = loaded["X"].astype(np.float64), loaded["y"].astype(int)
-        records.append(_held_out_flags("tables", path.stem, x[y == 0], params, seed))
+        if not fit_rows:
+            records.append(_held_out_flags("tables", path.stem, x[y == 0], params, seed))
+        records += [
+            _held_out_flags(f"tiny@{n_rows}", path.stem, x[y == 0], params, seed, train_size=n_rows)
+            for n_rows in fit_rows
+        ]
     return records
 
 
@@ -246,7 +257,7 @@ def main() -> None:
     table_params = {k: v for k, v in params.items() if k not in ("window", "stride", "aggregation")}
     cases = arguments.cases.split(",")
     methods = arguments.methods.split(",")
-    needed = {"tables": "adbench", "multivariate": "multivariate", "nab": "nab"}
+    needed = {"tables": "adbench", "tiny": "adbench", "multivariate": "multivariate", "nab": "nab"}
     missing = [
         arguments.data / needed[c] for c in cases if c in needed and not (arguments.data / needed[c]).is_dir()
     ]
@@ -267,6 +278,8 @@ def main() -> None:
             found += tables(arguments.data / "adbench", table_params, seed)
             if arguments.embeddings:
                 found += tables(arguments.data / "adbench_embeddings", table_params, seed)
+        if "tiny" in cases and "vae" in methods:
+            found += tables(arguments.data / "adbench", table_params, seed, TINY_FIT_ROWS)
         if "check" in cases and "vae" in methods:
             found += checked_tables(table_params, seed)
         if "small" in cases and "vae" in methods:

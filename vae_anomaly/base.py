@@ -188,13 +188,14 @@ class BaseVAEDetector(
         training = self._model_rows(samples, standardized, training=True)
         seed = self._training_seed()
         held_out = self._held_out(samples, np.random.default_rng(seed))
-        threshold_from = None
         if held_out is not None:
             part = held_out.samples
             kept = Samples(samples.values[part], samples.index[part], samples.complete, held_out.segments)
             rows, mask = standardized  # whole arrays: the held-out rows are already standardized
             kept_rows = (rows[part], None if mask is None else mask[part])
             threshold_from = (held_out.split, self._scores_after_fit(kept, kept_rows))
+        else:
+            threshold_from = self._out_of_fold(samples, seed)
         self._fit_and_threshold(
             X,
             *training.arrays(),
@@ -230,6 +231,11 @@ class BaseVAEDetector(
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """The samples held out of training (``validation_fraction`` of them) and the split of the
         training model rows it makes; None when there are too few to hold out. ``rng`` draws them."""
+
+    def _out_of_fold(self, samples: Samples, seed: int) -> tuple[None, Callable[[], np.ndarray]] | None:
+        """Where nothing is held out, scores of the training samples from models that did not fit
+        them, to set the threshold on (the module then trains on every sample): none by default."""
+        return None
 
     @abstractmethod
     def _model_rows(

@@ -9,6 +9,8 @@ threads at once each hear only their own events.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,7 @@ class FitCallback:
 
 _registered: list[FitCallback] = []
 _registry_lock = threading.Lock()
+_muted = threading.local()  # .depth: how many callbacks_muted blocks this thread is inside
 
 
 def register_callback(callback: FitCallback) -> None:
@@ -96,11 +99,26 @@ def unregister_callback(callback: FitCallback) -> None:
 
 
 def registered_callbacks() -> tuple[FitCallback, ...]:
-    """The callbacks that receive fit events, in registration order.
+    """The callbacks that receive fit events, in registration order; none on a thread inside
+    :func:`callbacks_muted`.
 
     Returns
     -------
     tuple of FitCallback
     """
+    if getattr(_muted, "depth", 0):
+        return ()
     with _registry_lock:
         return tuple(_registered)
+
+
+@contextmanager
+def callbacks_muted() -> Iterator[None]:
+    """Within it, fits on this thread send no events: a detector's own helper fits (e.g. the
+    cross-fitted models of a small table's threshold) are part of its fit, not fits of their own.
+    Other threads' fits are not affected."""
+    _muted.depth = getattr(_muted, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _muted.depth -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -9,7 +10,8 @@ import pandas as pd
 from sklearn.utils._param_validation import StrOptions
 
 from vae_anomaly.base import BaseVAEDetector
-from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, HeldOut, held_out_rows
+from vae_anomaly.crossfit import cross_fit_folds, out_of_fold_scores, unfittable_columns
+from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, HeldOut, cross_fits, held_out_rows
 from vae_anomaly.input_checks import Samples, checked_values
 from vae_anomaly.model_rows import TableRows
 from vae_anomaly.parameters import detector_parameters, document_shared_parameters
@@ -152,16 +154,36 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """Random rows, ``validation_fraction`` of them and at least ``MIN_THRESHOLD_ROWS`` (see
-        ``held_out_rows``); None, with a warning, when too few."""
-        n_rows = len(samples.values)
-        held_out = held_out_rows(n_rows, self.validation_fraction, rng)
-        if held_out is None and self.validation_fraction > 0:
-            warn(
-                f"VAEAnomalyDetector was fitted on {n_rows} samples, too few to hold out "
-                f"validation_fraction={self.validation_fraction} of them for the threshold (at least "
-                f"{MIN_THRESHOLD_ROWS}, with as many left to train on), which is therefore set on the "
-                "training scores: the model has fitted those, so expect more of new data to be flagged "
-                "than contamination says.",
-                UserWarning,
+        ``held_out_rows``); None when too few (then see ``_out_of_fold``)."""
+        return held_out_rows(len(samples.values), self.validation_fraction, rng)
+
+    def _out_of_fold(self, samples: Samples, seed: int) -> tuple[None, Callable[[], np.ndarray]] | None:
+        """For a table of ``MIN_THRESHOLD_ROWS`` to ``2 * MIN_THRESHOLD_ROWS - 1`` rows (``cross_fits``):
+        the threshold from ``CROSS_FIT_FOLDS`` models' out-of-fold scores, the module trained on every
+        row. None, with a warning (unless ``validation_fraction`` is 0), where that cannot be: the
+        threshold is then set on the training scores."""
+        values, fraction = samples.values, self.validation_fraction
+        if fraction == 0:
+            return None
+        why = (
+            f"too few to set the threshold on rows its model did not train on (at least {MIN_THRESHOLD_ROWS})"
+        )
+        if len(values) >= 2 * MIN_THRESHOLD_ROWS:  # enough rows: the fraction leaves none to train on
+            why = f"of which validation_fraction={fraction} would leave none to train on"
+        elif cross_fits(len(values), fraction):
+            folds = cross_fit_folds(values, seed)
+            unfittable = unfittable_columns(values, folds)
+            if not unfittable:
+                return None, lambda: out_of_fold_scores(self, values, folds, seed)[np.newaxis]
+            names = np.asarray(self._feature_names())[unfittable].tolist()
+            why = (
+                f"too few to hold rows out, and columns {names} are observed in too few of them to fit "
+                "the models that would score each row without it"
             )
-        return held_out
+        warn(
+            f"VAEAnomalyDetector was fitted on {len(values)} samples, {why}, so the threshold is set on "
+            "the training scores: the model has fitted those, so expect more of new data to be flagged "
+            "than contamination says.",
+            UserWarning,
+        )
+        return None

@@ -92,15 +92,16 @@ class TrainsVAE:
         mask: np.ndarray | None,
         seed: int,
         training_scores: Callable[[], np.ndarray],
-        held_out: tuple[RowSplit, Callable[[], np.ndarray]] | None,
+        held_out: tuple[RowSplit | None, Callable[[], np.ndarray]] | None,
     ) -> None:
         """Train on ``rows``, set ``offset_`` and ``score_scale_``, and tell the callbacks.
 
         ``X`` is the raw training input, passed on to the callbacks; ``training_scores`` scores the
         training samples once the module is fitted, a row per phase (``_scores_after_fit``: row 0 is
         what ``anomaly_score`` gives; the threshold holds for each row). With ``held_out`` (the split
-        of ``rows`` into training and validation rows, and the held-out samples' scores) the detector
-        sets the threshold from the held-out scores (``_held_out_threshold``); without,
+        of ``rows`` into training and validation rows, or None to train on them all, and the scores
+        of samples the module does not fit: held out, or out-of-fold) the detector sets the threshold
+        from those scores (``_held_out_threshold``); without,
         ``validation_fraction`` of the rows validate at random and it is set on the training scores
         (:func:`offset_over_phases`).
         """

@@ -21,6 +21,13 @@ from vae_anomaly.windowing import segment_window_starts
 # 74-row table, and nearly all of those of 20-40-row ones (benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
+# A table too small to hold out MIN_THRESHOLD_ROWS with as many left to train on (under
+# 2 * MIN_THRESHOLD_ROWS rows) but with at least MIN_THRESHOLD_ROWS sets its threshold on out-of-fold
+# scores from this many models, each fitted on the other folds' rows (``crossfit``): set on its own
+# training scores, the threshold flagged 77-93% of clean new rows of 10-19-row tables (median of 22
+# ADBench sets; benchmarks/RESULTS.md, issue 31).
+CROSS_FIT_FOLDS = 5
+
 # A series' validation blocks are this many windows long (each holds window + 1 validation windows),
 # at least this many of them, spread evenly over the series (benchmarks/RESULTS.md, issue 31).
 BLOCK_WINDOWS = 2
@@ -73,6 +80,25 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     order = rng.permutation(n_rows)
     validation, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     return HeldOut(RowSplit(train, validation), validation)
+
+
+def cross_fits(n_rows: int, fraction: float) -> bool:
+    """Whether a table of ``n_rows`` sets its threshold on out-of-fold scores (``CROSS_FIT_FOLDS``
+    models): too few rows to hold ``MIN_THRESHOLD_ROWS`` out and keep as many to train on, enough to
+    give the threshold that many scores; a ``fraction`` of 0 holds out nothing and cross-fits nothing.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the table.
+    fraction : float
+        ``validation_fraction``.
+
+    Returns
+    -------
+    bool
+    """
+    return fraction > 0 and MIN_THRESHOLD_ROWS <= n_rows < 2 * MIN_THRESHOLD_ROWS
 
 
 def _blocks(lengths: Sequence[int], length: int, fraction: float) -> list[tuple[int, int]]:

@@ -98,15 +98,17 @@ SHARED_PARAMETERS_DOC = """\
         random rows, at least 10 (where at least 10 are left to train on), and sets its threshold on
         their scores, as new data's (see ``contamination``); fewer than 16 held-out rows (a table of
         under 78 at the default) still set the threshold, but are too few to validate on, so training
-        runs every planned epoch; a table of under 20 rows (where the fraction comes to fewer than 10)
-        trains on all of them and sets the threshold on their scores, with a warning (unless 0):
-        expect more false alarms on new data then. ``TimeSeriesVAEDetector`` holds out blocks of two
-        windows' length (at least two, spread evenly), and trains on no window within a window of
-        them, so that early stopping sees the model fit its training windows too closely (a window
-        shifted by a step is nearly the same window); a series too short for that (under about 10
-        windows' length with two blocks) validates on random training windows instead (none if fewer
-        than 16), sets its threshold on the training timestamps' scores, and warns
-        (``ShortSeriesWarning``): expect more false alarms on new data.
+        runs every planned epoch; a table of 10-19 rows (too few to hold out 10 and keep as many)
+        trains on all of them and sets the threshold on out-of-fold scores, each row scored by one of
+        five copies of the detector fitted on the other rows; a table of under 10 rows (or one with a
+        column observed in too few rows for those copies) sets it on its own training scores, with a
+        warning (unless 0): expect more false alarms on new data then. ``TimeSeriesVAEDetector``
+        holds out blocks of two windows' length (at least two, spread evenly), and trains on no
+        window within a window of them, so that early stopping sees the model fit its training
+        windows too closely (a window shifted by a step is nearly the same window); a series too
+        short for that (under about 10 windows' length with two blocks) validates on random training
+        windows instead (none if fewer than 16), sets its threshold on the training timestamps'
+        scores, and warns (``ShortSeriesWarning``): expect more false alarms on new data.
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
