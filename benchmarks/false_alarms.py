@@ -16,11 +16,11 @@ Cases:
                 sets, each class in turn the rare one), their normal rows fitted and scored as
                 ``tables``' are; to check, not to choose on;
   small         the same tasks' normal rows, fitted on 10, 15, 20, 30 or 40 of them at random (groups
-                ``small@10``, ...) and scored on the rest: tables too small to hold out the default
-                fraction's 10 rows, which hold out 10 (20 rows and more; since 2026-12-07, eighteenth
-                session) or set the threshold on out-of-fold scores (10-19 rows; nineteenth session);
+                ``small@10``, ...) and scored on the rest: tables whose default fraction comes to
+                fewer than 10 rows, which set the threshold on out-of-fold scores (since the
+                nineteenth session; the eighteenth held out 10 rows of the 20-40-row ones);
   tiny          each ADBench Classical set's normal rows, fitted on 10, 15 or 19 of them at random
-                (groups ``tiny@10``, ...) and scored on the rest: the dev sets' tables of 10-19 rows;
+                (groups ``tiny@10``, ...) and scored on the rest: the dev sets' smallest tables;
   kinds         eight more kinds of clean series, fit and scored as ``synthetic``, drawn up (2026-12-07)
                 after every setting was chosen, to check that false-alarm results carry to kinds of
                 series no setting was chosen on; not to choose settings on (``check_series``);

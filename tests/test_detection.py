@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 
 from vae_anomaly import VAEAnomalyDetector, scoring_batches
 from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
-from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, held_out_rows
+from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, cross_fits, held_out_rows
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS, scoring_batch_rows
@@ -213,7 +213,9 @@ def test_new_anomalies_are_flagged(clean_plane, fitted_on_clean):
 
 def test_too_few_rows_to_hold_out_warn_and_threshold_on_training_scores():
     x = np.random.default_rng(0).normal(size=(9, 3))  # too few even for out-of-fold scores
-    with pytest.warns(UserWarning, match="9 samples, too few to set the threshold on rows its model did"):
+    with pytest.warns(
+        UserWarning, match="9 samples, too few to set the threshold on rows its model did not fit"
+    ):
         detector = VAEAnomalyDetector(epochs=3, contamination=0.1, random_state=0).fit(x)
     assert np.sum(detector.predict(x) == -1) == 1
 
@@ -266,27 +268,30 @@ def test_a_table_of_10_to_19_rows_sets_its_threshold_on_out_of_fold_scores(n_row
     assert VAEAnomalyDetector(random_state=0).fit(x).offset_ == detector.offset_
 
 
-@pytest.mark.parametrize("n_rows, fraction", [(20, 0.2), (40, 0.2), (100, 0.05)])
-def test_a_small_fraction_is_raised_to_the_fewest_rows_that_set_a_threshold(n_rows, fraction):
-    held_out = held_out_rows(n_rows, fraction, np.random.default_rng(0))
+@pytest.mark.parametrize("n_rows, fraction", [(20, 0.2), (47, 0.2), (100, 0.05)])
+def test_a_fraction_of_fewer_than_10_rows_holds_none_out_and_cross_fits_the_threshold(n_rows, fraction):
+    assert held_out_rows(n_rows, fraction, np.random.default_rng(0)) is None
+    assert cross_fits(n_rows, fraction)
+    assert not cross_fits(n_rows, 0.0) and held_out_rows(n_rows, 0.0, np.random.default_rng(0)) is None
+    held_out = held_out_rows(48, 0.2, np.random.default_rng(0))  # 0.2 of 48 rows comes to 10
     assert len(held_out.samples) == len(held_out.split.validation) == MIN_THRESHOLD_ROWS
-    assert len(held_out.split.train) == n_rows - MIN_THRESHOLD_ROWS
-    assert held_out_rows(n_rows, 0.0, np.random.default_rng(0)) is None
+    assert len(held_out.split.train) == 48 - MIN_THRESHOLD_ROWS and not cross_fits(48, 0.2)
+    assert not cross_fits(MIN_THRESHOLD_ROWS - 1, 0.2)
 
 
 @pytest.mark.parametrize(
     ("n_rows", "contamination", "most"),
     [(20, "auto", 0.1), (20, 0.05, 0.4), (40, "auto", 0.01), (70, "auto", 0.01), (70, 0.05, 0.1)],
 )
-def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_held_out(
+def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_its_model_did_not_fit(
     n_rows, contamination, most
 ):
-    # 20 and 40 rows hold out 10 (more than validation_fraction=0.2 gives), 70 rows 14: too few for
-    # early stopping (16), enough for the threshold (10). Set on the training rows' own scores instead,
-    # the threshold flagged 38% ("auto") and 53% (0.05) of new rows at 20 rows, 12% ("auto") at 40,
-    # and 7% ("auto") and 16% (0.05) at 70. Ten held-out rows set a noisy threshold, and the 20-row
-    # fits move with the CPU's rounding (5.4% "auto" and 28% at 0.05 on an AMD EPYC, 2.6% "auto" on
-    # the eighteenth session's machine): their bounds stand clear of both and below the old failures.
+    # 20 and 40 rows cross-fit the threshold (0.2 of them comes to fewer than 10), 70 rows hold out 14:
+    # too few for early stopping (16), enough for the threshold (10). Set on the training rows' own
+    # scores instead, the threshold flagged 38% ("auto") and 53% (0.05) of new rows at 20 rows, 12%
+    # ("auto") at 40, and 7% ("auto") and 16% (0.05) at 70. The 20-row fits move with the CPU's
+    # rounding (out-of-fold: 0 and 19% here; 10 rows held out: 5.4% and 28% on an AMD EPYC, 2.6% "auto"
+    # elsewhere), so their bounds stand clear of those and below the old failures.
     rng = np.random.default_rng(0)
     x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2000 + n_rows), [n_rows])
     with warnings.catch_warnings():

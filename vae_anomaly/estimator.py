@@ -158,19 +158,14 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return held_out_rows(len(samples.values), self.validation_fraction, rng)
 
     def _out_of_fold(self, samples: Samples, seed: int) -> tuple[None, Callable[[], np.ndarray]] | None:
-        """For a table of ``MIN_THRESHOLD_ROWS`` to ``2 * MIN_THRESHOLD_ROWS - 1`` rows (``cross_fits``):
-        the threshold from ``CROSS_FIT_FOLDS`` models' out-of-fold scores, the module trained on every
-        row. None, with a warning (unless ``validation_fraction`` is 0), where that cannot be: the
-        threshold is then set on the training scores."""
+        """For a table whose ``validation_fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows
+        (``cross_fits``): the threshold from ``CROSS_FIT_FOLDS`` models' out-of-fold scores, the module
+        trained on every row. None, with a warning (unless ``validation_fraction`` is 0), where that
+        cannot be: the threshold is then set on the training scores."""
         values, fraction = samples.values, self.validation_fraction
         if fraction == 0:
             return None
-        why = (
-            f"too few to set the threshold on rows its model did not train on (at least {MIN_THRESHOLD_ROWS})"
-        )
-        if len(values) >= 2 * MIN_THRESHOLD_ROWS:  # enough rows: the fraction leaves none to train on
-            why = f"of which validation_fraction={fraction} would leave none to train on"
-        elif cross_fits(len(values), fraction):
+        if cross_fits(len(values), fraction):
             folds = cross_fit_folds(values, seed)
             unfittable = unfittable_columns(values, folds)
             if not unfittable:
@@ -180,6 +175,12 @@ class VAEAnomalyDetector(BaseVAEDetector):
                 f"too few to hold rows out, and columns {names} are observed in too few of them to fit "
                 "the models that would score each row without it"
             )
+        elif len(values) < MIN_THRESHOLD_ROWS:
+            why = (
+                f"too few to set the threshold on rows its model did not fit (at least {MIN_THRESHOLD_ROWS})"
+            )
+        else:
+            why = f"of which validation_fraction={fraction} would leave none to train on"
         warn(
             f"VAEAnomalyDetector was fitted on {len(values)} samples, {why}, so the threshold is set on "
             "the training scores: the model has fitted those, so expect more of new data to be flagged "

@@ -13,19 +13,18 @@ from vae_anomaly.thresholds import TAIL_MIN_EXCEEDANCES
 from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
 from vae_anomaly.windowing import segment_window_starts
 
-# The fewest rows a table holds out: the upper half of their scores, which the threshold's tail is
-# fitted to where few are held out, then holds TAIL_MIN_EXCEEDANCES of them. A smaller fraction is
-# raised to this many rows wherever at least as many are left to train on. Fewer than
-# training.MIN_VALIDATION_ROWS still set the threshold, and training then validates on none: a
-# table's own rows, which the model fits, set a threshold that flagged 40% of the clean new rows of a
-# 74-row table, and nearly all of those of 20-40-row ones (benchmarks/RESULTS.md, issue 31).
+# The fewest scores the threshold is set on: the upper half of them, which its tail is fitted to
+# where few are held out, then holds TAIL_MIN_EXCEEDANCES. Fewer than training.MIN_VALIDATION_ROWS
+# held-out rows still set the threshold, and training then validates on none: a table's own rows,
+# which the model fits, set a threshold that flagged 40% of the clean new rows of a 74-row table, and
+# nearly all of those of 10-40-row ones (benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
-# A table too small to hold out MIN_THRESHOLD_ROWS with as many left to train on (under
-# 2 * MIN_THRESHOLD_ROWS rows) but with at least MIN_THRESHOLD_ROWS sets its threshold on out-of-fold
-# scores from this many models, each fitted on the other folds' rows (``crossfit``): set on its own
-# training scores, the threshold flagged 77-93% of clean new rows of 10-19-row tables (median of 22
-# ADBench sets; benchmarks/RESULTS.md, issue 31).
+# A table of at least MIN_THRESHOLD_ROWS rows whose validation_fraction comes to fewer (under 48
+# rows at 0.2) sets its threshold on out-of-fold scores from this many models, each fitted on the
+# other folds' rows (``crossfit``), and trains on every row. Set on its own training scores, the
+# threshold flagged 77-93% of clean new rows of 10-19-row tables, and set on 10 held-out rows 3-4%
+# of 20-40-row ones (medians of 22 ADBench sets; benchmarks/RESULTS.md, issue 31).
 CROSS_FIT_FOLDS = 5
 
 # A series' validation blocks are this many windows long (each holds window + 1 validation windows),
@@ -50,16 +49,15 @@ class HeldOut(NamedTuple):
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
-    """A random ``fraction`` of a table's rows, at least ``MIN_THRESHOLD_ROWS``, held out of training
-    to set the threshold on, and to validate on where there are enough (None: too few to hold out).
+    """A random ``fraction`` of a table's rows held out of training to set the threshold on, and to
+    validate on where there are enough (None: fewer than ``MIN_THRESHOLD_ROWS``, see ``cross_fits``).
 
     Parameters
     ----------
     n_rows : int
         Rows of the table, each one model row.
     fraction : float
-        The share to hold out, rounded to whole rows and raised to ``MIN_THRESHOLD_ROWS`` where at
-        least as many rows are left to train on; 0 holds out none.
+        The share to hold out, rounded to whole rows; 0 holds out none.
     rng : numpy.random.Generator
         Picks the rows.
 
@@ -68,13 +66,10 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     HeldOut or None
         The split's validation rows are the held-out rows; fewer than
         ``training.MIN_VALIDATION_ROWS`` of them are left out of training without validating on
-        (:func:`vae_anomaly.training.train_vae`). None when ``fraction`` is 0, or the table has fewer
-        than ``2 * MIN_THRESHOLD_ROWS`` rows and its fraction comes to fewer than
-        ``MIN_THRESHOLD_ROWS``, or none would be left to train.
+        (:func:`vae_anomaly.training.train_vae`). None when the fraction comes to fewer than
+        ``MIN_THRESHOLD_ROWS`` rows (0 included), or none would be left to train.
     """
     n_held = round(n_rows * fraction)
-    if fraction > 0 and n_rows >= 2 * MIN_THRESHOLD_ROWS:  # as many left to train on as held out
-        n_held = max(n_held, MIN_THRESHOLD_ROWS)
     if n_held < MIN_THRESHOLD_ROWS or n_held >= n_rows:
         return None
     order = rng.permutation(n_rows)
@@ -84,8 +79,8 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
 
 def cross_fits(n_rows: int, fraction: float) -> bool:
     """Whether a table of ``n_rows`` sets its threshold on out-of-fold scores (``CROSS_FIT_FOLDS``
-    models): too few rows to hold ``MIN_THRESHOLD_ROWS`` out and keep as many to train on, enough to
-    give the threshold that many scores; a ``fraction`` of 0 holds out nothing and cross-fits nothing.
+    models): its ``fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows to hold out, but it has
+    that many to score; a ``fraction`` of 0 holds out nothing and cross-fits nothing.
 
     Parameters
     ----------
@@ -98,7 +93,7 @@ def cross_fits(n_rows: int, fraction: float) -> bool:
     -------
     bool
     """
-    return fraction > 0 and MIN_THRESHOLD_ROWS <= n_rows < 2 * MIN_THRESHOLD_ROWS
+    return fraction > 0 and n_rows >= MIN_THRESHOLD_ROWS and round(n_rows * fraction) < MIN_THRESHOLD_ROWS
 
 
 def _blocks(lengths: Sequence[int], length: int, fraction: float) -> list[tuple[int, int]]:
