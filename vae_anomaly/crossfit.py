@@ -3,9 +3,9 @@
 A table whose ``validation_fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows (under 48 at
 0.2) has too few held-out scores for its threshold; set on the scores of the rows its model had
 fitted, the threshold flagged most clean new rows. Instead each row is scored by a copy of the
-detector fitted without it: ``CROSS_FIT_FOLDS``
-copies, each on the other folds' rows, as the detector itself fits (its own scaling and settings),
-holding nothing out. Their events reach no callback: they are part of the detector's fit.
+detector fitted without it: ``CROSS_FIT_FOLDS`` copies, each on the other folds' rows, as the
+detector itself fits (its own scaling and settings), holding nothing out. Their events reach no
+callback: they are part of the detector's fit.
 """
 
 from __future__ import annotations

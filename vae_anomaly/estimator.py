@@ -153,8 +153,8 @@ class VAEAnomalyDetector(BaseVAEDetector):
         return TableRows(*standardized)
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
-        """Random rows, ``validation_fraction`` of them and at least ``MIN_THRESHOLD_ROWS`` (see
-        ``held_out_rows``); None when too few (then see ``_out_of_fold``)."""
+        """Random rows, ``validation_fraction`` of them (see ``held_out_rows``); None when that comes
+        to fewer than ``MIN_THRESHOLD_ROWS`` (then see ``_out_of_fold``)."""
         return held_out_rows(len(samples.values), self.validation_fraction, rng)
 
     def _out_of_fold(self, samples: Samples, seed: int) -> tuple[None, Callable[[], np.ndarray]] | None:

@@ -132,10 +132,10 @@ class TrainsVAE:
     def _held_out_threshold(
         self, held_out_scores: np.ndarray, training_scores: Callable[[], np.ndarray]
     ) -> tuple[float, float]:
-        """``offset_`` and ``score_scale_`` from the held-out samples' anomaly scores (a table's rows
-        have one phase): the score that ``contamination`` of new samples like them exceed
-        (:func:`anomaly_threshold_from`), and their spread. ``training_scores`` gives the training
-        samples' (unused here)."""
+        """``offset_`` and ``score_scale_`` from the anomaly scores of samples the module did not fit
+        (held out, or out-of-fold; a table's rows have one phase): the score that ``contamination``
+        of new samples like them exceed (:func:`anomaly_threshold_from`), and their spread.
+        ``training_scores`` gives the training samples' (unused here)."""
         (scores,) = held_out_scores
         return -anomaly_threshold_from(scores, self.contamination), robust_spread(scores)
 

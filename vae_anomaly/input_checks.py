@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
 
-from vae_anomaly.score_columns import check_not_output_named
+from vae_anomaly.score_columns import check_not_output_named, unprefixed
 from vae_anomaly.value_checks import check_finite, check_float32_range, has_no_nan
 
 
@@ -106,7 +106,7 @@ def check_column_order(X: Any, fitted_names: np.ndarray | None, detector: str) -
 def _drop_advice(clashes: list[str]) -> str:
     """How to leave out training columns named as the scores; a Pipeline's input has them without
     its ColumnTransformer's ``step__`` prefix."""
-    inputs = [name.rsplit("__", 1)[-1] for name in clashes]
+    inputs = [unprefixed(name) for name in clashes]
     return f"leave them out of the data, e.g. data.drop(columns={inputs})"
 
 

@@ -39,13 +39,28 @@ def check_not_output_named(names: Iterable[str], leave_out: Callable[[list[str]]
     clashes = [
         name
         for name in map(str, names)
-        if (last := name.rsplit("__", 1)[-1]) in outputs or last.startswith(CONTRIBUTION_PREFIX)
+        if (last := unprefixed(name)) in outputs or last.startswith(CONTRIBUTION_PREFIX)
     ]
     if clashes:
         raise ValueError(
             f"column(s) {clashes} are named as the scores vae-anomaly writes (a label, or an earlier "
             f"run's output), so a model must not train on them; {leave_out(clashes)}"
         )
+
+
+def unprefixed(name: str) -> str:
+    """``name`` without a ColumnTransformer's ``step__`` prefix: the input column a Pipeline's
+    detector sees as ``numeric__is_anomaly``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+    """
+    return name.rsplit("__", 1)[-1]
 
 
 def scored_frame(scores: np.ndarray, threshold: float, index: pd.Index) -> pd.DataFrame:
