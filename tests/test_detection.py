@@ -18,6 +18,7 @@ from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, cross_fits, held_out_rows
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
 from vae_anomaly.scoring_batches import SCORING_BATCH_ROWS, scoring_batch_rows
+from vae_anomaly.training import MIN_VALIDATION_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -268,14 +269,16 @@ def test_a_table_of_10_to_19_rows_sets_its_threshold_on_out_of_fold_scores(n_row
     assert VAEAnomalyDetector(random_state=0).fit(x).offset_ == detector.offset_
 
 
-@pytest.mark.parametrize("n_rows, fraction", [(20, 0.2), (47, 0.2), (100, 0.05)])
-def test_a_fraction_of_fewer_than_10_rows_holds_none_out_and_cross_fits_the_threshold(n_rows, fraction):
+@pytest.mark.parametrize("n_rows, fraction", [(20, 0.2), (47, 0.2), (77, 0.2), (100, 0.05), (300, 0.05)])
+def test_a_fraction_of_too_few_rows_to_validate_on_holds_none_out_and_cross_fits_the_threshold(
+    n_rows, fraction
+):
     assert held_out_rows(n_rows, fraction, np.random.default_rng(0)) is None
     assert cross_fits(n_rows, fraction)
     assert not cross_fits(n_rows, 0.0) and held_out_rows(n_rows, 0.0, np.random.default_rng(0)) is None
-    held_out = held_out_rows(48, 0.2, np.random.default_rng(0))  # 0.2 of 48 rows comes to 10
-    assert len(held_out.samples) == len(held_out.split.validation) == MIN_THRESHOLD_ROWS
-    assert len(held_out.split.train) == 48 - MIN_THRESHOLD_ROWS and not cross_fits(48, 0.2)
+    held_out = held_out_rows(78, 0.2, np.random.default_rng(0))  # 0.2 of 78 rows comes to 16
+    assert len(held_out.samples) == len(held_out.split.validation) == MIN_VALIDATION_ROWS
+    assert len(held_out.split.train) == 78 - MIN_VALIDATION_ROWS and not cross_fits(78, 0.2)
     assert not cross_fits(MIN_THRESHOLD_ROWS - 1, 0.2)
 
 
@@ -286,12 +289,12 @@ def test_a_fraction_of_fewer_than_10_rows_holds_none_out_and_cross_fits_the_thre
 def test_a_table_too_small_to_validate_on_still_sets_its_threshold_on_rows_its_model_did_not_fit(
     n_rows, contamination, most
 ):
-    # 20 and 40 rows cross-fit the threshold (0.2 of them comes to fewer than 10), 70 rows hold out 14:
-    # too few for early stopping (16), enough for the threshold (10). Set on the training rows' own
-    # scores instead, the threshold flagged 38% ("auto") and 53% (0.05) of new rows at 20 rows, 12%
-    # ("auto") at 40, and 7% ("auto") and 16% (0.05) at 70. The 20-row fits move with the CPU's
-    # rounding (out-of-fold: 0 and 19% here; 10 rows held out: 5.4% and 28% on an AMD EPYC, 2.6% "auto"
-    # elsewhere), so their bounds stand clear of those and below the old failures.
+    # 0.2 of each comes to fewer rows than early stopping validates on (16), so each cross-fits the
+    # threshold. Set on the training rows' own scores instead, the threshold flagged 38% ("auto") and
+    # 53% (0.05) of new rows at 20 rows, 12% ("auto") at 40, and 7% ("auto") and 16% (0.05) at 70.
+    # The 20-row fits move with the CPU's rounding (out-of-fold: 0 and 19% here; 10 rows held out:
+    # 5.4% and 28% on an AMD EPYC, 2.6% "auto" elsewhere), so their bounds stand clear of those and
+    # below the old failures.
     rng = np.random.default_rng(0)
     x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2000 + n_rows), [n_rows])
     with warnings.catch_warnings():

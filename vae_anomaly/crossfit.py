@@ -1,7 +1,7 @@
 """Out-of-fold scores for a table too small to hold rows out of training (issue 31).
 
-A table whose ``validation_fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows (under 48 at
-0.2) has too few held-out scores for its threshold; set on the scores of the rows its model had
+A table whose ``validation_fraction`` comes to fewer rows than early stopping validates on (under 78
+at 0.2) has too few held-out scores for its threshold; set on the scores of the rows its model had
 fitted, the threshold flagged most clean new rows. Instead each row is scored by a copy of the
 detector fitted without it: ``CROSS_FIT_FOLDS`` copies, each on the other folds' rows, as the
 detector itself fits (its own scaling and settings), holding nothing out. Their events reach no

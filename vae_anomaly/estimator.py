@@ -154,11 +154,11 @@ class VAEAnomalyDetector(BaseVAEDetector):
 
     def _held_out(self, samples: Samples, rng: np.random.Generator) -> HeldOut | None:
         """Random rows, ``validation_fraction`` of them (see ``held_out_rows``); None when that comes
-        to fewer than ``MIN_THRESHOLD_ROWS`` (then see ``_out_of_fold``)."""
+        to too few to validate on (then see ``_out_of_fold``)."""
         return held_out_rows(len(samples.values), self.validation_fraction, rng)
 
     def _out_of_fold(self, samples: Samples, seed: int) -> tuple[None, Callable[[], np.ndarray]] | None:
-        """For a table whose ``validation_fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows
+        """For a table whose ``validation_fraction`` comes to too few rows to validate on
         (``cross_fits``): the threshold from ``CROSS_FIT_FOLDS`` models' out-of-fold scores, the module
         trained on every row. None, with a warning (unless ``validation_fraction`` is 0), where that
         cannot be: the threshold is then set on the training scores."""

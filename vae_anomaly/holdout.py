@@ -14,17 +14,18 @@ from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
 from vae_anomaly.windowing import segment_window_starts
 
 # The fewest scores the threshold is set on: the upper half of them, which its tail is fitted to
-# where few are held out, then holds TAIL_MIN_EXCEEDANCES. Fewer than training.MIN_VALIDATION_ROWS
-# held-out rows still set the threshold, and training then validates on none: a table's own rows,
-# which the model fits, set a threshold that flagged 40% of the clean new rows of a 74-row table, and
-# nearly all of those of 10-40-row ones (benchmarks/RESULTS.md, issue 31).
+# where few are held out, then holds TAIL_MIN_EXCEEDANCES. A table of fewer rows sets it on its own
+# training scores, which the model fits: they flagged 77-100% of the clean new rows of 10-19-row
+# tables (benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
-# A table of at least MIN_THRESHOLD_ROWS rows whose validation_fraction comes to fewer (under 48
-# rows at 0.2) sets its threshold on out-of-fold scores from this many models, each fitted on the
+# A table of at least MIN_THRESHOLD_ROWS rows whose validation_fraction comes to fewer than
+# training.MIN_VALIDATION_ROWS (under 78 rows at 0.2), too few to validate early stopping on, holds
+# none out: it sets its threshold on out-of-fold scores from this many models, each fitted on the
 # other folds' rows (``crossfit``), and trains on every row. Set on its own training scores, the
-# threshold flagged 77-93% of clean new rows of 10-19-row tables, and set on 10 held-out rows 3-4%
-# of 20-40-row ones (medians of 22 ADBench sets; benchmarks/RESULTS.md, issue 31).
+# threshold flagged 77-93% of clean new rows of 10-19-row tables; set on 10-15 held-out rows, 2.7-4.0%
+# of 20-50-row ones and, at contamination=0.05, a median 0.9-8.4% of 50-70-row ones (medians of 22
+# ADBench sets; benchmarks/RESULTS.md, issue 31).
 CROSS_FIT_FOLDS = 5
 
 # A series' validation blocks are this many windows long (each holds window + 1 validation windows),
@@ -49,8 +50,8 @@ class HeldOut(NamedTuple):
 
 
 def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> HeldOut | None:
-    """A random ``fraction`` of a table's rows held out of training to set the threshold on, and to
-    validate on where there are enough (None: fewer than ``MIN_THRESHOLD_ROWS``, see ``cross_fits``).
+    """A random ``fraction`` of a table's rows held out of training, to validate on and to set the
+    threshold on (None: too few to validate on, see ``cross_fits``).
 
     Parameters
     ----------
@@ -64,13 +65,11 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     Returns
     -------
     HeldOut or None
-        The split's validation rows are the held-out rows; fewer than
-        ``training.MIN_VALIDATION_ROWS`` of them are left out of training without validating on
-        (:func:`vae_anomaly.training.train_vae`). None when the fraction comes to fewer than
-        ``MIN_THRESHOLD_ROWS`` rows (0 included), or none would be left to train.
+        The split's validation rows are the held-out rows. None when the fraction comes to fewer
+        than ``training.MIN_VALIDATION_ROWS`` rows (0 included), or none would be left to train.
     """
     n_held = round(n_rows * fraction)
-    if n_held < MIN_THRESHOLD_ROWS or n_held >= n_rows:
+    if n_held < MIN_VALIDATION_ROWS or n_held >= n_rows:
         return None
     order = rng.permutation(n_rows)
     validation, train = np.sort(order[:n_held]), np.sort(order[n_held:])
@@ -79,8 +78,9 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
 
 def cross_fits(n_rows: int, fraction: float) -> bool:
     """Whether a table of ``n_rows`` sets its threshold on out-of-fold scores (``CROSS_FIT_FOLDS``
-    models): its ``fraction`` comes to fewer than ``MIN_THRESHOLD_ROWS`` rows to hold out, but it has
-    that many to score; a ``fraction`` of 0 holds out nothing and cross-fits nothing.
+    models): its ``fraction`` comes to fewer rows than ``training.MIN_VALIDATION_ROWS`` to hold out,
+    but it has ``MIN_THRESHOLD_ROWS`` to score; a ``fraction`` of 0 holds out nothing and cross-fits
+    nothing.
 
     Parameters
     ----------
@@ -93,7 +93,7 @@ def cross_fits(n_rows: int, fraction: float) -> bool:
     -------
     bool
     """
-    return fraction > 0 and n_rows >= MIN_THRESHOLD_ROWS and round(n_rows * fraction) < MIN_THRESHOLD_ROWS
+    return fraction > 0 and n_rows >= MIN_THRESHOLD_ROWS and round(n_rows * fraction) < MIN_VALIDATION_ROWS
 
 
 def _blocks(lengths: Sequence[int], length: int, fraction: float) -> list[tuple[int, int]]:

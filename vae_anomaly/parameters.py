@@ -95,12 +95,11 @@ SHARED_PARAMETERS_DOC = """\
         scored as before. Models saved before this parameter existed load with "mean".
     validation_fraction : float, default=0.2 (0.1 for ``TimeSeriesVAEDetector``)
         Share of the samples held out of training for early stopping. ``VAEAnomalyDetector`` holds out
-        random rows and sets its threshold on their scores, as new data's (see ``contamination``);
-        fewer than 16 held-out rows (a table of under 78 at the default) still set the threshold, but
-        are too few to validate on, so training runs every planned epoch. Where the fraction comes to
-        fewer than 10 rows (under 48 at the default), a table of 10 rows or more trains on all of
-        them and sets the threshold on out-of-fold scores, each row scored by one of five copies of
-        the detector fitted on the other rows; a table of under 10 rows (or one with a column
+        random rows and sets its threshold on their scores, as new data's (see ``contamination``).
+        Where the fraction comes to fewer than 16 rows, too few to validate on (under 78 at the
+        default), a table of 10 rows or more trains on all of them and sets the threshold on
+        out-of-fold scores, each row scored by one of five copies of the detector fitted on the
+        other rows (five more fits); a table of under 10 rows (or one with a column
         observed in too few rows for those copies) sets it on its own training scores, with a
         warning (unless 0): expect more false alarms on new data then. ``TimeSeriesVAEDetector``
         holds out blocks of two windows' length (at least two, spread evenly), and trains on no
