@@ -16,8 +16,6 @@ from vae_anomaly.graphed_steps import GraphedSteps
 from vae_anomaly.model import GaussianVAE, neg_elbo_terms
 from vae_anomaly.optimizers import cosine_rates, set_learning_rate
 from vae_anomaly.training import (
-    MIN_VALIDATION_ROWS,
-    RowSplit,
     TrainingConfig,
     batch_size_for,
     epochs_for,
@@ -58,18 +56,6 @@ def test_early_stopping_restores_the_best_epoch(planted):
     at_full_beta = [r["validation_loss"] for r in history[4:]]
     assert np.argmin(at_full_beta) == len(at_full_beta) - 1 - 3  # stopped after `patience` epochs
     assert min(at_full_beta) == pytest.approx(_validation_loss_of(module, x, seed=0), rel=1e-5)
-
-
-def test_a_split_with_too_few_validation_rows_leaves_them_out_and_validates_on_none(planted):
-    x = planted[0][:60].astype(np.float32)
-    x[50:] = 1e3  # rows the module would be wrecked by, were it trained on them
-    split = RowSplit(np.arange(50), np.arange(50, 50 + MIN_VALIDATION_ROWS - 6))
-    left_out, alone = _module(), _module()
-    history = train_vae(left_out, x, _config(), seed=0, split=split)
-    train_vae(alone, x[:50], _config(validation_fraction=0.0), seed=0)
-    assert len(history) == 30 and "validation_loss" not in history[-1]  # every epoch, none validated
-    for name, value in left_out.state_dict().items():
-        torch.testing.assert_close(value, alone.state_dict()[name], rtol=0, atol=0)
 
 
 def _validation_loss_of(module: GaussianVAE, x: np.ndarray, seed: int) -> float:

@@ -128,14 +128,12 @@ def _rows_on_device(
     if split is None:
         train_rows, validation_rows = _split_rows(len(x), config.validation_fraction, generator)
     else:
-        train_rows = torch.from_numpy(split.train)
-        enough = len(split.validation) >= MIN_VALIDATION_ROWS  # fewer: left out, not validated on
-        validation_rows = torch.from_numpy(split.validation) if enough else None
+        train_rows, validation_rows = torch.from_numpy(split.train), torch.from_numpy(split.validation)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     observed = (
         None if mask is None else torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)
     )
-    if split is None and validation_rows is None:  # every row trains
+    if validation_rows is None:  # every row trains
         return TrainingRows(data, observed), None
 
     def part(rows: torch.Tensor) -> TrainingRows:
@@ -144,7 +142,7 @@ def _rows_on_device(
             return TrainingRows(gather_rows(data, rows), take_rows(observed, rows))
         return TrainingRows(data, observed, rows)
 
-    return part(train_rows), None if validation_rows is None else part(validation_rows)
+    return part(train_rows), part(validation_rows)
 
 
 @torch.no_grad()
@@ -352,9 +350,9 @@ def train_vae(
     on_epoch_end : callable or None
         Called with each epoch's record (see Returns) as soon as the epoch ends.
     split : RowSplit or None
-        The rows to train on and to validate on (validation rows fewer than ``MIN_VALIDATION_ROWS``,
-        which would make early stopping noise, are left out and not validated on); None draws
-        ``config.validation_fraction`` of the rows at random to validate on.
+        The rows to train on and to validate on (``holdout`` holds out at least
+        ``MIN_VALIDATION_ROWS``); None draws ``config.validation_fraction`` of the rows at random to
+        validate on (none if that comes to fewer than ``MIN_VALIDATION_ROWS``).
     hooks : sequence of EpochHook
         Told of each epoch before the loop's own (early stopping restores the best weights after
         them), e.g. :class:`KeepEpoch`.
