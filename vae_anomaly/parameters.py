@@ -99,15 +99,16 @@ SHARED_PARAMETERS_DOC = """\
         Where the fraction comes to fewer than 16 rows, too few to validate on (under 78 at the
         default), a table of 10 rows or more trains on all of them and sets the threshold on
         out-of-fold scores, each row scored by one of five copies of the detector fitted on the
-        other rows (five more fits); a table of under 10 rows (or one with a column
-        observed in too few rows for those copies) sets it on its own training scores, with a
-        warning (unless 0): expect more false alarms on new data then. ``TimeSeriesVAEDetector``
-        holds out blocks of two windows' length (at least two, spread evenly), and trains on no
-        window within a window of them, so that early stopping sees the model fit its training
-        windows too closely (a window shifted by a step is nearly the same window); a series too
-        short for that (under about 10 windows' length with two blocks) validates on random training
-        windows instead (none if fewer than 16), sets its threshold on the training timestamps'
-        scores, and warns (``ShortSeriesWarning``): expect more false alarms on new data.
+        other rows (five more fits), and trains every planned epoch; a table of under 10 rows (or
+        one with a column observed in too few rows for those copies) sets it on its own training
+        scores, with a warning (unless 0): expect more false alarms on new data then.
+        ``TimeSeriesVAEDetector`` holds out blocks of two windows' length (at least two, spread
+        evenly), and trains on no window within a window of them, so that early stopping sees the
+        model fit its training windows too closely (a window shifted by a step is nearly the same
+        window); a series too short for that (under about 10 windows' length with two blocks)
+        validates on random training windows instead (none if fewer than 16), sets its threshold on
+        the training timestamps' scores, and warns (``ShortSeriesWarning``): expect more false
+        alarms on new data.
     patience : int, default=30
         Epochs without a lower validation loss before training stops; the weights of the best
         epoch are kept.
