@@ -17,9 +17,9 @@ Cases:
                 ``tables``' are; to check, not to choose on;
   small         the same tasks' normal rows, fitted on 10, 15, 20, 30 or 40 of them at random (groups
                 ``small@10``, ...; other numbers with ``--fit-rows``) and scored on the rest: tables
-                whose default fraction comes to fewer than 10 rows, which set the threshold on
-                out-of-fold scores (since the nineteenth session; the eighteenth held out 10 rows of
-                the 20-40-row ones);
+                whose default fraction comes to fewer than 16 rows (under 78), which set the
+                threshold on out-of-fold scores (10-47 rows since the nineteenth session, 48-77
+                since the twentieth; before, they held out 10-15 rows);
   tiny          each ADBench Classical set's normal rows, fitted on 10, 15 or 19 of them at random
                 (groups ``tiny@10``, ...; other numbers with ``--fit-rows``) and scored on the rest:
                 the dev sets' smallest tables.
