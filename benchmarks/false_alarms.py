@@ -19,7 +19,7 @@ Cases:
                 ``small@10``, ...; other numbers with ``--fit-rows``) and scored on the rest: tables
                 whose default fraction comes to fewer than 16 rows (under 78), which set the
                 threshold on out-of-fold scores (10-47 rows since the nineteenth session, 48-77
-                since the twentieth; before, they held out 10-15 rows);
+                since the twentieth; before, tables of 20-77 rows held out 10-15 rows);
   tiny          each ADBench Classical set's normal rows, fitted on 10, 15 or 19 of them at random
                 (groups ``tiny@10``, ...; other numbers with ``--fit-rows``) and scored on the rest:
                 the dev sets' smallest tables.
