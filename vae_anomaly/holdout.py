@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vae_anomaly.thresholds import TAIL_MIN_EXCEEDANCES
-from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit
+from vae_anomaly.training import MIN_VALIDATION_ROWS, RowSplit, validation_rows_of
 from vae_anomaly.windowing import segment_window_starts
 
 # The fewest scores the threshold is set on: the upper half of them, which its tail is fitted to
@@ -66,10 +66,12 @@ def held_out_rows(n_rows: int, fraction: float, rng: np.random.Generator) -> Hel
     -------
     HeldOut or None
         The split's validation rows are the held-out rows. None when the fraction comes to fewer
-        than ``training.MIN_VALIDATION_ROWS`` rows (0 included), or none would be left to train.
+        than ``training.MIN_VALIDATION_ROWS`` rows (0 included), or none would be left to train
+        (``training.validation_rows_of``: the rule training applies to a random split, so a table
+        that holds nothing out also trains on every row).
     """
-    n_held = round(n_rows * fraction)
-    if n_held < MIN_VALIDATION_ROWS or n_held >= n_rows:
+    n_held = validation_rows_of(n_rows, fraction)
+    if not n_held:
         return None
     order = rng.permutation(n_rows)
     validation, train = np.sort(order[:n_held]), np.sort(order[n_held:])

@@ -73,11 +73,31 @@ class RowSplit:
     validation: np.ndarray
 
 
+def validation_rows_of(n_rows: int, fraction: float) -> int:
+    """How many of ``n_rows`` rows ``fraction`` holds out to validate on: the share, rounded, or 0
+    where that is fewer than ``MIN_VALIDATION_ROWS`` (early stopping on them would be noise) or
+    leaves none to train on.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the training data.
+    fraction : float
+        ``validation_fraction``.
+
+    Returns
+    -------
+    int
+    """
+    n_validation = round(n_rows * fraction)
+    return n_validation if MIN_VALIDATION_ROWS <= n_validation < n_rows else 0
+
+
 def _split_rows(
     n_rows: int, validation_fraction: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    n_validation = round(n_rows * validation_fraction)
-    if n_validation < MIN_VALIDATION_ROWS or n_rows - n_validation < 1:
+    n_validation = validation_rows_of(n_rows, validation_fraction)
+    if not n_validation:
         return torch.arange(n_rows), None
     order = torch.randperm(n_rows, generator=generator)
     return order[n_validation:], order[:n_validation]
