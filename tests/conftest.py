@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
+from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
+
 N_FEATURES = 8
 REPOSITORY = Path(__file__).resolve().parents[1]
 # What MLflow writes into the working folder when a run's experiment keeps its artifacts there.
@@ -122,3 +124,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+class Recorder(FitCallback):
+    """A fit callback that records every event it hears, in order, as (kind, ...) tuples; with
+    ``fail_at_epoch`` it raises at that epoch."""
+
+    def __init__(self, fail_at_epoch: int | None = None) -> None:
+        self.events: list[tuple] = []
+        self.fail_at_epoch = fail_at_epoch
+
+    def on_fit_start(self, detector):
+        self.events.append(("start", detector))
+
+    def on_epoch_end(self, detector, record):
+        self.events.append(("epoch", record["epoch"]))
+        if record["epoch"] == self.fail_at_epoch:
+            raise RuntimeError("stop here")
+
+    def on_fit_end(self, detector, X, training_scores):
+        self.events.append(("end", X, training_scores))
+
+    def on_fit_error(self, detector, error):
+        self.events.append(("error", error))
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A ``Recorder`` registered for the test."""
+    callback = Recorder()
+    register_callback(callback)
+    yield callback
+    unregister_callback(callback)

@@ -4,37 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import Recorder
 
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.callbacks import FitCallback, register_callback, registered_callbacks, unregister_callback
-
-
-class Recorder(FitCallback):
-    def __init__(self, fail_at_epoch: int | None = None) -> None:
-        self.events: list[tuple] = []
-        self.fail_at_epoch = fail_at_epoch
-
-    def on_fit_start(self, detector):
-        self.events.append(("start", detector))
-
-    def on_epoch_end(self, detector, record):
-        self.events.append(("epoch", record["epoch"]))
-        if record["epoch"] == self.fail_at_epoch:
-            raise RuntimeError("stop here")
-
-    def on_fit_end(self, detector, X, training_scores):
-        self.events.append(("end", X, training_scores))
-
-    def on_fit_error(self, detector, error):
-        self.events.append(("error", error))
-
-
-@pytest.fixture
-def recorder():
-    callback = Recorder()
-    register_callback(callback)
-    yield callback
-    unregister_callback(callback)
+from vae_anomaly.callbacks import register_callback, registered_callbacks, unregister_callback
 
 
 def test_callback_sees_start_every_epoch_and_the_training_scores(planted, recorder):

@@ -13,7 +13,6 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
 from vae_anomaly import VAEAnomalyDetector, scoring_batches
-from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
 from vae_anomaly.holdout import MIN_THRESHOLD_ROWS, cross_fits, held_out_rows
 from vae_anomaly.input_checks import Samples
 from vae_anomaly.scaling import binary_columns
@@ -221,20 +220,6 @@ def test_too_few_rows_to_hold_out_warn_and_threshold_on_training_scores():
     assert np.sum(detector.predict(x) == -1) == 1
 
 
-class _CountedFits(FitCallback):
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def on_fit_start(self, detector) -> None:
-        self.events.append("start")
-
-    def on_epoch_end(self, detector, record) -> None:
-        self.events.append("epoch")
-
-    def on_fit_end(self, detector, X, training_scores) -> None:
-        self.events.append("end")
-
-
 def test_a_column_too_sparse_to_cross_fit_is_named_and_the_threshold_falls_back_to_training_scores():
     x = np.random.default_rng(0).normal(size=(15, 3))
     x[:, 2] = np.nan
@@ -246,26 +231,22 @@ def test_a_column_too_sparse_to_cross_fit_is_named_and_the_threshold_falls_back_
 
 
 @pytest.mark.parametrize("n_rows", [10, 15, 19])
-def test_a_table_of_10_to_19_rows_sets_its_threshold_on_out_of_fold_scores(n_rows):
+def test_a_table_of_10_to_19_rows_sets_its_threshold_on_out_of_fold_scores(n_rows, recorder):
     # Set on the training rows' own scores (validation_fraction=0 keeps that rule), the threshold
     # flagged 82%, 31% and 37% of these new rows; the cross-fitted models' scores flag none.
     rng = np.random.default_rng(0)
     x, new = np.split(rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=2000 + n_rows), [n_rows])
-    counted = _CountedFits()
-    register_callback(counted)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no warning that the threshold comes from the training scores
-            detector = VAEAnomalyDetector(random_state=0).fit(x)
-    finally:
-        unregister_callback(counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning that the threshold comes from the training scores
+        detector = VAEAnomalyDetector(random_state=0).fit(x)
+    fit_events = [kind for kind, *_ in recorder.events]
     assert np.mean(detector.predict(new) == -1) <= 0.03
     own = VAEAnomalyDetector(random_state=0, validation_fraction=0.0).fit(x)
     assert np.mean(own.predict(new) == -1) >= 0.2
     # The same module (trained on every row), only the threshold differs; the fold models are part of
     # this fit: the callbacks hear one fit, and refitting gives the same threshold.
     np.testing.assert_array_equal(detector.anomaly_score(new), own.anomaly_score(new))
-    assert counted.events == ["start", *["epoch"] * len(detector.history_), "end"]
+    assert fit_events == ["start", *["epoch"] * len(detector.history_), "end"]
     assert VAEAnomalyDetector(random_state=0).fit(x).offset_ == detector.offset_
 
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from vae_anomaly import TimeSeriesVAEDetector, VAEAnomalyDetector, value_checks
-from vae_anomaly.callbacks import FitCallback, register_callback, unregister_callback
 from vae_anomaly.value_checks import has_no_nan, surely_finite
 
 
@@ -156,18 +155,7 @@ def test_decimal_columns_with_nulls_are_read_as_numbers(planted_frame):
     ],
     ids=["scoring_device", "device", "hidden_dims"],
 )
-def test_a_bad_setting_is_refused_before_training_starts(planted, setting, message):
-    started = []
-
-    class Recorder(FitCallback):
-        def on_fit_start(self, detector):
-            started.append(detector)
-
-    recorder = Recorder()
-    register_callback(recorder)
-    try:
-        with pytest.raises(ValueError, match=message):
-            VAEAnomalyDetector(epochs=1, **setting).fit(planted[0])
-    finally:
-        unregister_callback(recorder)
-    assert not started, "training started before the setting was checked"
+def test_a_bad_setting_is_refused_before_training_starts(planted, setting, message, recorder):
+    with pytest.raises(ValueError, match=message):
+        VAEAnomalyDetector(epochs=1, **setting).fit(planted[0])
+    assert not recorder.events, "training started before the setting was checked"
