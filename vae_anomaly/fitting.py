@@ -17,11 +17,11 @@ from sklearn.utils import check_random_state
 from vae_anomaly.callbacks import registered_callbacks
 from vae_anomaly.cpus import available_cpus, choose_threads
 from vae_anomaly.devices import resolve_device, torch_threads
+from vae_anomaly.epoch_hooks import KeepEpoch
 from vae_anomaly.model import GaussianVAE
 from vae_anomaly.scoring import score_rows
 from vae_anomaly.thresholds import anomaly_threshold_from, offset_over_phases, robust_spread
 from vae_anomaly.training import (
-    KeepEpoch,
     RowSplit,
     TrainingConfig,
     batch_size_for,
