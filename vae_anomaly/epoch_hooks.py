@@ -32,6 +32,7 @@ class ReportEpochs(EpochHook):
         self.report = report
 
     def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        """Hand ``record`` on; never stops training."""
         self.report(record)
         return False
 
@@ -43,11 +44,13 @@ class ProgressBar(EpochHook):
         self.bar = tqdm(total=n_epochs, desc="VAE", unit="epoch", disable=not enabled)
 
     def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        """Advance the bar and show the epoch's losses; never stops training."""
         self.bar.update()
         self.bar.set_postfix(loss=f"{record['loss']:.4g}", val=f"{record.get('validation_loss', np.nan):.4g}")
         return False
 
     def on_train_end(self, module: GaussianVAE) -> None:
+        """Close the bar."""
         self.bar.close()
 
 
@@ -119,6 +122,7 @@ class KeepEpoch(EpochHook):
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, module: GaussianVAE, record: dict[str, float]) -> bool:
+        """Copy the weights if ``record`` is of epoch ``epoch``; never stops training."""
         if record["epoch"] == self.epoch:
             with torch.no_grad():
                 self.state = {name: value.detach().clone() for name, value in module.state_dict().items()}
