@@ -33,6 +33,38 @@ def the_suite_writes_nothing_into_the_checkout():
 
 
 @pytest.fixture
+def tracking_store(tmp_path, monkeypatch) -> Iterator[str]:
+    """A fresh sqlite tracking store in ``tmp_path`` (the working folder, artifacts beside it) for the
+    test, its URI; autolog off and every run ended afterwards."""
+    import mlflow
+
+    from vae_anomaly import tracking
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.autolog(disable=True)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def sample_table() -> tuple[pd.DataFrame, np.ndarray]:
+    """``sample_data/tabular.parquet``: its features and its ``is_anomaly`` labels."""
+    frame = pd.read_parquet(REPOSITORY / "sample_data" / "tabular.parquet")
+    return frame.drop(columns="is_anomaly"), frame["is_anomaly"].to_numpy()
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(sample_table):
+    """``tabular_pipeline`` fitted briefly (15 epochs) on ``sample_table``'s features."""
+    from vae_anomaly.pipelines import tabular_pipeline
+
+    return tabular_pipeline(epochs=15, random_state=0).fit(sample_table[0])
+
+
+@pytest.fixture
 def register_champion(tmp_path, monkeypatch) -> Iterator[Callable[[Any, str, pd.DataFrame], str]]:
     """A fresh sqlite tracking store in ``tmp_path`` (the working folder) for the test;
     ``register_champion(model, name, input_example)`` logs the model, registers it as the ``champion``
