@@ -1,5 +1,5 @@
-"""Shared test data (a low-dimensional manifold with anomalies planted off it) and a registry in a
-temp folder."""
+"""Shared test data (a low-dimensional manifold with anomalies planted off it, a seasonal series, the
+sample table and a pipeline fitted on it), and a tracking store and a registry in a temp folder."""
 
 from __future__ import annotations
 
