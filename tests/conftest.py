@@ -65,16 +65,12 @@ def sample_pipeline(sample_table):
 
 
 @pytest.fixture
-def register_champion(tmp_path, monkeypatch) -> Iterator[Callable[[Any, str, pd.DataFrame], str]]:
-    """A fresh sqlite tracking store in ``tmp_path`` (the working folder) for the test;
-    ``register_champion(model, name, input_example)`` logs the model, registers it as the ``champion``
-    of ``name`` and returns its ``models:/`` URI."""
+def register_champion(tracking_store, monkeypatch) -> Iterator[Callable[[Any, str, pd.DataFrame], str]]:
+    """In the test's ``tracking_store``: ``register_champion(model, name, input_example)`` logs the
+    model, registers it as the ``champion`` of ``name`` and returns its ``models:/`` URI."""
     import mlflow
 
     from vae_anomaly import tracking
-
-    monkeypatch.chdir(tmp_path)
-    tracking.use_tracking_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
 
     def register(model: Any, name: str, input_example: pd.DataFrame) -> str:
         with mlflow.start_run():
@@ -83,7 +79,6 @@ def register_champion(tmp_path, monkeypatch) -> Iterator[Callable[[Any, str, pd.
         return f"models:/{name}@champion"
 
     yield register
-    mlflow.set_tracking_uri(None)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
