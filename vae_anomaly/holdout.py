@@ -15,8 +15,8 @@ from vae_anomaly.windowing import segment_window_starts
 
 # The fewest scores the threshold is set on: the upper half of them, which its tail is fitted to
 # where few are held out, then holds TAIL_MIN_EXCEEDANCES. A table of fewer rows sets it on its own
-# training scores, which the model fits: they flagged 77-100% of the clean new rows of 10-19-row
-# tables (benchmarks/RESULTS.md, issue 31).
+# training scores, which the model fits (thresholds set that way flagged 77-100% of the clean new
+# rows of 10-19-row tables before those cross-fitted; benchmarks/RESULTS.md, issue 31).
 MIN_THRESHOLD_ROWS = 2 * TAIL_MIN_EXCEEDANCES
 
 # A table of at least MIN_THRESHOLD_ROWS rows whose validation_fraction comes to fewer than
