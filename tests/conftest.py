@@ -65,7 +65,7 @@ def sample_pipeline(sample_table):
 
 
 @pytest.fixture
-def register_champion(tracking_store, monkeypatch) -> Iterator[Callable[[Any, str, pd.DataFrame], str]]:
+def register_champion(tracking_store) -> Callable[[Any, str, pd.DataFrame], str]:
     """In the test's ``tracking_store``: ``register_champion(model, name, input_example)`` logs the
     model, registers it as the ``champion`` of ``name`` and returns its ``models:/`` URI."""
     import mlflow
@@ -78,8 +78,7 @@ def register_champion(tracking_store, monkeypatch) -> Iterator[Callable[[Any, st
         tracking.register_model(info.model_uri, name, promote="always")
         return f"models:/{name}@champion"
 
-    yield register
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return register
 
 
 def planted_anomalies(
