@@ -196,7 +196,7 @@ def test_logged_model_gives_the_anomaly_probability_on_request(sample_pipeline, 
 
 
 def test_a_logged_series_model_answers_and_is_evaluated_by_its_events(seasonal):
-    from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
+    from vae_anomaly.metrics import composite_f1, event_f1, events_to_flags, range_f1
 
     times = pd.date_range("2024-01-01", periods=len(seasonal), freq="5min")
     frame = pd.DataFrame({"time": times, "value": seasonal})
@@ -222,6 +222,7 @@ def test_a_logged_series_model_answers_and_is_evaluated_by_its_events(seasonal):
     assert metrics["event_recall"] == 1.0 and metrics["event_f1"] == expected["f1"] > 0
     assert metrics["event_precision"] == expected["precision"]
     assert metrics["range_f1"] == range_f1(labels, flags)["f1"]
+    assert metrics["composite_f1"] == composite_f1(labels, flags)["f1"] < metrics["event_f1"]
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1"} <= set(metrics)
 
 

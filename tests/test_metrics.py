@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vae_anomaly.metrics import (
     best_f1,
+    composite_f1,
     detection_metrics,
     event_f1,
     events_to_flags,
@@ -128,6 +129,20 @@ def test_event_f1_counts_events_found_and_alarms_that_are_real():
     assert event_f1(EVENT_LABELS, np.zeros(12, dtype=int)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
+def test_composite_f1_charges_alarms_by_their_length():
+    # Event recall 1/2 as above; of the four flagged timestamps only 2 is labelled.
+    assert composite_f1(EVENT_LABELS, EVENT_PREDICTIONS) == pytest.approx(
+        {"precision": 1 / 4, "recall": 1 / 2, "f1": 1 / 3}
+    )
+    # Flagging every timestamp: event F1 is perfect, the composite score is not.
+    everything = np.ones(12, dtype=int)
+    assert event_f1(EVENT_LABELS, everything)["f1"] == 1.0
+    assert composite_f1(EVENT_LABELS, everything) == pytest.approx(
+        {"precision": 5 / 12, "recall": 1.0, "f1": 10 / 17}
+    )
+    assert composite_f1(EVENT_LABELS, np.zeros(12, dtype=int)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
 def test_range_f1_weighs_overlap_existence_and_cardinality():
     # Recall: [1, 3] is a third covered, [8, 9] not at all; precision: [2, 2] lies wholly in a label.
     assert range_f1(EVENT_LABELS, EVENT_PREDICTIONS) == pytest.approx(
@@ -152,7 +167,7 @@ def test_range_f1_weighs_overlap_existence_and_cardinality():
     ],
 )
 def test_event_metrics_name_bad_input(y_true, y_pred, message):
-    for metric in (event_f1, range_f1):
+    for metric in (event_f1, composite_f1, range_f1):
         with pytest.raises(ValueError, match=message):
             metric(y_true, y_pred)
 

@@ -33,8 +33,8 @@ def _runs(flags: np.ndarray) -> np.ndarray:
     return np.column_stack(runs_of_ones(flags))
 
 
-def _checked_runs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled and the predicted runs, or a ValueError naming what is wrong with the inputs."""
+def _checked_flags(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and the predictions as int64 arrays, or a ValueError naming what is wrong with them."""
     arrays = []
     for name, values in (("y_true", y_true), ("y_pred", y_pred)):
         array = np.asarray(values)
@@ -47,7 +47,13 @@ def _checked_runs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"y_true has {len(arrays[0])} timestamps but y_pred has {len(arrays[1])}.")
     if not arrays[0].any():
         raise ValueError("y_true holds no anomaly (no 1): there is no event to find.")
-    return _runs(arrays[0]), _runs(arrays[1])
+    return arrays[0], arrays[1]
+
+
+def _checked_runs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled and the predicted runs, or a ValueError naming what is wrong with the inputs."""
+    labels, predictions = _checked_flags(y_true, y_pred)
+    return _runs(labels), _runs(predictions)
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -70,7 +76,9 @@ def event_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     Recall is the share of labelled events (runs of 1s in ``y_true``) that at least one predicted
     event (a run of 1s in ``y_pred``) overlaps; precision is the share of predicted events that
     overlap at least one labelled event. Unlike point-wise F1 a long labelled window counts once,
-    and unlike point adjustment every false alarm counts.
+    and unlike point adjustment every false alarm counts. But an alarm that never ends counts once
+    too: flagging every timestamp scores 1. Read it beside :func:`composite_f1` or
+    :func:`range_f1`, or the share of unlabelled timestamps flagged.
 
     Parameters
     ----------
@@ -87,6 +95,39 @@ def event_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     labelled, predicted = _checked_runs(y_true, y_pred)
     recall = float(np.mean(_overlap_counts(labelled, predicted) > 0))
     precision = float(np.mean(_overlap_counts(predicted, labelled) > 0)) if len(predicted) else 0.0
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+
+def composite_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """Point-wise precision with event-wise recall, and their F1 (Garg et al.'s composite F-score).
+
+    Recall is :func:`event_f1`'s: the share of labelled events that an alarm overlaps. Precision is
+    the share of flagged timestamps that are labelled, so flagging what is normal costs by its
+    length: flagging every timestamp scores the labelled share as precision, where
+    :func:`event_f1` gives it 1.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_timestamps,)
+        1 inside labelled anomalies, else 0; at least one 1.
+    y_pred : array-like of shape (n_timestamps,)
+        1 inside predicted events, else 0.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` (precision is 0 without any flagged timestamp).
+
+    References
+    ----------
+    .. [1] A. Garg, W. Zhang, J. Samaran, R. Savitha and C.-S. Foo, "An Evaluation of Anomaly
+       Detection and Diagnosis in Multivariate Time Series", IEEE Transactions on Neural Networks
+       and Learning Systems, 2021.
+    """
+    labels, predictions = _checked_flags(y_true, y_pred)
+    recall = float(np.mean(_overlap_counts(_runs(labels), _runs(predictions)) > 0))
+    flagged = int(predictions.sum())
+    precision = float((labels & predictions).sum() / flagged) if flagged else 0.0
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
 
 

@@ -1,5 +1,6 @@
 """Metrics and scikit-learn scorers for anomaly labels where 1 means anomaly, for rows and time series;
-the event metrics (``event_f1``, ``range_f1``, ``events_to_flags``) live in ``event_metrics``."""
+the event metrics (``event_f1``, ``composite_f1``, ``range_f1``, ``events_to_flags``) live in
+``event_metrics``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from vae_anomaly.event_metrics import composite_f1 as composite_f1
 from vae_anomaly.event_metrics import event_f1 as event_f1
 from vae_anomaly.event_metrics import events_to_flags as events_to_flags
 from vae_anomaly.event_metrics import range_f1 as range_f1

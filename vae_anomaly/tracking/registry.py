@@ -12,7 +12,14 @@ from mlflow.tracking import MlflowClient
 
 from vae_anomaly.composition import model_parts
 from vae_anomaly.frames import event_frame
-from vae_anomaly.metrics import check_anomaly_labels, detection_metrics, event_f1, events_to_flags, range_f1
+from vae_anomaly.metrics import (
+    check_anomaly_labels,
+    composite_f1,
+    detection_metrics,
+    event_f1,
+    events_to_flags,
+    range_f1,
+)
 from vae_anomaly.model_location import quiet_artifact_downloads
 from vae_anomaly.score_columns import ANOMALY_SCORE, IS_ANOMALY
 
@@ -38,8 +45,8 @@ def evaluate_model(model_uri: str, data: pd.DataFrame, labels: Any) -> dict[str,
     dict
         ``roc_auc``, ``pr_auc``, and ``precision``, ``recall`` and ``f1`` of ``is_anomaly``; for a
         time-series model also the events' (``TimeSeriesVAEDetector.events``) ``event_precision``,
-        ``event_recall`` and ``event_f1`` (:func:`vae_anomaly.metrics.event_f1`) and ``range_f1``
-        (:func:`vae_anomaly.metrics.range_f1`).
+        ``event_recall`` and ``event_f1`` (:func:`vae_anomaly.metrics.event_f1`), ``composite_f1``
+        (:func:`vae_anomaly.metrics.composite_f1`) and ``range_f1`` (:func:`vae_anomaly.metrics.range_f1`).
     """
     with quiet_artifact_downloads():
         loaded = mlflow.pyfunc.load_model(model_uri)
@@ -51,6 +58,7 @@ def evaluate_model(model_uri: str, data: pd.DataFrame, labels: Any) -> dict[str,
         events = event_frame(model, data, positions=True, scores=scored[ANOMALY_SCORE].to_numpy())
         flags = events_to_flags(events, len(data))
         metrics.update({f"event_{name}": value for name, value in event_f1(labels, flags).items()})
+        metrics["composite_f1"] = composite_f1(labels, flags)["f1"]
         metrics["range_f1"] = range_f1(labels, flags)["f1"]
     return metrics
 
