@@ -13,8 +13,11 @@ baselines' rule alone. The baselines are those of the two benchmarks: ``knn_wind
 
 Reported per data set and half (even and odd positions of the file names in sorted order, within each
 multivariate group): event-wise F1 (``vae_anomaly.metrics.event_f1``: a labelled anomaly is found if
-an event overlaps it; an event is real if it overlaps a label) and range-based F1 (``range_f1``,
-Tatbul et al. 2018, flat bias, reciprocal cardinality).
+an event overlaps it; an event is real if it overlaps a label), composite F1 (``composite_f1``: the
+same recall, with the share of flagged timestamps that are labelled as precision), range-based F1
+(``range_f1``, Tatbul et al. 2018, flat bias, reciprocal cardinality), and ``flagged_normal``, the
+share of the measured timestamps without a label that are flagged. ``every_timestamp`` flags every
+measured timestamp: it scores an event F1 of 1, so event F1 alone does not rank the methods.
 
 Data: NAB from https://github.com/numenta/NAB and the multivariate series as ``../shared/data/README.md``
 describes them (see ``benchmarks/timeseries.py`` and ``benchmarks/multivariate.py``).
@@ -40,7 +43,7 @@ from data_sources import files_or_exit
 
 from vae_anomaly import TimeSeriesVAEDetector
 from vae_anomaly.events import flagged_runs
-from vae_anomaly.metrics import event_f1, events_to_flags, range_f1
+from vae_anomaly.metrics import composite_f1, event_f1, events_to_flags, range_f1
 from vae_anomaly.thresholds import offset_from
 from vae_anomaly.windowing import auto_window
 
@@ -74,10 +77,11 @@ def detector_flags(values: np.ndarray | pd.DataFrame, n_train: int, params: dict
 def measured(
     series: str, dataset: str, half: str, flags: dict[str, np.ndarray], labels: np.ndarray, n_train: int
 ) -> list[dict]:
-    """One record per method: event and range F1 on the measured timestamps."""
+    """One record per method and one for ``every_timestamp``: the metrics on the measured timestamps."""
     records = []
     truth = labels[n_train:]
-    for method, flagged in flags.items():
+    everything = np.ones(len(labels), dtype=np.int64)
+    for method, flagged in {**flags, "every_timestamp": everything}.items():
         predicted = flagged[n_train:]
         events, ranges = event_f1(truth, predicted), range_f1(truth, predicted)
         records.append(
@@ -88,7 +92,9 @@ def measured(
                 "method": method,
                 "events": len(flagged_runs(predicted.astype(bool), 0)),
                 **{f"event_{name}": value for name, value in events.items()},
+                "composite_f1": composite_f1(truth, predicted)["f1"],
                 **{f"range_{name}": value for name, value in ranges.items()},
+                "flagged_normal": float(predicted[truth == 0].mean()),
             }
         )
     return records
@@ -111,8 +117,7 @@ def nab_records(folder: Path, params: dict, baselines: Sequence[str] = BASELINES
             scores = timeseries._baseline_scores(name, series, n_train, probe)
             flags[method] = run_flags(scores, n_train, window)
         half = ("even", "odd")[position % 2]
-        records += measured(path.stem, "NAB", half, flags, labels, n_train)
-        print(f"{path.stem:40} " + _line(records[-len(flags) :]), flush=True)
+        records += _printed(measured(path.stem, "NAB", half, flags, labels, n_train))
     return records
 
 
@@ -134,13 +139,17 @@ def multivariate_records(folder: Path, params: dict, baselines: Sequence[str] = 
         for name, score in scorers.items():
             flags[name] = run_flags(score(values, n_train), n_train, multivariate.BASELINE_WINDOW)
         group = multivariate.group_of(path)
-        records += measured(path.stem, group, half_of[path.stem], flags, labels, n_train)
-        print(f"{path.stem:40} " + _line(records[-len(flags) :]), flush=True)
+        records += _printed(measured(path.stem, group, half_of[path.stem], flags, labels, n_train))
     return records
 
 
-def _line(records: list[dict]) -> str:
-    return ", ".join(f"{r['method']} {r['event_f1']:.2f}/{r['range_f1']:.2f}" for r in records)
+def _printed(records: list[dict]) -> list[dict]:
+    """``records`` of one series, after printing their event, composite and range F1 on one line."""
+    line = ", ".join(
+        f"{r['method']} {r['event_f1']:.2f}/{r['composite_f1']:.2f}/{r['range_f1']:.2f}" for r in records
+    )
+    print(f"{records[0]['series']:40} {line}", flush=True)
+    return records
 
 
 def main() -> None:
@@ -175,14 +184,22 @@ def main() -> None:
     frame = pd.DataFrame.from_records(records)
     if args.csv:
         frame.to_csv(args.csv, index=False)
-    columns = ["event_precision", "event_recall", "event_f1", "range_f1", "events"]
+    columns = [
+        "event_precision",
+        "event_recall",
+        "event_f1",
+        "composite_f1",
+        "range_f1",
+        "flagged_normal",
+        "events",
+    ]
     table = frame.groupby(["dataset", "half", "method"])[columns].mean()
     print()
     print(table.to_markdown(floatfmt=".3f"))
-    wide = table["event_f1"].unstack("method")
-    print()
-    print("event F1, mean per data set and half:")
-    print(wide.to_markdown(floatfmt=".3f"))
+    for metric, title in (("event_f1", "event F1"), ("composite_f1", "composite F1")):
+        print()
+        print(f"{title}, mean per data set and half:")
+        print(table[metric].unstack("method").to_markdown(floatfmt=".3f"))
 
 
 if __name__ == "__main__":

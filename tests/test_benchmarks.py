@@ -158,6 +158,13 @@ def test_the_event_benchmarks_run(tmp_path):
     output = _run("event_f1.py", "--data", str(tmp_path))
     for dataset, method in (("NAB", "vae"), ("NAB", "knn_window"), ("SKAB", "iforest_window")):
         assert f"('{dataset}', 'even', '{method}')" in output
+    # Flagging every measured timestamp finds every event with one alarm, and flags all that is normal.
+    [row] = [line for line in output.splitlines() if line.startswith("| ('NAB', 'even', 'every_timestamp')")]
+    cells = [float(cell) for cell in row.split("|")[2:-1]]
+    names = ["event_precision", "event_recall", "event_f1", "composite_f1", "range_f1", "flagged_normal"]
+    means = dict(zip([*names, "events"], cells, strict=True))
+    assert means["event_f1"] == means["flagged_normal"] == means["events"] == 1.0 > means["composite_f1"]
+    assert "composite F1, mean per data set and half:" in output
     output = _run("events.py", "--seeds", "0", "--kinds", "spike,two_spikes", "--channels", "1")
     assert "anomalies 3: one event" in output
 
