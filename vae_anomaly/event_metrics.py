@@ -70,6 +70,11 @@ def _overlap_counts(runs: np.ndarray, others: np.ndarray) -> np.ndarray:
     )
 
 
+def _event_recall(labelled: np.ndarray, predicted: np.ndarray) -> float:
+    """The share of the labelled runs that a predicted run overlaps."""
+    return float(np.mean(_overlap_counts(labelled, predicted) > 0))
+
+
 def event_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
     """Event-wise precision, recall and F1: an event is found if any alarm overlaps it.
 
@@ -93,7 +98,7 @@ def event_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
         ``precision``, ``recall``, ``f1`` (precision is 0 without any predicted event).
     """
     labelled, predicted = _checked_runs(y_true, y_pred)
-    recall = float(np.mean(_overlap_counts(labelled, predicted) > 0))
+    recall = _event_recall(labelled, predicted)
     precision = float(np.mean(_overlap_counts(predicted, labelled) > 0)) if len(predicted) else 0.0
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
 
@@ -108,10 +113,8 @@ def composite_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
 
     Parameters
     ----------
-    y_true : array-like of shape (n_timestamps,)
-        1 inside labelled anomalies, else 0; at least one 1.
-    y_pred : array-like of shape (n_timestamps,)
-        1 inside predicted events, else 0.
+    y_true, y_pred : array-like of shape (n_timestamps,)
+        The labels and the predictions, as for :func:`event_f1`.
 
     Returns
     -------
@@ -125,7 +128,7 @@ def composite_f1(y_true: Any, y_pred: Any) -> dict[str, float]:
        and Learning Systems, 2021.
     """
     labels, predictions = _checked_flags(y_true, y_pred)
-    recall = float(np.mean(_overlap_counts(_runs(labels), _runs(predictions)) > 0))
+    recall = _event_recall(_runs(labels), _runs(predictions))
     flagged = int(predictions.sum())
     precision = float((labels & predictions).sum() / flagged) if flagged else 0.0
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
